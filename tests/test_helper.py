@@ -1,0 +1,176 @@
+"""helper.py on the real data: devices, data loading (mirror, root, missing), plotting, checks."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from torch import nn
+
+import helper
+
+
+@pytest.fixture
+def empty_root(tmp_path, monkeypatch):
+    """A data root with nothing in it, no mirror, and no network (downloads fail at once)."""
+    monkeypatch.setenv(helper.DATA_ENV, str(tmp_path / "data"))
+    monkeypatch.delenv(helper.MIRROR_ENV, raising=False)
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    return tmp_path / "data"
+
+
+def test_get_device_is_a_usable_device():
+    device = helper.get_device()
+    assert isinstance(device, torch.device)
+    assert torch.ones(2, device=device).sum().item() == 2
+
+
+def test_data_root_defaults_to_home_and_follows_the_variable(monkeypatch, tmp_path):
+    monkeypatch.delenv(helper.DATA_ENV, raising=False)
+    assert helper.data_root() == helper.Path.home() / ".pytorch"
+    monkeypatch.setenv(helper.DATA_ENV, str(tmp_path))
+    assert helper.data_root() == tmp_path
+
+
+@pytest.mark.parametrize("fashion", [False, True])
+def test_mnist_from_the_mirror_into_a_fresh_root(mirror, tmp_path, monkeypatch, fashion):
+    if mirror is None:
+        pytest.skip("no offline mirror (PYTORCH_COURSE_MIRROR) on this machine")
+    monkeypatch.setenv(helper.DATA_ENV, str(tmp_path))
+    trainloader, testloader = helper.mnist_loaders(batch_size=64, fashion=fashion)
+    images, labels = next(iter(trainloader))
+    assert images.shape == (64, 1, 28, 28) and labels.shape == (64,)
+    assert len(trainloader.dataset) == 60000 and len(testloader.dataset) == 10000
+    assert images.min() >= -1 and images.max() <= 1
+    assert (tmp_path / ("FashionMNIST" if fashion else "MNIST") / "raw" / "t10k-images-idx3-ubyte").exists()
+
+
+def test_loaders_hold_exactly_what_the_transforms_give(mirror, tmp_path, monkeypatch):
+    if mirror is None:
+        pytest.skip("no offline mirror (PYTORCH_COURSE_MIRROR) on this machine")
+    monkeypatch.setenv(helper.DATA_ENV, str(tmp_path))
+    _, testloader = helper.mnist_loaders(batch_size=10)
+    dataset = helper.get_mnist(train=False)
+    images, labels = next(iter(testloader))
+    for i in range(10):
+        image, label = dataset[i]
+        assert torch.equal(images[i], image) and labels[i].item() == label
+
+
+def test_missing_mnist_says_how_to_get_it_and_leaves_nothing(empty_root):
+    with pytest.raises(helper.DataNotFoundError) as error:
+        helper.get_mnist(train=False)
+    message = str(error.value)
+    assert "MNIST" in message and helper.MIRROR_ENV in message and str(empty_root) in message
+    assert not (empty_root / "MNIST").exists(), "a failed download left a folder behind"
+
+
+def test_cat_dog_from_the_mirror(mirror, tmp_path, monkeypatch):
+    if mirror is None:
+        pytest.skip("no offline mirror (PYTORCH_COURSE_MIRROR) on this machine")
+    monkeypatch.setenv(helper.DATA_ENV, str(tmp_path))
+    folder = helper.cat_dog_dir()
+    assert folder == tmp_path / "Cat_Dog_data"
+    assert len(list((folder / "train" / "cat").glob("*.jpg"))) == 1000
+    assert len(list((folder / "test" / "dog").glob("*.jpg"))) == 250
+    assert [p.name for p in tmp_path.iterdir()] == ["Cat_Dog_data"], "staging folders were left behind"
+    assert helper.cat_dog_dir() == folder  # second call: found, nothing copied
+
+
+def test_missing_cat_dog_says_where_to_put_it(empty_root):
+    with pytest.raises(helper.DataNotFoundError) as error:
+        helper.cat_dog_dir()
+    assert "Cat_Dog_data" in str(error.value) and "train/ and test/" in str(error.value)
+    assert not any(empty_root.iterdir()), "a failed download left files behind"
+
+
+@pytest.mark.parametrize("shape", [(784,), (28, 28), (1, 28, 28), (1, 784)])
+def test_view_classify_accepts_every_image_shape_and_changes_nothing(shape):
+    torch.manual_seed(0)
+    img = torch.randn(shape)
+    ps = torch.softmax(torch.randn(1, 10), dim=1)
+    img_before, ps_before = img.clone(), ps.clone()
+    helper.view_classify(img, ps, version="Fashion")
+    fig = plt.gcf()
+    labels = [t.get_text() for t in fig.axes[1].get_yticklabels()]
+    assert labels == helper.FASHION_CLASSES
+    assert img.shape == shape and torch.equal(img, img_before) and torch.equal(ps, ps_before)
+    plt.close("all")
+
+
+def test_view_classify_works_with_grad_tensors_and_mnist_labels():
+    img = torch.randn(1, 28, 28, requires_grad=True)
+    ps = torch.softmax(torch.randn(10, requires_grad=True), dim=0)
+    helper.view_classify(img, ps)
+    assert [t.get_text() for t in plt.gcf().axes[1].get_yticklabels()] == helper.MNIST_CLASSES
+    plt.close("all")
+
+
+@pytest.mark.parametrize(
+    "img, ps, message",
+    [
+        (torch.zeros(64, 784), torch.full((10,), 0.1), "got shape (64, 784)"),
+        (torch.zeros(784), torch.full((64, 10), 0.1), "10 class probabilities, got shape (64, 10)"),
+        (torch.zeros(784), torch.randn(10) * 5, "apply softmax"),
+    ],
+)
+def test_view_classify_explains_bad_input(img, ps, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        helper.view_classify(img, ps)
+    plt.close("all")
+
+
+def test_view_classify_rejects_an_unknown_version():
+    with pytest.raises(ValueError, match="MNIST"):
+        helper.view_classify(torch.zeros(784), torch.full((10,), 0.1), version="CIFAR")
+
+
+def test_imshow_honours_the_title_and_undoes_normalisation():
+    image = torch.zeros(3, 8, 8)  # normalised zeros are the ImageNet mean colour
+    before = image.clone()
+    ax = helper.imshow(image, title="a cat")
+    assert ax.get_title() == "a cat"
+    shown = ax.get_images()[0].get_array()
+    assert abs(float(shown[0, 0, 0]) - helper.IMAGENET_MEAN[0]) < 1e-6
+    assert torch.equal(image, before)
+    _, ax2 = plt.subplots()
+    assert helper.imshow(torch.full((3, 4, 4), 0.25), ax=ax2, normalize=False) is ax2
+    assert abs(float(ax2.get_images()[0].get_array()[0, 0, 0]) - 0.25) < 1e-6
+    plt.close("all")
+
+
+def test_accuracy_counts_every_example_and_restores_the_mode():
+    model = nn.Linear(4, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]))
+        model.bias.zero_()
+    x = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [1.0, 0, 0, 0], [0, 2.0, 0, 0], [3.0, 0, 0, 0]])
+    y = torch.tensor([0, 1, 1, 1, 0])  # 4 of 5 right
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=2)  # last batch of 1
+    model.train()
+    assert helper.accuracy(model, loader) == pytest.approx(0.8)
+    assert model.training
+
+
+def test_expect_shape_and_expect_close_say_what_was_expected():
+    with pytest.raises(AssertionError, match=r"out: expected shape \(64, 10\), got \(64, 784\) — did you flatten"):
+        helper.expect_shape(torch.zeros(64, 784), (64, 10), "out", hint="did you flatten the images?")
+    with pytest.raises(AssertionError, match="expected a tensor of shape"):
+        helper.expect_shape([1, 2], (2,), "x")
+    with pytest.raises(AssertionError, match="largest difference 0.5"):
+        helper.expect_close(torch.tensor([1.0, 2.5]), torch.tensor([1.0, 2.0]), "x")
+    helper.expect_close(torch.tensor([1.0, 2.0 + 1e-7]), torch.tensor([1.0, 2.0]), "x")
+
+
+def test_importing_helper_runs_nothing():
+    import subprocess
+    import sys
+
+    code = "import sys, helper; assert 'matplotlib.pyplot' not in sys.modules; print(helper.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True)
+    assert out.stdout.strip() == "helper"
