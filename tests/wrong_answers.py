@@ -96,4 +96,131 @@ for images, labels in trainloader:
 """, "expected at least 90%"),
         Wrong("test_training_loop", "losses not recorded", "train_losses = []", "train_losses is empty"),
     ],
+    "04_fashion_mnist": [
+        Wrong("test_network", "no log-softmax", "model = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), "
+              "nn.Linear(256, 10))", "end it with nn.LogSoftmax(dim=1)"),
+        Wrong("test_network", "no flatten", "model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10), "
+              "nn.LogSoftmax(dim=1))", "start the network with nn.Flatten()"),
+        Wrong("test_network", "log-softmax over the batch", "model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10), "
+              "nn.LogSoftmax(dim=0))", "over the classes"),
+        Wrong("test_train", "not trained", "torch.manual_seed(1)\nmodel = nn.Sequential(nn.Flatten(), "
+              "nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10), nn.LogSoftmax(dim=1))", "expected at least 85%"),
+        Wrong("test_train", "losses not recorded", "train_losses = []", "train_losses is empty"),
+        Wrong("test_predict", "log-probabilities", "with torch.no_grad():\n    ps = model(images)", "torch.exp"),
+        Wrong("test_predict", "gradients recorded", "ps = torch.exp(model(images))", "inference_mode"),
+        Wrong("test_predict", "probabilities of another batch",
+              "with torch.no_grad():\n    ps = torch.exp(model(images.flip(0)))", "ps: values differ"),
+    ],
+    "05_inference_and_validation": [
+        Wrong("test_batch_accuracy", "broadcast comparison", "equals = top_class == labels", "expected shape (128, 1)"),
+        Wrong("test_batch_accuracy", "a tensor, not a float", "batch_accuracy = equals.float().mean()", "Python float"),
+        Wrong("test_batch_accuracy", "divided by the wrong count", "batch_accuracy = equals.sum().item() / 100",
+              "expected"),
+        Wrong("test_validate", "average of batch means", """
+def validate(model, loader, criterion):
+    model.eval()
+    losses, accuracies = [], []
+    with torch.no_grad():
+        for images, labels in loader:
+            log_ps = model(images)
+            losses.append(criterion(log_ps, labels).item())
+            accuracies.append((log_ps.argmax(dim=1) == labels).float().mean().item())
+    return sum(losses) / len(losses), sum(accuracies) / len(accuracies)
+""", "expected 0.6000"),
+        Wrong("test_validate", "no eval mode", """
+def validate(model, loader, criterion):
+    total_loss, correct, count = 0.0, 0, 0
+    with torch.no_grad():
+        for images, labels in loader:
+            log_ps = model(images)
+            total_loss += criterion(log_ps, labels).item() * labels.shape[0]
+            correct += (log_ps.argmax(dim=1) == labels).sum().item()
+            count += labels.shape[0]
+    return total_loss / count, correct / count
+""", "call model.eval()"),
+        Wrong("test_dropout", "no dropout layers", "dropout_model = model", "has no nn.Dropout"),
+        Wrong("test_dropout", "not trained", "torch.manual_seed(1)\ndropout_model = nn.Sequential(nn.Flatten(), "
+              "nn.Linear(784, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10), nn.LogSoftmax(dim=1))",
+              "expected at least 86%"),
+    ],
+    "06_saving_and_loading": [
+        Wrong("test_round_trip", "state_dict only",
+              "def save_checkpoint(model, path):\n    torch.save(model.state_dict(), path)", "lacks the keys"),
+        Wrong("test_round_trip", "weights not loaded", """
+def load_checkpoint(path):
+    checkpoint = torch.load(path, weights_only=True)
+    return helper.MLP(checkpoint["input_size"], checkpoint["output_size"], checkpoint["hidden_layers"],
+                      checkpoint["drop_p"])
+""", "load the saved state_dict"),
+        Wrong("test_round_trip", "hidden layers not stored", """
+def load_checkpoint(path):
+    checkpoint = torch.load(path, weights_only=True)
+    model = helper.MLP(784, 10, [512, 256, 128])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model
+""", "size mismatch"),
+        Wrong("test_round_trip", "the untrained model saved",
+              "restored = helper.MLP(784, 10, [512, 256, 128], drop_p=0.2)", "save the trained model"),
+        Wrong("test_bad_files", "no error handling", """
+def load_checkpoint(path):
+    checkpoint = torch.load(path, weights_only=True)
+    model = helper.MLP(checkpoint["input_size"], checkpoint["output_size"], checkpoint["hidden_layers"],
+                       checkpoint["drop_p"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model
+""", "expected ValueError"),
+        Wrong("test_bad_files", "missing file returns None", """
+_good_load = load_checkpoint
+def load_checkpoint(path):
+    if not Path(path).exists():
+        return None
+    return _good_load(path)
+""", "raised no FileNotFoundError"),
+    ],
+    "07_loading_image_data": [
+        Wrong("test_transforms", "no augmentation", "train_transforms = test_transforms", "same tensor twice"),
+        Wrong("test_transforms", "augmented test images", "test_transforms = train_transforms", "test_transforms is random"),
+        Wrong("test_transforms", "no normalisation", "test_transforms = transforms.Compose([transforms.Resize(255), "
+              "transforms.CenterCrop(224), transforms.ToTensor()])", "helper.IMAGENET_MEAN"),
+        Wrong("test_transforms", "no crop", "test_transforms = transforms.Compose([transforms.Resize(255), "
+              "transforms.ToTensor()])", "expected shape (3, 224, 224)"),
+        Wrong("test_loaders", "folders swapped", "train_data, test_data = test_data, train_data", "swapped"),
+        Wrong("test_loaders", "training loader not shuffled", "trainloader = DataLoader(train_data, batch_size=32)",
+              "shuffle the training loader"),
+        Wrong("test_loaders", "wrong batch size", "trainloader = DataLoader(train_data, batch_size=64, shuffle=True)",
+              "expected shape (32, 3, 224, 224)"),
+    ],
+    "08_transfer_learning": [
+        Wrong("test_freeze", "features not frozen", "import copy\nmodel = copy.deepcopy(model)\n"
+              "for p in model.features.parameters():\n    p.requires_grad = True", "still train"),
+        Wrong("test_freeze", "classifier frozen too", "import copy\nmodel = copy.deepcopy(model)\n"
+              "for p in model.classifier.parameters():\n    p.requires_grad = False", "does not train"),
+        Wrong("test_freeze", "ImageNet's 1000 classes kept", "import copy\nmodel = copy.deepcopy(model)\n"
+              "model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1000)).to(device)",
+              "expected shape (1, 2)"),
+        Wrong("test_extract_features", "feature maps not averaged", """
+def extract_features(dataset):
+    model.eval()
+    with torch.inference_mode():
+        batches = [(torch.flatten(model.features(x.to(device)), 1), y.to(device)) for x, y in DataLoader(dataset, batch_size=64)]
+    return TensorDataset(torch.cat([f for f, _ in batches]), torch.cat([y for _, y in batches]))
+""", "expected shape (8, 1280)"),
+        Wrong("test_extract_features", "shuffled loader", """
+def extract_features(dataset):
+    model.eval()
+    with torch.inference_mode():
+        loader = DataLoader(dataset, batch_size=3, shuffle=True, generator=torch.Generator().manual_seed(0))
+        batches = [(torch.flatten(model.avgpool(model.features(x.to(device))), 1), y.to(device)) for x, y in loader]
+    return TensorDataset(torch.cat([f for f, _ in batches]), torch.cat([y for _, y in batches]))
+""", "the labels should be"),
+        Wrong("test_extract_features", "the classifier's scores instead of features", """
+def extract_features(dataset):
+    model.eval()
+    with torch.inference_mode():
+        batches = [(model(x.to(device)), y.to(device)) for x, y in DataLoader(dataset, batch_size=64)]
+    return TensorDataset(torch.cat([f for f, _ in batches]), torch.cat([y for _, y in batches]))
+""", "expected shape (8, 1280)"),
+        Wrong("test_accuracy", "classifier not trained", "import copy\ntorch.manual_seed(1)\nmodel = copy.deepcopy(model)\n"
+              "model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 2)).to(device)", "expected at least 95%"),
+    ],
 }

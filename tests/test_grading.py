@@ -1,0 +1,179 @@
+"""End-to-end grading (grader/grade.py, nbgrader underneath) of a class of synthetic submissions.
+
+The corpus is built here from the solutions and the exercises: on Part 1 (fast) every kind of bad
+submission, plus one learner with a complete set of every part. Every case is graded in one run, so a
+bad submission must not disturb anybody else's grade.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import EXERCISES, PARTS, REPO, SOLUTIONS, notebook_path
+
+PART = "01_tensors"
+FULL = 5  # Part 1's points
+
+
+def _solution() -> nbformat.NotebookNode:
+    return nbformat.read(notebook_path(SOLUTIONS, PART), as_version=4)
+
+
+def _cell(nb, grade_id):
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def _with(grade_id: str, source: str) -> nbformat.NotebookNode:
+    nb = _solution()
+    _cell(nb, grade_id).source = source
+    return nb
+
+
+def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
+    """Write the submissions; return learner → (expected Part 1 score or None, expected status)."""
+    def put(learner: str, nb_or_bytes, name: str = f"{PART}.ipynb", nested: bool = False) -> None:
+        folder = root / learner / (PART if nested else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        data = nb_or_bytes if isinstance(nb_or_bytes, bytes) else nbformat.writes(nb_or_bytes).encode()
+        (folder / name).write_bytes(data)
+
+    expected: dict[str, tuple[int | None, str]] = {}
+    put("correct", _solution()); expected["correct"] = (FULL, "graded")
+    put("untouched", nbformat.read(notebook_path(EXERCISES, PART), as_version=4), nested=True)
+    expected["untouched"] = (0, "graded")
+    put("wrong answer", _with("numpy_bridge", "shared = torch.from_numpy(arr)\nindependent = torch.from_numpy(arr)"))
+    expected["wrong answer"] = (FULL - 1, "graded")
+    put("exception", _with("two_layer", "raise ValueError('oops')"))
+    expected["exception"] = (FULL - 2, "graded")
+    put("infinite loop", _with("numpy_bridge", "while True:\n    pass"))
+    expected["infinite loop"] = (FULL - 1, "graded")
+    put("kernel death", _with("two_layer", "import os\nos._exit(1)"))
+    expected["kernel death"] = (0, "error")
+    put("memory hog", _with("numpy_bridge", "hog = bytearray(64 * 2**30)"))
+    expected["memory hog"] = (FULL - 1, "graded")
+    deleted = _solution()
+    deleted.cells = [c for c in deleted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_numpy_bridge"]
+    put("deleted test cell", deleted); expected["deleted test cell"] = (FULL, "graded")
+    edited = _with("numpy_bridge", "shared = torch.tensor(arr)\nindependent = torch.tensor(arr)")
+    _cell(edited, "test_numpy_bridge").source = "print('all good, trust me')"
+    put("edited test cell", edited); expected["edited test cell"] = (FULL - 1, "graded")
+    put("invalid json", b'{"cells": [ this is not json'); expected["invalid json"] = (0, "invalid")
+    put("empty file", b""); expected["empty file"] = (0, "invalid")
+    put("renamed", _solution(), name="my_tensors.ipynb"); expected["renamed"] = (0, "missing")
+    other = nbformat.read(notebook_path(SOLUTIONS, "02_neural_networks"), as_version=4)
+    put("another part", other); expected["another part"] = (None, "")
+    put("Zoë Ångström", _solution()); expected["Zoë Ångström"] = (FULL, "graded")
+    network = _with("numpy_bridge", "import urllib.request\ntry:\n    urllib.request.urlopen('https://pypi.org', timeout=5)\n"
+                    "    print('NETWORK REACHED')\nexcept Exception as error:\n    print('network blocked:', error)\n"
+                    "shared = torch.from_numpy(arr)\nindependent = torch.tensor(arr)")
+    put("network", network); expected["network"] = (FULL, "graded")
+    targets = [out / "course" / "gradebook.db", root / "correct" / f"{PART}.ipynb", notebook_path(SOLUTIONS, PART),
+               REPO / "helper.py", out / "work"]
+    vandal = "from pathlib import Path\nfor target in %r:\n" % [str(t) for t in targets] + (
+        "    try:\n        p = Path(target)\n        (p / 'x' if p.is_dir() else p).write_text('vandalised')\n"
+        "        print('WROTE', target)\n    except Exception as error:\n        print('refused:', target, type(error).__name__)\n"
+        "shared = torch.from_numpy(arr)\nindependent = torch.tensor(arr)")
+    put("vandal", _with("numpy_bridge", vandal)); expected["vandal"] = (FULL, "graded")
+    for part in PARTS:  # one complete learner set of every part, as learners have it in notebooks/
+        folder = root / "complete" / part
+        folder.mkdir(parents=True)
+        (folder / f"{part}.ipynb").write_bytes(notebook_path(SOLUTIONS, part).read_bytes())
+    return expected
+
+
+def _grade(root: Path, out: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "grader" / "grade.py"), str(root), "--out", str(out), "--jobs", "2",
+         "--cell-timeout", "20", "--notebook-timeout", "900", "--memory-gb", "10"],
+        capture_output=True, text=True, timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def _rows(out: Path) -> dict[tuple[str, str], dict]:
+    with open(out / "grades.csv", newline="") as f:
+        return {(r["learner"], r["part"]): r for r in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("submissions")
+    out = tmp_path_factory.mktemp("grades")
+    expected = _build_corpus(root, out)
+    protected = {p: hashlib.sha256(p.read_bytes()).hexdigest()
+                 for p in [root / "correct" / f"{PART}.ipynb", notebook_path(SOLUTIONS, PART), REPO / "helper.py"]}
+    summary = _grade(root, out)
+    return root, out, expected, summary, protected
+
+
+class TestGrading:
+    def test_every_learner_gets_the_score_their_working_cells_earn(self, graded):
+        _, out, expected, _, _ = graded
+        rows = _rows(out)
+        wrong = {}
+        for learner, (score, status) in expected.items():
+            row = rows[(learner, PART)]
+            if score is not None and (float(row["score"]) != score or row["status"] != status):
+                wrong[learner] = f"got {row['score']} ({row['status']}: {row['reason']}), expected {score} ({status})"
+        assert not wrong, wrong
+        assert float(rows[("another part", PART)]["score"]) < FULL
+
+    def test_the_complete_set_gets_full_marks_in_every_part(self, graded):
+        _, out, _, _, _ = graded
+        rows = _rows(out)
+        for part in PARTS:
+            row = rows[("complete", part)]
+            assert row["status"] == "graded" and float(row["score"]) == float(row["max_score"]) > 0, (part, row)
+        total = rows[("complete", "TOTAL")]
+        assert float(total["score"]) == float(total["max_score"])
+
+    def test_bad_cases_are_named_in_the_summary(self, graded):
+        _, out, _, summary, _ = graded
+        assert "kernel died" in summary and "not a readable notebook" in summary
+        assert "my_tensors.ipynb" in summary, "the renamed notebook is not reported"
+        assert "filesystem isolation: on" in summary and "network: off" in summary
+        assert (out / "summary.txt").read_text().strip() == summary.strip().splitlines()[-1] or "Protections" in summary
+
+    def test_the_sandbox_held(self, graded):
+        root, out, _, _, protected = graded
+        for path, digest in protected.items():
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, f"{path} was changed by a submission"
+        state = json.loads((out / "state.json").read_text())
+        vandal = state["learners"]["vandal"]["student_id"]
+        executed = out / "course" / "autograded" / vandal / PART / f"{PART}.ipynb"
+        text = executed.read_text()
+        assert "WROTE" not in text and text.count("refused:") == 5
+        network = state["learners"]["network"]["student_id"]
+        text = (out / "course" / "autograded" / network / PART / f"{PART}.ipynb").read_text()
+        assert "network blocked" in text and "NETWORK REACHED" not in text
+
+    def test_feedback_reveals_no_hidden_test(self, graded):
+        _, out, _, _, _ = graded
+        pages = list((out / "feedback").rglob("*.html"))
+        assert len(pages) >= 10 + len(PARTS)
+        assert (out / "feedback" / "Zoë Ångström" / f"{PART}.html").exists()
+        for page in pages:
+            text = page.read_text()
+            assert "HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text, page
+        untouched = (out / "feedback" / "untouched" / f"{PART}.html").read_text()
+        assert "NameError: name &#39;y&#39; is not defined" in untouched or "NameError: name 'y' is not defined" in untouched
+
+    def test_a_late_submission_is_graded_and_nothing_else_is_lost(self, graded):
+        root, out, _, _, _ = graded
+        before = _rows(out)
+        late = root / "late learner"
+        late.mkdir()
+        (late / f"{PART}.ipynb").write_bytes(notebook_path(SOLUTIONS, PART).read_bytes())
+        summary = _grade(root, out)
+        assert "executed 1 notebook(s)" in summary, summary
+        after = _rows(out)
+        assert after[("late learner", PART)]["score"] == str(FULL)
+        assert {k: v for k, v in after.items() if k[0] != "late learner"} == before
