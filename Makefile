@@ -21,33 +21,34 @@ endif
 ifneq ($(strip $(MIRROR)),)
 export PYTORCH_COURSE_MIRROR := $(abspath $(MIRROR))
 endif
-# Plots render to files under test, never to a window.
-export MPLBACKEND ?= Agg
-
-.PHONY: help env lab test exercises data bench grade browser clean
+.PHONY: help env lab test exercises data bench grade browser sandbox clean
 
 help:
 	@sed -n '1,8p' Makefile
-	@echo "Targets: lab test exercises data bench grade browser clean"
+	@echo "Targets: lab test exercises data bench grade browser sandbox clean"
 
 # The course environment: a virtual environment with the pinned packages, helper.py installed into
 # it (so `import helper` works from every folder) and the course's Jupyter kernel registered in it.
 env: $(STAMP)
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml jupyter/overrides.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python 3 (Intro to PyTorch)"
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $@
 
+# JupyterLab on the course folder, opening on README.md (the parts in order; markdown opens as a preview).
 lab: env
-	cd notebooks && ../$(BIN)/jupyter lab --port=$(PORT) --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/README.md
+	$(BIN)/jupyter lab --port=$(PORT) --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/README.md \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Every test: helper unit tests, notebook execution (nbval), exercise sync, check strength, grading, browser.
 # One thread per test worker: PyTorch's threads spin while they wait, and two workers with two threads
 # each on a 2-core machine ran the notebooks several times slower than one thread each.
-test: env browser
+test: env browser sandbox
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope tests solutions --nbval-lax \
 		--nbval-cell-timeout=600 -p no:cacheprovider
 
@@ -67,8 +68,17 @@ bench: env
 	$(BIN)/python tools/bench.py
 
 # Grade a folder of learner submissions: make grade SUBMISSIONS=path/to/submissions [OUT=grades]
-grade: env
+grade: env sandbox
 	$(BIN)/python grader/grade.py "$(SUBMISSIONS)" --out "$(or $(OUT),grades)"
+
+# bubblewrap: the sandbox in which `make grade` runs learners' code (grading still works without it, and
+# its summary then says the sandbox was off).
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
+			|| echo "bubblewrap could not be installed: grading runs without its sandbox"; \
+		else echo "bubblewrap is missing (sudo apt-get install bubblewrap): grading runs without its sandbox"; fi; }
 
 # Debian's Chromium for the browser test (browser downloads are impossible offline); skipped where
 # it cannot be installed, and the browser test then says so.

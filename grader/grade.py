@@ -75,10 +75,12 @@ def student_id(name: str) -> str:
     return f"{slug}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
 
 
-def discover(submissions: Path) -> tuple[list[Task], dict[str, list[str]]]:
+def discover(submissions: Path) -> tuple[list[str], list[Task], dict[str, list[str]]]:
+    """The learners (one folder each), their notebooks to grade, and notebooks with names not in the course."""
     root = submissions / "submitted" if (submissions / "submitted").is_dir() else submissions
-    tasks, unrecognised = [], {}
+    learners, tasks, unrecognised = [], [], {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        learners.append(folder.name)
         found = set()
         for part in PARTS:
             for candidate in (folder / f"{part}.ipynb", folder / part / f"{part}.ipynb"):
@@ -91,7 +93,7 @@ def discover(submissions: Path) -> tuple[list[Task], dict[str, list[str]]]:
                   if p.resolve() not in found and ".ipynb_checkpoints" not in p.parts]
         if others:
             unrecognised[folder.name] = others
-    return tasks, unrecognised
+    return learners, tasks, unrecognised
 
 
 # ------------------------------------------------------------------------------------------- sandbox
@@ -161,7 +163,9 @@ def course_config(root: Path, cell_timeout: int, phase: str) -> str:
 def tool_env(**extra: str) -> dict[str, str]:
     """The environment for nbgrader: the course environment's tools (nbgrader calls `alembic`) first."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return {**os.environ, "PATH": path, "MPLBACKEND": "Agg", **extra}
+    env = {**os.environ, "PATH": path, **extra}
+    env.pop("MPLBACKEND", None)  # kernels draw inline, so the feedback shows the learner's figures
+    return env
 
 
 def nbgrader(*args: str) -> list[str]:
@@ -194,7 +198,10 @@ def execute(task: Task, out: Path, options: argparse.Namespace, sandboxed: bool)
     env = tool_env(HOME=str(scratch / "home"), JUPYTER_RUNTIME_DIR=str(scratch / "home" / "runtime"),
                    MPLCONFIGDIR=str(scratch / "home" / "mpl"), OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
                    TORCH_HOME=os.environ.get("TORCH_HOME", str(Path.home() / ".cache" / "torch")))
-    env.pop("PYTORCH_COURSE_MIRROR", None)  # data are prepared in the data root beforehand
+    import helper
+
+    env["PYTORCH_COURSE_DATA"] = str(helper.data_root())  # HOME moves; the data, prepared beforehand, stay
+    env.pop("PYTORCH_COURSE_MIRROR", None)
     if sandboxed:
         hidden = [out, REPO / "solutions", REPO / "tests", REPO / "grader", Path(options.submissions).resolve()]
         command = sandbox_command(scratch, hidden, command)
@@ -218,8 +225,9 @@ def execute(task: Task, out: Path, options: argparse.Namespace, sandboxed: bool)
     elif "DeadKernelError" in text or "Kernel died" in text or "kernel died" in text.lower():
         task.status, task.reason = "error", "the kernel died (the notebook exited or crashed Python)"
     else:
-        last = [line for line in text.splitlines() if line.strip()][-1:] or ["no output"]
-        task.status, task.reason = "error", f"nbgrader could not grade it: {last[0][:200]}"
+        errors = [line.split("ERROR]", 1)[1].strip() for line in text.splitlines() if "| ERROR]" in line
+                  and not any(w in line for w in ("Traceback", "Please see", "There was an error"))]
+        task.status, task.reason = "error", f"nbgrader could not grade it: {(errors or ['see grading.log'])[-1][:200]}"
     return task
 
 
@@ -294,8 +302,9 @@ def write_reports(run: Run, out: Path, state: dict) -> str:
         writer.writerows(rows)
 
     results = state["results"]
-    lines = [f"Graded {len(learners)} learner(s); this run executed {len(run.tasks)} notebook(s) "
-             f"({sum(t.status == 'skipped' for t in run.tasks)} unchanged, kept)."]
+    executed = sum(t.status != "skipped" for t in run.tasks)
+    lines = [f"Graded {len(learners)} learner(s); this run executed {executed} notebook(s) "
+             f"({len(run.tasks) - executed} unchanged, kept)."]
     for label, statuses in [("timed out", {"timed out"}), ("errored", {"error", "invalid"})]:
         bad = [(k, v) for k, v in sorted(results.items()) if v["status"] in statuses]
         lines.append(f"Parts that {label}: {len(bad)}")
@@ -346,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     state = json.loads(state_path.read_text()) if state_path.exists() else {"learners": {}, "results": {}}
 
     run = Run()
-    run.tasks, run.unrecognised = discover(submissions)
+    learners, run.tasks, run.unrecognised = discover(submissions)
+    for learner in learners:
+        state["learners"].setdefault(learner, {"student_id": student_id(learner)})
     sandboxed = not options.no_sandbox and sandbox_available()
     run.protections = {
         "time limits": f"{options.cell_timeout} s per cell, {options.notebook_timeout} s per notebook",
@@ -356,7 +367,6 @@ def main(argv: list[str] | None = None) -> int:
         "network": "off (own network namespace)" if sandboxed else "NOT blocked (bubblewrap not available or disabled)",
     }
     for task in run.tasks:
-        state["learners"].setdefault(task.learner, {"student_id": task.student_id})
         previous = state["results"].get(f"{task.student_id}/{task.part}")
         if previous and previous.get("digest") == task.digest and previous["status"] != "pending":
             task.status = "skipped"

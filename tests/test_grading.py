@@ -1,14 +1,15 @@
 """End-to-end grading (grader/grade.py, nbgrader underneath) of a class of synthetic submissions.
 
 The corpus is built here from the solutions and the exercises: on Part 1 (fast) every kind of bad
-submission, plus one learner with a complete set of every part. Every case is graded in one run, so a
-bad submission must not disturb anybody else's grade.
+submission, all graded in one run, so a bad submission must not disturb anybody else's grade. A second run
+into the same output adds a late learner and one complete learner set of every part.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import shutil
 import json
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 from conftest import EXERCISES, PARTS, REPO, SOLUTIONS, notebook_path
 
 PART = "01_tensors"
+SANDBOX = shutil.which("bwrap") is not None  # `make sandbox` installs it where it can
 FULL = 5  # Part 1's points
 
 
@@ -60,7 +62,7 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     expected["memory hog"] = (FULL - 1, "graded")
     deleted = _solution()
     deleted.cells = [c for c in deleted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_numpy_bridge"]
-    put("deleted test cell", deleted); expected["deleted test cell"] = (FULL, "graded")
+    put("deleted test cell", deleted); expected["deleted test cell"] = (FULL - 1, "graded")  # its point is lost
     edited = _with("numpy_bridge", "shared = torch.tensor(arr)\nindependent = torch.tensor(arr)")
     _cell(edited, "test_numpy_bridge").source = "print('all good, trust me')"
     put("edited test cell", edited); expected["edited test cell"] = (FULL - 1, "graded")
@@ -73,6 +75,8 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     network = _with("numpy_bridge", "import urllib.request\ntry:\n    urllib.request.urlopen('https://pypi.org', timeout=5)\n"
                     "    print('NETWORK REACHED')\nexcept Exception as error:\n    print('network blocked:', error)\n"
                     "shared = torch.from_numpy(arr)\nindependent = torch.tensor(arr)")
+    if not SANDBOX:  # without the sandbox these would really reach the network and damage files
+        return expected
     put("network", network); expected["network"] = (FULL, "graded")
     targets = [out / "course" / "gradebook.db", root / "correct" / f"{PART}.ipynb", notebook_path(SOLUTIONS, PART),
                REPO / "helper.py", out / "work"]
@@ -81,17 +85,13 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
         "        print('WROTE', target)\n    except Exception as error:\n        print('refused:', target, type(error).__name__)\n"
         "shared = torch.from_numpy(arr)\nindependent = torch.tensor(arr)")
     put("vandal", _with("numpy_bridge", vandal)); expected["vandal"] = (FULL, "graded")
-    for part in PARTS:  # one complete learner set of every part, as learners have it in notebooks/
-        folder = root / "complete" / part
-        folder.mkdir(parents=True)
-        (folder / f"{part}.ipynb").write_bytes(notebook_path(SOLUTIONS, part).read_bytes())
     return expected
 
 
-def _grade(root: Path, out: Path) -> str:
+def _grade(root: Path, out: Path, cell_timeout: int) -> str:
     result = subprocess.run(
         [sys.executable, str(REPO / "grader" / "grade.py"), str(root), "--out", str(out), "--jobs", "2",
-         "--cell-timeout", "20", "--notebook-timeout", "900", "--memory-gb", "10"],
+         "--cell-timeout", str(cell_timeout), "--notebook-timeout", "900", "--memory-gb", "10"],
         capture_output=True, text=True, timeout=1800,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -110,13 +110,22 @@ def graded(tmp_path_factory):
     expected = _build_corpus(root, out)
     protected = {p: hashlib.sha256(p.read_bytes()).hexdigest()
                  for p in [root / "correct" / f"{PART}.ipynb", notebook_path(SOLUTIONS, PART), REPO / "helper.py"]}
-    summary = _grade(root, out)
-    return root, out, expected, summary, protected
+    summary = _grade(root, out, cell_timeout=20)   # short, for the infinite loop
+    before = _rows(out)
+    # A second run into the same output: a late learner, and one complete set of every part.
+    late = root / "late learner"
+    late.mkdir()
+    (late / f"{PART}.ipynb").write_bytes(notebook_path(SOLUTIONS, PART).read_bytes())
+    for part in PARTS:  # as learners have them in notebooks/
+        (root / "complete" / part).mkdir(parents=True)
+        (root / "complete" / part / f"{part}.ipynb").write_bytes(notebook_path(SOLUTIONS, part).read_bytes())
+    second = _grade(root, out, cell_timeout=600)
+    return root, out, expected, summary, protected, before, second
 
 
 class TestGrading:
     def test_every_learner_gets_the_score_their_working_cells_earn(self, graded):
-        _, out, expected, _, _ = graded
+        _, out, expected, *_ = graded
         rows = _rows(out)
         wrong = {}
         for learner, (score, status) in expected.items():
@@ -127,7 +136,7 @@ class TestGrading:
         assert float(rows[("another part", PART)]["score"]) < FULL
 
     def test_the_complete_set_gets_full_marks_in_every_part(self, graded):
-        _, out, _, _, _ = graded
+        _, out, *_ = graded
         rows = _rows(out)
         for part in PARTS:
             row = rows[("complete", part)]
@@ -136,14 +145,19 @@ class TestGrading:
         assert float(total["score"]) == float(total["max_score"])
 
     def test_bad_cases_are_named_in_the_summary(self, graded):
-        _, out, _, summary, _ = graded
+        _, out, _, summary, *_ = graded
         assert "kernel died" in summary and "not a readable notebook" in summary
         assert "my_tensors.ipynb" in summary, "the renamed notebook is not reported"
-        assert "filesystem isolation: on" in summary and "network: off" in summary
-        assert (out / "summary.txt").read_text().strip() == summary.strip().splitlines()[-1] or "Protections" in summary
+        if SANDBOX:
+            assert "filesystem isolation: on" in summary and "network: off" in summary
+        else:
+            assert "filesystem isolation: OFF" in summary
+        assert "Protections" in (out / "summary.txt").read_text()
+        assert "metadata may be corrupted" in summary, "the notebook of another part is not explained"
 
+    @pytest.mark.skipif(not SANDBOX, reason="bubblewrap is not installed: `make sandbox`")
     def test_the_sandbox_held(self, graded):
-        root, out, _, _, protected = graded
+        root, out, _, _, protected, *_ = graded
         for path, digest in protected.items():
             assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, f"{path} was changed by a submission"
         state = json.loads((out / "state.json").read_text())
@@ -156,7 +170,7 @@ class TestGrading:
         assert "network blocked" in text and "NETWORK REACHED" not in text
 
     def test_feedback_reveals_no_hidden_test(self, graded):
-        _, out, _, _, _ = graded
+        _, out, *_ = graded
         pages = list((out / "feedback").rglob("*.html"))
         assert len(pages) >= 10 + len(PARTS)
         assert (out / "feedback" / "Zoë Ångström" / f"{PART}.html").exists()
@@ -166,14 +180,9 @@ class TestGrading:
         untouched = (out / "feedback" / "untouched" / f"{PART}.html").read_text()
         assert "NameError: name &#39;y&#39; is not defined" in untouched or "NameError: name 'y' is not defined" in untouched
 
-    def test_a_late_submission_is_graded_and_nothing_else_is_lost(self, graded):
-        root, out, _, _, _ = graded
-        before = _rows(out)
-        late = root / "late learner"
-        late.mkdir()
-        (late / f"{PART}.ipynb").write_bytes(notebook_path(SOLUTIONS, PART).read_bytes())
-        summary = _grade(root, out)
-        assert "executed 1 notebook(s)" in summary, summary
+    def test_a_second_run_grades_only_newcomers_and_loses_nothing(self, graded):
+        _, out, _, _, _, before, second = graded
+        assert f"executed {1 + len(PARTS)} notebook(s)" in second, second
         after = _rows(out)
         assert after[("late learner", PART)]["score"] == str(FULL)
-        assert {k: v for k, v in after.items() if k[0] != "late learner"} == before
+        assert {k: v for k, v in after.items() if k in before} == before

@@ -1,0 +1,188 @@
+"""The learner's path in a real JupyterLab, driven by headless Chromium through Playwright.
+
+The server runs on a free loopback port over a disposable copy of the course (README, notebooks/, one
+solution), so nothing a cell writes lands in the repository. Screenshots go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import EXERCISES, PARTS, REPO, SOLUTIONS, notebook_path, read_notebook
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SHOTS = REPO / "artifacts" / "screenshots"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+SOLUTION_PART = "01_tensors"
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium on this machine: `make browser` installs Debian's chromium where it can")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server as `make lab` starts it, over a copy of the course."""
+    root = tmp_path_factory.mktemp("course")
+    shutil.copy(REPO / "README.md", root / "README.md")
+    shutil.copytree(EXERCISES, root / "notebooks")
+    (root / "solutions").mkdir()
+    shutil.copytree(SOLUTIONS / SOLUTION_PART, root / "solutions" / SOLUTION_PART)
+    port, token = _free_port(), secrets.token_hex(16)
+    log = open(root.parent / "jupyterlab.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={root.parent / 'workspaces'}", f"--IdentityProvider.token={token}", "--LabApp.default_url=/lab/tree/README.md",
+         "--ServerApp.open_browser=False", *(["--allow-root"] if os.geteuid() == 0 else [])],
+        cwd=root, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail("JupyterLab did not start: " + (root.parent / "jupyterlab.log").read_text()[-2000:])
+    yield base, token, root
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        yield page
+        browser.close()
+
+
+def _kernels(base: str, token: str) -> list[dict]:
+    return json.loads(urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10).read())
+
+
+def _wait_until_idle(page, base, token, seconds=300) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        busy = page.locator(".jp-InputPrompt", has_text="[*]").count()
+        states = {k["execution_state"] for k in _kernels(base, token)}
+        if busy == 0 and states <= {"idle"}:
+            return
+        time.sleep(1)
+    raise AssertionError(f"cells still running after {seconds} s")
+
+
+def _open(page, base, token, path: str) -> None:
+    page.goto(f"{base}/lab/tree/{path}?reset&token={token}")  # reset: no tabs restored from before
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+    page.wait_for_function("() => !document.querySelector('.jp-Notebook-ExecutionIndicator[data-status=\"busy\"]')")
+    deadline = time.time() + 60
+    while not _kernels(base, token) and time.time() < deadline:  # the kernel starts with the notebook
+        time.sleep(0.5)
+    _wait_until_idle(page, base, token)
+
+
+def _save_and_read(page, root: Path, path: str) -> dict:
+    page.locator(".jp-Notebook").first.click()
+    page.keyboard.press("Control+s")
+    time.sleep(2)
+    return json.loads((root / path).read_text())
+
+
+def _shut_down_kernels(page, base, token) -> None:
+    """Leave the notebook and stop its kernel, so the next notebook starts alone."""
+    page.goto("about:blank")
+    for kernel in _kernels(base, token):
+        req = urllib.request.Request(f"{base}/api/kernels/{kernel['id']}?token={token}", method="DELETE")
+        try:
+            urllib.request.urlopen(req, timeout=30)
+        except urllib.error.HTTPError:  # already shutting down
+            pass
+    deadline = time.time() + 30
+    while _kernels(base, token) and time.time() < deadline:
+        time.sleep(0.5)
+
+
+def test_landing_page_lists_the_eight_parts_in_order(lab, page):
+    base, token, _ = lab
+    page.goto(f"{base}/?token={token}")  # where `make lab` opens the browser
+    preview = page.locator(".jp-RenderedMarkdown", has_text="Learners").first
+    preview.wait_for()
+    text = preview.inner_text()
+    positions = [text.find(part) for part in PARTS]
+    assert all(p >= 0 for p in positions), f"the landing page does not list every part: {text[:500]}"
+    assert positions == sorted(positions), "the parts are not listed in order"
+    page.screenshot(path=str(SHOTS / "00_landing_page.png"))
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_exercise_runs_up_to_its_first_exercise(lab, page, part):
+    base, token, root = lab
+    path = f"notebooks/{part}/{part}.ipynb"
+    nb = read_notebook(notebook_path(EXERCISES, part))
+    first = next(i for i, c in enumerate(nb["cells"]) if c.get("metadata", {}).get("nbgrader", {}).get("solution"))
+    draws = any(re.search(r"plt\.|imshow|view_classify", "".join(c["source"]))
+                for c in nb["cells"][:first] if c["cell_type"] == "code")
+    _open(page, base, token, path)
+    assert page.get_by_role("button", name=re.compile("Validate")).count() >= 1, "no nbgrader Validate button"
+    page.locator(".jp-Notebook .jp-Cell").first.click()
+    for _ in range(first):
+        page.keyboard.press("Shift+Enter")
+        time.sleep(0.2)
+    _wait_until_idle(page, base, token)
+    page.screenshot(path=str(SHOTS / f"{part}.png"), full_page=False)
+    assert {k["execution_state"] for k in _kernels(base, token)} == {"idle"}, "the kernel is not alive"
+    if draws:
+        assert page.locator(".jp-OutputArea-output img").count() >= 1, "no figure was rendered"
+    saved = _save_and_read(page, root, path)
+    errors = [o.get("ename", "") + ": " + o.get("evalue", "") for c in saved["cells"][:first] if c["cell_type"] == "code"
+              for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, f"{part}: errors before the first exercise: {errors}"
+    ran = [c for c in saved["cells"][:first] if c["cell_type"] == "code"]
+    assert ran and all(c.get("execution_count") for c in ran), f"{part}: not every cell before the first exercise ran"
+    _shut_down_kernels(page, base, token)
+
+
+def test_a_solution_notebook_passes_every_check_in_the_browser(lab, page):
+    base, token, root = lab
+    path = f"solutions/{SOLUTION_PART}/{SOLUTION_PART}.ipynb"
+    _open(page, base, token, path)
+    page.get_by_role("menuitem", name="Run").click()
+    page.get_by_role("menuitem", name=re.compile("^Run All Cells")).click()
+    time.sleep(1)
+    _wait_until_idle(page, base, token)
+    page.screenshot(path=str(SHOTS / f"solution_{SOLUTION_PART}.png"))
+    saved = _save_and_read(page, root, path)
+    graded = [c for c in saved["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    for cell in graded:
+        outputs = cell.get("outputs", [])
+        text = "".join("".join(o.get("text", "")) for o in outputs)  # saved as a string or a list of lines
+        assert not any(o.get("output_type") == "error" for o in outputs), cell["metadata"]["nbgrader"]["grade_id"]
+        assert "✓" in text, f"{cell['metadata']['nbgrader']['grade_id']} printed no ✓: {text!r}"
+    _shut_down_kernels(page, base, token)
