@@ -106,9 +106,10 @@ def sandbox_available() -> bool:
 
 
 def sandbox_command(scratch: Path, hidden: list[Path], command: list[str]) -> list[str]:
-    """bubblewrap: the whole system read-only, `hidden` folders replaced by empty ones, only `scratch`
-    writable, a private /tmp, no network (a new network namespace with only loopback), own process tree."""
-    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+    """bubblewrap: the whole system read-only (/tmp too: TMPDIR points into `scratch`), `hidden` folders
+    replaced by empty ones, only `scratch` writable, no network (a new network namespace with only
+    loopback), its own process tree."""
+    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"]
     for folder in hidden:
         if folder.exists():
@@ -178,6 +179,7 @@ def execute(task: Task, out: Path, options: argparse.Namespace, sandboxed: bool)
     shutil.rmtree(scratch, ignore_errors=True)
     (scratch / "source" / task.part).mkdir(parents=True)
     (scratch / "home").mkdir()
+    (scratch / "tmp").mkdir()
     submitted = scratch / "submitted" / task.student_id / task.part
     submitted.mkdir(parents=True)
     try:
@@ -196,7 +198,7 @@ def execute(task: Task, out: Path, options: argparse.Namespace, sandboxed: bool)
     memory = options.memory_gb * 2**30
     command = ["prlimit", f"--as={memory}", "--", "sh", "-c", script]
     env = tool_env(HOME=str(scratch / "home"), JUPYTER_RUNTIME_DIR=str(scratch / "home" / "runtime"),
-                   MPLCONFIGDIR=str(scratch / "home" / "mpl"), OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
+                   MPLCONFIGDIR=str(scratch / "home" / "mpl"), TMPDIR=str(scratch / "tmp"), OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
                    TORCH_HOME=os.environ.get("TORCH_HOME", str(Path.home() / ".cache" / "torch")))
     import helper
 

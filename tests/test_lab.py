@@ -54,16 +54,22 @@ def lab(tmp_path_factory):
          "--ServerApp.open_browser=False", *(["--allow-root"] if os.geteuid() == 0 else [])],
         cwd=root, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline"},
     )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
+    # Jupyter moves to the next port when the free one was taken meanwhile: read the one it serves on.
+    base = None
+    for _ in range(240):
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", (root.parent / "jupyterlab.log").read_text())
+        if found:
+            base = f"http://127.0.0.1:{found.group(1)}"
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5)
+                break
+            except OSError:
+                pass
+        time.sleep(0.5)
     else:
         server.kill()
-        pytest.fail("JupyterLab did not start: " + (root.parent / "jupyterlab.log").read_text()[-2000:])
+        pytest.fail(f"JupyterLab did not answer (asked for port {port}, found {base}): "
+                    + (root.parent / "jupyterlab.log").read_text()[-2000:])
     yield base, token, root
     server.terminate()
     server.wait(timeout=30)
