@@ -111,11 +111,13 @@ def sandbox_command(scratch: Path, hidden: list[Path], command: list[str]) -> li
     loopback), its own process tree."""
     args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"]
+    hidden = [folder for folder in hidden if folder.exists()]
     for folder in hidden:
-        if folder.exists():
-            args += ["--tmpfs", str(folder)]
-    args += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch)]
-    return args + command
+        args += ["--tmpfs", str(folder)]
+    args += ["--bind", str(scratch), str(scratch)]
+    for folder in hidden:  # the empty stand-ins read-only too; the scratch bind inside stays writable
+        args += ["--remount-ro", str(folder)]
+    return args + ["--chdir", str(scratch)] + command
 
 
 def exercise_source(part: str) -> nbformat.NotebookNode:

@@ -175,9 +175,9 @@ class TestGrading:
         assert len(pages) >= 10 + len(PARTS)
         assert (out / "feedback" / "Zoë Ångström" / f"{PART}.html").exists()
         for page in pages:
-            text = page.read_text()
-            assert "HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text, page
+            assert "HIDDEN TESTS" not in page.read_text(), page
         untouched = (out / "feedback" / "untouched" / f"{PART}.html").read_text()
+        assert "BEGIN SOLUTION" not in untouched and "torch.from_numpy(arr)" not in untouched, "a solution leaked"
         assert "NameError: name &#39;y&#39; is not defined" in untouched or "NameError: name 'y' is not defined" in untouched
 
     def test_a_second_run_grades_only_newcomers_and_loses_nothing(self, graded):

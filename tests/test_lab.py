@@ -90,7 +90,14 @@ def page(lab):
 
 
 def _kernels(base: str, token: str) -> list[dict]:
-    return json.loads(urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10).read())
+    for attempt in range(5):  # the server answers 500 while a kernel is half shut down
+        try:
+            return json.loads(urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10).read())
+        except urllib.error.HTTPError:
+            if attempt == 4:
+                raise
+            time.sleep(1)
+    return []
 
 
 def _wait_until_idle(page, base, token, seconds=300) -> None:
