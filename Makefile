@@ -71,23 +71,23 @@ bench: env
 grade: env sandbox
 	$(BIN)/python grader/grade.py "$(SUBMISSIONS)" --out "$(or $(OUT),grades)"
 
-# bubblewrap: the sandbox in which `make grade` runs learners' code (grading still works without it, and
-# its summary then says the sandbox was off).
-sandbox:
-	@command -v bwrap >/dev/null 2>&1 || { \
+# System packages from Debian, installed when missing and make runs as root; elsewhere it says what to do.
+# $(1): the command, $(2): the package, $(3): what happens without it.
+define system_package
+	@command -v $(1) >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
-			|| echo "bubblewrap could not be installed: grading runs without its sandbox"; \
-		else echo "bubblewrap is missing (sudo apt-get install bubblewrap): grading runs without its sandbox"; fi; }
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null) \
+			|| echo "$(2) could not be installed: $(3)"; \
+		else echo "$(2) is missing (sudo apt-get install $(2)): $(3)"; fi; }
+endef
 
-# Debian's Chromium for the browser test (browser downloads are impossible offline); skipped where
-# it cannot be installed, and the browser test then says so.
+# bubblewrap: the sandbox in which `make grade` runs learners' code.
+sandbox:
+	$(call system_package,bwrap,bubblewrap,grading runs without its sandbox and its summary says so)
+
+# Debian's Chromium for the browser test (browser downloads are impossible offline).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-			|| echo "chromium could not be installed: the browser test will be skipped"; \
-		else echo "chromium is missing (install it: sudo apt-get install chromium): the browser test will be skipped"; fi; }
+	$(call system_package,chromium,chromium,the browser test will be skipped)
 
 clean:
 	rm -rf $(VENV) artifacts grades .pytest_cache *.egg-info

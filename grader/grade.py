@@ -33,7 +33,7 @@ import sys
 import time
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -56,8 +56,6 @@ class Task:
     status: str = "pending"   # graded | timed out | error | invalid | skipped (unchanged)
     reason: str = ""
     seconds: float = 0.0
-    score: float | None = None
-    max_score: float | None = None
 
 
 @dataclass

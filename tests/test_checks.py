@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from conftest import KERNEL, PARTS, SOLUTIONS, graded_cells, notebook_path, read_notebook
 from harness import run_with_wrong_answers
 from wrong_answers import WRONG
