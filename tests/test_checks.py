@@ -1,39 +1,79 @@
-"""Check strength: every graded check passes the solution and fails plausible wrong answers."""
+"""Check strength: every graded check has wrong answers to fail on, and every wrong answer is really tried.
+
+The wrong answers (tests/wrong_answers.py) run inside nbval's execution of the solution notebooks, as test
+items inserted before each graded cell (see harness.py). These tests make sure that no check goes untried
+and that no wrong answer is silently dropped (a misspelt `grade_id` would otherwise match no cell).
+"""
 
 from __future__ import annotations
 
-from conftest import KERNEL, PARTS, SOLUTIONS, graded_cells, notebook_path, read_notebook
-from harness import run_with_wrong_answers
+import json
+import subprocess
+import sys
+
+import pytest
+
+import course
+from harness import graded_id
 from wrong_answers import WRONG
 
 
-def _check_part(part: str) -> None:
-    path = notebook_path(SOLUTIONS, part)
-    graded = {c["metadata"]["nbgrader"]["grade_id"] for c in graded_cells(read_notebook(path))}
-    wrong = WRONG.get(part, [])
-    untested = graded - {w.grade_id for w in wrong}
-    assert not untested, f"{part}: graded checks with no wrong answer to fail on: {sorted(untested)}"
-
-    run = run_with_wrong_answers(path, wrong, KERNEL)
-
-    assert not run.graded_failed, f"{part}: the solution fails its own checks: {run.graded_failed}"
-    assert sorted(run.graded_passed) == sorted(graded)
-    problems = []
-    for outcome, answer in zip(run.outcomes, wrong):
-        if not outcome.failed:
-            problems.append(f"{outcome.grade_id} passed the wrong answer {outcome.name!r}")
-        elif answer.message not in outcome.output:
-            problems.append(f"{outcome.grade_id} failed {outcome.name!r} without saying {answer.message!r}:\n"
-                            f"{outcome.output[-600:]}")
-    assert not problems, "\n".join(problems)
+def _graded_ids(part: course.Part) -> list[str]:
+    cells = json.loads(part.solution.read_text())["cells"]
+    return [grade_id for grade_id in map(graded_id, cells) if grade_id]
 
 
-# One class per part, so that pytest-xdist (--dist loadscope) spreads the parts over workers.
-for _part in PARTS:
-    def _test(self, part=_part):
-        _check_part(part)
-    globals()[f"TestChecks_{_part}"] = type(f"TestChecks_{_part}", (), {"test_wrong_answers_fail": _test})
+def test_wrong_answers_are_registered_for_exactly_the_course_parts():
+    assert set(WRONG) == set(course.PART_NAMES), (
+        f"parts without wrong answers: {sorted(set(course.PART_NAMES) - set(WRONG))}; "
+        f"wrong answers for parts that do not exist: {sorted(set(WRONG) - set(course.PART_NAMES))}"
+    )
 
 
-def test_every_part_has_wrong_answers():
-    assert set(WRONG) >= set(PARTS), f"parts without wrong answers: {sorted(set(PARTS) - set(WRONG))}"
+@pytest.mark.parametrize("part", course.PARTS, ids=course.PART_NAMES)
+def test_every_check_has_a_wrong_answer_and_every_wrong_answer_a_check(part):
+    graded = set(_graded_ids(part))
+    registered = [w.grade_id for w in WRONG[part.name]]
+    assert graded, f"{part.name} has no graded check"
+    assert not graded - set(registered), f"checks with no wrong answer: {sorted(graded - set(registered))}"
+    assert not set(registered) - graded, (
+        f"wrong answers for no graded cell: {sorted(set(registered) - graded)}"
+    )
+    names = [(w.grade_id, w.name) for w in WRONG[part.name]]
+    assert len(names) == len(set(names)), "two wrong answers of one check share a name"
+
+
+def test_nbval_runs_one_trial_per_registered_wrong_answer():
+    """Collect the solutions as `make test` does: each registered wrong answer is an item before its check."""
+    collected = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "--nbval-lax",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            str(course.SOLUTIONS),
+        ],
+        cwd=course.ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    trials = [line for line in collected if "wrong answer" in line]
+    expected = sum(len(answers) for answers in WRONG.values())
+    assert len(trials) == expected, f"{len(trials)} trials collected for {expected} wrong answers"
+    for part, answers in WRONG.items():
+        for answer in answers:
+            label = f"{answer.grade_id} wrong answer '{answer.name}'"
+            index = next((i for i, line in enumerate(collected) if part in line and label in line), None)
+            assert index is not None, f"{part}: no trial for {label}"
+            cell = " ".join(collected[index].split("::")[-1].split()[:2])  # "Cell 8": the check's nbval item
+            following = next(line for line in collected[index:] if "wrong answer" not in line)
+            assert following.endswith(f"{part}.ipynb::{cell}"), (
+                f"{part}: {label} is not right before its check"
+            )

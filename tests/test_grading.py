@@ -1,31 +1,35 @@
 """End-to-end grading (grader/grade.py, nbgrader underneath) of a class of synthetic submissions.
 
-The corpus is built here from the solutions and the exercises: on Part 1 (fast) every kind of bad
-submission, all graded in one run, so a bad submission must not disturb anybody else's grade. A second run
-into the same output adds a late learner and one complete learner set of every part.
+The corpus is built here from the solutions and the exercises: one complete learner set of every part, and
+on Part 1 (fast) every kind of bad submission, all graded in one run, so a bad submission must not disturb
+anybody else's grade. A second run into the same output, with a short cell time limit, adds a late learner
+and an infinite loop: it must execute only those two notebooks.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import shutil
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import EXERCISES, PARTS, REPO, SOLUTIONS, notebook_path
 
-PART = "01_tensors"
+import course
+
+PART = course.PARTS[0].name
+SOLUTION = course.PARTS[0].solution
+REPO = course.ROOT
 SANDBOX = shutil.which("bwrap") is not None  # `make sandbox` installs it where it can
 FULL = 5  # Part 1's points
 
 
 def _solution() -> nbformat.NotebookNode:
-    return nbformat.read(notebook_path(SOLUTIONS, PART), as_version=4)
+    return nbformat.read(SOLUTION, as_version=4)
 
 
 def _cell(nb, grade_id):
@@ -40,6 +44,7 @@ def _with(grade_id: str, source: str) -> nbformat.NotebookNode:
 
 def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     """Write the submissions; return learner → (expected Part 1 score or None, expected status)."""
+
     def put(learner: str, nb_or_bytes, name: str = f"{PART}.ipynb", nested: bool = False) -> None:
         folder = root / learner / (PART if nested else "")
         folder.mkdir(parents=True, exist_ok=True)
@@ -47,52 +52,94 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
         (folder / name).write_bytes(data)
 
     expected: dict[str, tuple[int | None, str]] = {}
-    put("correct", _solution()); expected["correct"] = (FULL, "graded")
-    put("untouched", nbformat.read(notebook_path(EXERCISES, PART), as_version=4), nested=True)
+    put("correct", _solution())
+    expected["correct"] = (FULL, "graded")
+    put("untouched", nbformat.read(course.PARTS[0].exercise, as_version=4), nested=True)
     expected["untouched"] = (0, "graded")
-    put("wrong answer", _with("numpy_bridge", "shared = torch.from_numpy(arr)\nindependent = torch.from_numpy(arr)"))
+    put(
+        "wrong answer",
+        _with("numpy_bridge", "shared = torch.from_numpy(arr)\nindependent = torch.from_numpy(arr)"),
+    )
     expected["wrong answer"] = (FULL - 1, "graded")
     put("exception", _with("two_layer", "raise ValueError('oops')"))
     expected["exception"] = (FULL - 2, "graded")
-    put("infinite loop", _with("numpy_bridge", "while True:\n    pass"))
-    expected["infinite loop"] = (FULL - 1, "graded")
     put("kernel death", _with("two_layer", "import os\nos._exit(1)"))
     expected["kernel death"] = (0, "error")
     put("memory hog", _with("numpy_bridge", "hog = bytearray(64 * 2**30)"))
     expected["memory hog"] = (FULL - 1, "graded")
     deleted = _solution()
-    deleted.cells = [c for c in deleted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_numpy_bridge"]
-    put("deleted test cell", deleted); expected["deleted test cell"] = (FULL - 1, "graded")  # its point is lost
+    deleted.cells = [
+        c for c in deleted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_numpy_bridge"
+    ]
+    put("deleted test cell", deleted)
+    expected["deleted test cell"] = (FULL - 1, "graded")  # its point is lost
     edited = _with("numpy_bridge", "shared = torch.tensor(arr)\nindependent = torch.tensor(arr)")
     _cell(edited, "test_numpy_bridge").source = "print('all good, trust me')"
-    put("edited test cell", edited); expected["edited test cell"] = (FULL - 1, "graded")
-    put("invalid json", b'{"cells": [ this is not json'); expected["invalid json"] = (0, "invalid")
-    put("empty file", b""); expected["empty file"] = (0, "invalid")
-    put("renamed", _solution(), name="my_tensors.ipynb"); expected["renamed"] = (0, "missing")
-    other = nbformat.read(notebook_path(SOLUTIONS, "02_neural_networks"), as_version=4)
-    put("another part", other); expected["another part"] = (None, "")
-    put("Zoë Ångström", _solution()); expected["Zoë Ångström"] = (FULL, "graded")
-    network = _with("numpy_bridge", "import urllib.request\ntry:\n    urllib.request.urlopen('https://pypi.org', timeout=5)\n"
-                    "    print('NETWORK REACHED')\nexcept Exception as error:\n    print('network blocked:', error)\n"
-                    "shared = torch.from_numpy(arr)\nindependent = torch.tensor(arr)")
+    put("edited test cell", edited)
+    expected["edited test cell"] = (FULL - 1, "graded")
+    put("invalid json", b'{"cells": [ this is not json')
+    expected["invalid json"] = (0, "invalid")
+    put("empty file", b"")
+    expected["empty file"] = (0, "invalid")
+    put("renamed", _solution(), name="my_tensors.ipynb")
+    expected["renamed"] = (0, "missing")
+    other = nbformat.read(course.PARTS[1].solution, as_version=4)
+    put("another part", other)
+    expected["another part"] = (None, "")
+    put("Zoë Ångström", _solution())
+    expected["Zoë Ångström"] = (FULL, "graded")
+    network = _with(
+        "numpy_bridge",
+        "import urllib.request\ntry:\n    urllib.request.urlopen('https://pypi.org', timeout=5)\n"
+        "    print('NETWORK REACHED')\nexcept Exception as error:\n    print('network blocked:', error)\n"
+        "shared = torch.from_numpy(arr)\nindependent = torch.tensor(arr)",
+    )
     if not SANDBOX:  # without the sandbox these would really reach the network and damage files
         return expected
-    put("network", network); expected["network"] = (FULL, "graded")
-    targets = [out / "course" / "gradebook.db", root / "correct" / f"{PART}.ipynb", notebook_path(SOLUTIONS, PART),
-               REPO / "helper.py", out / "work"]
-    vandal = "from pathlib import Path\nfor target in %r:\n" % [str(t) for t in targets] + (
-        "    try:\n        p = Path(target)\n        (p / 'x' if p.is_dir() else p).write_text('vandalised')\n"
-        "        print('WROTE', target)\n    except Exception as error:\n        print('refused:', target, type(error).__name__)\n"
-        "shared = torch.from_numpy(arr)\nindependent = torch.tensor(arr)")
-    put("vandal", _with("numpy_bridge", vandal)); expected["vandal"] = (FULL, "graded")
+    put("network", network)
+    expected["network"] = (FULL, "graded")
+    targets = [
+        out / "course" / "gradebook.db",
+        root / "correct" / f"{PART}.ipynb",
+        SOLUTION,
+        REPO / "helper.py",
+        out / "work",
+    ]
+    vandal = f"from pathlib import Path\nfor target in {[str(t) for t in targets]!r}:\n" + (
+        "    try:\n"
+        "        p = Path(target)\n"
+        "        (p / 'x' if p.is_dir() else p).write_text('vandalised')\n"
+        "        print('WROTE', target)\n"
+        "    except Exception as error:\n"
+        "        print('refused:', target, type(error).__name__)\n"
+        "shared = torch.from_numpy(arr)\nindependent = torch.tensor(arr)"
+    )
+    put("vandal", _with("numpy_bridge", vandal))
+    expected["vandal"] = (FULL, "graded")
     return expected
 
 
 def _grade(root: Path, out: Path, cell_timeout: int) -> str:
     result = subprocess.run(
-        [sys.executable, str(REPO / "grader" / "grade.py"), str(root), "--out", str(out), "--jobs", "2",
-         "--cell-timeout", str(cell_timeout), "--notebook-timeout", "900", "--memory-gb", "10"],
-        capture_output=True, text=True, timeout=1800,
+        [
+            sys.executable,
+            str(REPO / "grader" / "grade.py"),
+            str(root),
+            "--out",
+            str(out),
+            "--jobs",
+            "2",
+            "--cell-timeout",
+            str(cell_timeout),
+            "--notebook-timeout",
+            "900",
+            "--memory-gb",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
@@ -114,18 +161,24 @@ def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("submissions")
     out = tmp_path_factory.mktemp("grades")
     expected = _build_corpus(root, out)
-    protected = {p: hashlib.sha256(p.read_bytes()).hexdigest()
-                 for p in [root / "correct" / f"{PART}.ipynb", notebook_path(SOLUTIONS, PART), REPO / "helper.py"]}
-    summary = _grade(root, out, cell_timeout=20)   # short, for the infinite loop
+    for part in course.PARTS:  # one complete set, as learners have it in notebooks/
+        (root / "complete" / part.name).mkdir(parents=True)
+        (root / "complete" / part.name / f"{part.name}.ipynb").write_bytes(part.solution.read_bytes())
+    protected = {
+        p: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in [root / "correct" / f"{PART}.ipynb", SOLUTION, REPO / "helper.py"]
+    }
+    summary = _grade(root, out, cell_timeout=600)
     before = _rows(out)
-    # A second run into the same output: a late learner, and one complete set of every part.
-    late = root / "late learner"
-    late.mkdir()
-    (late / f"{PART}.ipynb").write_bytes(notebook_path(SOLUTIONS, PART).read_bytes())
-    for part in PARTS:  # as learners have them in notebooks/
-        (root / "complete" / part).mkdir(parents=True)
-        (root / "complete" / part / f"{part}.ipynb").write_bytes(notebook_path(SOLUTIONS, part).read_bytes())
-    second = _grade(root, out, cell_timeout=600)
+    # A second run into the same output: a late learner, and an infinite loop (a short cell limit for it).
+    (root / "late learner").mkdir()
+    (root / "late learner" / f"{PART}.ipynb").write_bytes(SOLUTION.read_bytes())
+    (root / "infinite loop").mkdir()
+    loop = _with("numpy_bridge", "while True:\n    pass")
+    (root / "infinite loop" / f"{PART}.ipynb").write_text(nbformat.writes(loop))
+    expected["late learner"] = (FULL, "graded")
+    expected["infinite loop"] = (FULL - 1, "graded")
+    second = _grade(root, out, cell_timeout=20)
     return root, out, expected, summary, protected, before, second
 
 
@@ -137,16 +190,21 @@ class TestGrading:
         for learner, (score, status) in expected.items():
             row = rows[(learner, PART)]
             if score is not None and (float(row["score"]) != score or row["status"] != status):
-                wrong[learner] = f"got {row['score']} ({row['status']}: {row['reason']}), expected {score} ({status})"
+                wrong[learner] = (
+                    f"got {row['score']} ({row['status']}: {row['reason']}), expected {score} ({status})"
+                )
         assert not wrong, wrong
         assert float(rows[("another part", PART)]["score"]) < FULL
 
     def test_the_complete_set_gets_full_marks_in_every_part(self, graded):
         _, out, *_ = graded
         rows = _rows(out)
-        for part in PARTS:
+        for part in course.PART_NAMES:
             row = rows[("complete", part)]
-            assert row["status"] == "graded" and float(row["score"]) == float(row["max_score"]) > 0, (part, row)
+            assert row["status"] == "graded" and float(row["score"]) == float(row["max_score"]) > 0, (
+                part,
+                row,
+            )
         total = rows[("complete", "TOTAL")]
         assert float(total["score"]) == float(total["max_score"])
 
@@ -163,9 +221,11 @@ class TestGrading:
 
     @pytest.mark.skipif(not SANDBOX, reason="bubblewrap is not installed: `make sandbox`")
     def test_the_sandbox_held(self, graded):
-        root, out, _, _, protected, *_ = graded
+        _, out, _, _, protected, *_ = graded
         for path, digest in protected.items():
-            assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, f"{path} was changed by a submission"
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, (
+                f"{path} was changed by a submission"
+            )
         state = json.loads((out / "state.json").read_text())
         vandal = state["learners"]["vandal"]["student_id"]
         printed = _printed(out / "course" / "autograded" / vandal / PART / f"{PART}.ipynb")
@@ -177,17 +237,20 @@ class TestGrading:
     def test_feedback_reveals_no_hidden_test(self, graded):
         _, out, *_ = graded
         pages = list((out / "feedback").rglob("*.html"))
-        assert len(pages) >= 10 + len(PARTS)
+        assert len(pages) >= 10 + len(course.PARTS)
         assert (out / "feedback" / "Zoë Ångström" / f"{PART}.html").exists()
         for page in pages:
             assert "HIDDEN TESTS" not in page.read_text(), page
         untouched = (out / "feedback" / "untouched" / f"{PART}.html").read_text()
         assert "BEGIN SOLUTION" not in untouched, "the instructor's solution leaked into feedback"
-        assert "NameError: name &#39;y&#39; is not defined" in untouched or "NameError: name 'y' is not defined" in untouched
+        assert (
+            "NameError: name &#39;y&#39; is not defined" in untouched
+            or "NameError: name 'y' is not defined" in untouched
+        )
 
     def test_a_second_run_grades_only_newcomers_and_loses_nothing(self, graded):
         _, out, _, _, _, before, second = graded
-        assert f"executed {1 + len(PARTS)} notebook(s)" in second, second
+        assert "this run executed 2 notebook(s)" in second, second
         after = _rows(out)
         assert after[("late learner", PART)]["score"] == str(FULL)
         assert {k: v for k, v in after.items() if k in before} == before

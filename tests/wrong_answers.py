@@ -10,42 +10,100 @@ model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReL
 WRONG = {
     "01_tensors": [
         Wrong("test_neuron_sum", "no activation", "y = torch.sum(features * weights) + bias", "activation"),
-        Wrong("test_neuron_sum", "bias added before the sum",
-              "y = activation(torch.sum(features * weights + bias)).view(1, 1)", "y: values differ"),
-        Wrong("test_neuron_sum", "a scalar instead of (1, 1)",
-              "y = activation(torch.sum(features * weights) + bias.item())", "expected shape (1, 1)"),
-        Wrong("test_neuron_mm", "resize_ on weights",
-              "weights = weights.clone()\ny_mm = activation(torch.mm(features, weights.resize_(5, 1)) + bias)", "weights: expected shape (1, 5)"),
-        Wrong("test_neuron_mm", "element-wise product instead of matrix product",
-              "y_mm = activation(features * weights + bias)", "expected shape (1, 1)"),
-        Wrong("test_two_layer", "no activation on the output",
-              "h = activation(torch.mm(features, W1) + B1)\noutput = torch.mm(h, W2) + B2", "output: values differ"),
-        Wrong("test_two_layer", "hidden layer without bias",
-              "h = activation(torch.mm(features, W1))\noutput = activation(torch.mm(h, W2) + B2)", "h: values differ"),
-        Wrong("test_numpy_bridge", "two copies",
-              "shared = torch.tensor(arr)\nindependent = torch.tensor(arr)", "does not share memory"),
-        Wrong("test_numpy_bridge", "two shared tensors",
-              "shared = torch.from_numpy(arr)\nindependent = torch.from_numpy(arr)", "independent shares memory"),
+        Wrong(
+            "test_neuron_sum",
+            "bias added before the sum",
+            "y = activation(torch.sum(features * weights + bias)).view(1, 1)",
+            "y: values differ",
+        ),
+        Wrong(
+            "test_neuron_sum",
+            "a scalar instead of (1, 1)",
+            "y = activation(torch.sum(features * weights) + bias.item())",
+            "expected shape (1, 1)",
+        ),
+        Wrong(
+            "test_neuron_mm",
+            "resize_ on weights",
+            "weights = weights.clone()\ny_mm = activation(torch.mm(features, weights.resize_(5, 1)) + bias)",
+            "weights: expected shape (1, 5)",
+        ),
+        Wrong(
+            "test_neuron_mm",
+            "element-wise product instead of matrix product",
+            "y_mm = activation(features * weights + bias)",
+            "expected shape (1, 1)",
+        ),
+        Wrong(
+            "test_two_layer",
+            "no activation on the output",
+            "h = activation(torch.mm(features, W1) + B1)\noutput = torch.mm(h, W2) + B2",
+            "output: values differ",
+        ),
+        Wrong(
+            "test_two_layer",
+            "hidden layer without bias",
+            "h = activation(torch.mm(features, W1))\noutput = activation(torch.mm(h, W2) + B2)",
+            "h: values differ",
+        ),
+        Wrong(
+            "test_numpy_bridge",
+            "two copies",
+            "shared = torch.tensor(arr)\nindependent = torch.tensor(arr)",
+            "does not share memory",
+        ),
+        Wrong(
+            "test_numpy_bridge",
+            "two shared tensors",
+            "shared = torch.from_numpy(arr)\nindependent = torch.from_numpy(arr)",
+            "independent shares memory",
+        ),
     ],
     "02_neural_networks": [
-        Wrong("test_raw_forward", "no flatten", "inputs = images", "did you flatten"),
-        Wrong("test_raw_forward", "sigmoid on the output too",
-              "out = torch.sigmoid(torch.sigmoid(inputs @ W1 + b1) @ W2 + b2)", "out: values differ"),
-        Wrong("test_softmax", "summed over the wrong dim",
-              "def softmax(x):\n    return torch.exp(x) / torch.exp(x).sum(dim=0, keepdim=True)", "sum of each row"),
-        Wrong("test_softmax", "no keepdim",
-              "def softmax(x):\n    return torch.exp(x) / torch.exp(x).sum(dim=1)", "softmax(scores)"),
-        Wrong("test_softmax", "overflows on large scores",
-              "def softmax(x):\n    return torch.exp(x) / torch.exp(x).sum(dim=1, keepdim=True)", "maximum first"),
-        Wrong("test_network_class", "no ReLU", """
+        Wrong(
+            "test_raw_forward", "no flatten", "inputs = images", "got (64, 1, 28, 28) — flatten each image"
+        ),
+        Wrong(
+            "test_raw_forward",
+            "sigmoid on the output too",
+            "out = torch.sigmoid(torch.sigmoid(inputs @ W1 + b1) @ W2 + b2)",
+            "out: values differ",
+        ),
+        Wrong(
+            "test_softmax",
+            "summed over the wrong dim",
+            "def softmax(x):\n    return torch.exp(x) / torch.exp(x).sum(dim=0, keepdim=True)",
+            "sum of each row",
+        ),
+        Wrong(
+            "test_softmax",
+            "no keepdim",
+            "def softmax(x):\n    return torch.exp(x) / torch.exp(x).sum(dim=1)",
+            "with keepdim=True",
+        ),
+        Wrong(
+            "test_softmax",
+            "overflows on large scores",
+            "def softmax(x):\n    return torch.exp(x) / torch.exp(x).sum(dim=1, keepdim=True)",
+            "maximum first",
+        ),
+        Wrong(
+            "test_network_class",
+            "no ReLU",
+            """
 class Network(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc1, self.fc2, self.fc3 = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
     def forward(self, x):
         return self.fc3(self.fc2(self.fc1(x)))
-""", "linear"),
-        Wrong("test_network_class", "softmax output", """
+""",
+            "linear",
+        ),
+        Wrong(
+            "test_network_class",
+            "softmax output",
+            """
 class Network(nn.Module):
     def __init__(self):
         super().__init__()
@@ -53,70 +111,152 @@ class Network(nn.Module):
     def forward(self, x):
         x = torch.relu(self.fc2(torch.relu(self.fc1(x))))
         return torch.softmax(self.fc3(x), dim=1)
-""", "returns probabilities"),
-        Wrong("test_network_class", "layers transposed", """
+""",
+            "returns probabilities",
+        ),
+        Wrong(
+            "test_network_class",
+            "layers transposed",
+            """
 class Network(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc1, self.fc2, self.fc3 = nn.Linear(128, 784), nn.Linear(64, 128), nn.Linear(10, 64)
     def forward(self, x):
         return x
-""", "fc1.weight: expected shape (128, 784)"),
-        Wrong("test_sequential", "missing ReLU",
-              "seq_model = nn.Sequential(nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10))",
-              "expected layers Linear, ReLU"),
-        Wrong("test_sequential", "unnamed layers in named_model",
-              "named_model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), "
-              "nn.Linear(64, 10))", "should be named"),
+""",
+            "fc1.weight: expected shape (128, 784)",
+        ),
+        Wrong(
+            "test_sequential",
+            "missing ReLU",
+            "seq_model = nn.Sequential(nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10))",
+            "expected layers Linear, ReLU",
+        ),
+        Wrong(
+            "test_sequential",
+            "unnamed layers in named_model",
+            "named_model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), "
+            "nn.Linear(64, 10))",
+            "should be named",
+        ),
     ],
     "03_training": [
-        Wrong("test_log_softmax", "log-softmax over the batch",
-              "log_model = nn.Sequential(*list(log_model)[:-1], nn.LogSoftmax(dim=0))", "dim=1"),
-        Wrong("test_log_softmax", "cross-entropy on log-probabilities",
-              "nll_criterion = nn.CrossEntropyLoss()", "should be nn.NLLLoss"),
-        Wrong("test_log_softmax", "loss of a different batch",
-              "nll_loss = nll_criterion(log_model(images[:32]), labels[:32]) * 1.5", "nll_loss: values differ"),
+        Wrong(
+            "test_log_softmax",
+            "log-softmax over the batch",
+            "log_model = nn.Sequential(*list(log_model)[:-1], nn.LogSoftmax(dim=0))",
+            "dim=1",
+        ),
+        Wrong(
+            "test_log_softmax",
+            "cross-entropy on log-probabilities",
+            "nll_criterion = nn.CrossEntropyLoss()",
+            "should be nn.NLLLoss",
+        ),
+        Wrong(
+            "test_log_softmax",
+            "loss of a different batch",
+            "nll_loss = nll_criterion(log_model(images[:32]), labels[:32]) * 1.5",
+            "nll_loss: values differ",
+        ),
         Wrong("test_one_step", "no step", "model = copy.deepcopy(model_before)", "did not change"),
-        Wrong("test_one_step", "missing zero_grad", """
+        Wrong(
+            "test_one_step",
+            "missing zero_grad",
+            """
 model = copy.deepcopy(model_before)
 criterion(model(images), labels).backward()  # the gradient the earlier cell left in model
 optimizer = optim.SGD(model.parameters(), lr=0.01)
 loss = criterion(model(images), labels)
 loss.backward()
 optimizer.step()
-""", "zero_grad"),
-        Wrong("test_training_loop", "not trained", UNTRAINED_MNIST + "train_losses = [2.3, 2.2]", "expected at least 90%"),
-        Wrong("test_training_loop", "missing zero_grad", UNTRAINED_MNIST + """
+""",
+            "zero_grad",
+        ),
+        Wrong(
+            "test_training_loop",
+            "not trained",
+            UNTRAINED_MNIST + "train_losses = [2.3, 2.2]",
+            "expected at least 90%",
+        ),
+        Wrong(
+            "test_training_loop",
+            "missing zero_grad",
+            UNTRAINED_MNIST
+            + """
 optimizer = optim.SGD(model.parameters(), lr=0.03)
 train_losses = [2.3, 2.2]
 for images, labels in trainloader:
     loss = criterion(model(images.view(images.shape[0], -1)), labels)
     loss.backward()
     optimizer.step()
-""", "expected at least 90%"),
+""",
+            "expected at least 90%",
+        ),
         Wrong("test_training_loop", "losses not recorded", "train_losses = []", "train_losses is empty"),
     ],
     "04_fashion_mnist": [
-        Wrong("test_network", "no log-softmax", "model = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), "
-              "nn.Linear(256, 10))", "end it with nn.LogSoftmax(dim=1)"),
-        Wrong("test_network", "no flatten", "model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10), "
-              "nn.LogSoftmax(dim=1))", "start the network with nn.Flatten()"),
-        Wrong("test_network", "log-softmax over the batch", "model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10), "
-              "nn.LogSoftmax(dim=0))", "over the classes"),
-        Wrong("test_train", "not trained", "torch.manual_seed(1)\nmodel = nn.Sequential(nn.Flatten(), "
-              "nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10), nn.LogSoftmax(dim=1))", "expected at least 85%"),
+        Wrong(
+            "test_network",
+            "no log-softmax",
+            "model = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))",
+            "end it with nn.LogSoftmax(dim=1)",
+        ),
+        Wrong(
+            "test_network",
+            "no flatten",
+            "model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10), nn.LogSoftmax(dim=1))",
+            "start the network with nn.Flatten()",
+        ),
+        Wrong(
+            "test_network",
+            "log-softmax over the batch",
+            "model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.LogSoftmax(dim=0))",
+            "over the classes",
+        ),
+        Wrong(
+            "test_train",
+            "not trained",
+            "torch.manual_seed(1)\nmodel = nn.Sequential(nn.Flatten(), "
+            "nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10), nn.LogSoftmax(dim=1))",
+            "expected at least 85%",
+        ),
         Wrong("test_train", "losses not recorded", "train_losses = []", "train_losses is empty"),
-        Wrong("test_predict", "log-probabilities", "with torch.no_grad():\n    ps = model(images)", "torch.exp"),
+        Wrong(
+            "test_predict", "log-probabilities", "with torch.no_grad():\n    ps = model(images)", "torch.exp"
+        ),
         Wrong("test_predict", "gradients recorded", "ps = torch.exp(model(images))", "inference_mode"),
-        Wrong("test_predict", "probabilities of another batch",
-              "with torch.no_grad():\n    ps = torch.exp(model(images.flip(0)))", "ps: values differ"),
+        Wrong(
+            "test_predict",
+            "probabilities of another batch",
+            "with torch.no_grad():\n    ps = torch.exp(model(images.flip(0)))",
+            "ps: values differ",
+        ),
     ],
     "05_inference_and_validation": [
-        Wrong("test_batch_accuracy", "broadcast comparison", "equals = top_class == labels", "expected shape (128, 1)"),
-        Wrong("test_batch_accuracy", "a tensor, not a float", "batch_accuracy = equals.float().mean()", "Python float"),
-        Wrong("test_batch_accuracy", "divided by the wrong count", "batch_accuracy = equals.sum().item() / 100",
-              "expected"),
-        Wrong("test_validate", "average of batch means", """
+        Wrong(
+            "test_batch_accuracy",
+            "broadcast comparison",
+            "equals = top_class == labels",
+            "expected shape (128, 1)",
+        ),
+        Wrong(
+            "test_batch_accuracy",
+            "a tensor, not a float",
+            "batch_accuracy = equals.float().mean()",
+            "Python float",
+        ),
+        Wrong(
+            "test_batch_accuracy",
+            "divided by the wrong count",
+            "batch_accuracy = equals.sum().item() / 100",
+            "expected",
+        ),
+        Wrong(
+            "test_validate",
+            "average of batch means",
+            """
 def validate(model, loader, criterion):
     model.eval()
     losses, accuracies = [], []
@@ -126,8 +266,13 @@ def validate(model, loader, criterion):
             losses.append(criterion(log_ps, labels).item())
             accuracies.append((log_ps.argmax(dim=1) == labels).float().mean().item())
     return sum(losses) / len(losses), sum(accuracies) / len(accuracies)
-""", "expected 0.6000"),
-        Wrong("test_validate", "no eval mode", """
+""",
+            "expected 0.6000",
+        ),
+        Wrong(
+            "test_validate",
+            "no eval mode",
+            """
 def validate(model, loader, criterion):
     total_loss, correct, count = 0.0, 0, 0
     with torch.no_grad():
@@ -137,90 +282,184 @@ def validate(model, loader, criterion):
             correct += (log_ps.argmax(dim=1) == labels).sum().item()
             count += labels.shape[0]
     return total_loss / count, correct / count
-""", "call model.eval()"),
+""",
+            "call model.eval()",
+        ),
         Wrong("test_dropout", "no dropout layers", "dropout_model = model", "has no nn.Dropout"),
-        Wrong("test_dropout", "not trained", "torch.manual_seed(1)\ndropout_model = nn.Sequential(nn.Flatten(), "
-              "nn.Linear(784, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10), nn.LogSoftmax(dim=1))",
-              "expected at least 86%"),
+        Wrong(
+            "test_dropout",
+            "not trained",
+            "torch.manual_seed(1)\ndropout_model = nn.Sequential(nn.Flatten(), "
+            "nn.Linear(784, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10), nn.LogSoftmax(dim=1))",
+            "expected at least 86%",
+        ),
     ],
     "06_saving_and_loading": [
-        Wrong("test_round_trip", "state_dict only",
-              "def save_checkpoint(model, path):\n    torch.save(model.state_dict(), path)", "lacks the keys"),
-        Wrong("test_round_trip", "weights not loaded", """
+        Wrong(
+            "test_round_trip",
+            "state_dict only",
+            "def save_checkpoint(model, path):\n    torch.save(model.state_dict(), path)",
+            "lacks the keys",
+        ),
+        Wrong(
+            "test_round_trip",
+            "weights not loaded",
+            """
 def load_checkpoint(path):
     checkpoint = torch.load(path, weights_only=True)
     return helper.MLP(checkpoint["input_size"], checkpoint["output_size"], checkpoint["hidden_layers"],
                       checkpoint["drop_p"])
-""", "load the saved state_dict"),
-        Wrong("test_round_trip", "hidden layers not stored", """
+""",
+            "load the saved state_dict",
+        ),
+        Wrong(
+            "test_round_trip",
+            "hidden layers not stored",
+            """
 def load_checkpoint(path):
     checkpoint = torch.load(path, weights_only=True)
     model = helper.MLP(784, 10, [512, 256, 128])
     model.load_state_dict(checkpoint["state_dict"])
     return model
-""", "size mismatch"),
-        Wrong("test_round_trip", "the untrained model saved",
-              "restored = helper.MLP(784, 10, [512, 256, 128], drop_p=0.2)", "save the trained model"),
-        Wrong("test_bad_files", "no error handling", """
+""",
+            "size mismatch",
+        ),
+        Wrong(
+            "test_round_trip",
+            "the untrained model saved",
+            "restored = helper.MLP(784, 10, [512, 256, 128], drop_p=0.2)",
+            "save the trained model",
+        ),
+        Wrong(
+            "test_bad_files",
+            "no error handling",
+            """
 def load_checkpoint(path):
     checkpoint = torch.load(path, weights_only=True)
     model = helper.MLP(checkpoint["input_size"], checkpoint["output_size"], checkpoint["hidden_layers"],
                        checkpoint["drop_p"])
     model.load_state_dict(checkpoint["state_dict"])
     return model
-""", "expected ValueError"),
-        Wrong("test_bad_files", "missing file returns None", """
+""",
+            "expected ValueError",
+        ),
+        Wrong(
+            "test_bad_files",
+            "missing file returns None",
+            """
 _good_load = load_checkpoint
 def load_checkpoint(path):
     if not Path(path).exists():
         return None
     return _good_load(path)
-""", "raised no FileNotFoundError"),
+""",
+            "raised no FileNotFoundError",
+        ),
     ],
     "07_loading_image_data": [
-        Wrong("test_transforms", "no augmentation", "train_transforms = test_transforms", "same tensor twice"),
-        Wrong("test_transforms", "augmented test images", "test_transforms = train_transforms", "test_transforms is random"),
-        Wrong("test_transforms", "no normalisation", "test_transforms = transforms.Compose([transforms.Resize(255), "
-              "transforms.CenterCrop(224), transforms.ToTensor()])", "helper.IMAGENET_MEAN"),
-        Wrong("test_transforms", "no crop", "test_transforms = transforms.Compose([transforms.Resize(255), "
-              "transforms.ToTensor()])", "expected shape (3, 224, 224)"),
+        Wrong(
+            "test_transforms", "no augmentation", "train_transforms = test_transforms", "same tensor twice"
+        ),
+        Wrong(
+            "test_transforms",
+            "augmented test images",
+            "test_transforms = train_transforms",
+            "test_transforms is random",
+        ),
+        Wrong(
+            "test_transforms",
+            "no normalisation",
+            "test_transforms = transforms.Compose([transforms.Resize(255), "
+            "transforms.CenterCrop(224), transforms.ToTensor()])",
+            "helper.IMAGENET_MEAN",
+        ),
+        Wrong(
+            "test_transforms",
+            "no crop",
+            "test_transforms = transforms.Compose([transforms.Resize(255), transforms.ToTensor()])",
+            "expected shape (3, 224, 224)",
+        ),
         Wrong("test_loaders", "folders swapped", "train_data, test_data = test_data, train_data", "swapped"),
-        Wrong("test_loaders", "training loader not shuffled", "trainloader = DataLoader(train_data, batch_size=32)",
-              "shuffle the training loader"),
-        Wrong("test_loaders", "wrong batch size", "trainloader = DataLoader(train_data, batch_size=64, shuffle=True)",
-              "expected shape (32, 3, 224, 224)"),
+        Wrong(
+            "test_loaders",
+            "training loader not shuffled",
+            "trainloader = DataLoader(train_data, batch_size=32)",
+            "shuffle the training loader",
+        ),
+        Wrong(
+            "test_loaders",
+            "wrong batch size",
+            "trainloader = DataLoader(train_data, batch_size=64, shuffle=True)",
+            "expected shape (32, 3, 224, 224)",
+        ),
     ],
     "08_transfer_learning": [
-        Wrong("test_freeze", "features not frozen", "import copy\nmodel = copy.deepcopy(model)\n"
-              "for p in model.features.parameters():\n    p.requires_grad = True", "still train"),
-        Wrong("test_freeze", "classifier frozen too", "import copy\nmodel = copy.deepcopy(model)\n"
-              "for p in model.classifier.parameters():\n    p.requires_grad = False", "does not train"),
-        Wrong("test_freeze", "ImageNet's 1000 classes kept", "import copy\nmodel = copy.deepcopy(model)\n"
-              "model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1000)).to(device)",
-              "expected shape (1, 2)"),
-        Wrong("test_extract_features", "feature maps not averaged", """
+        Wrong(
+            "test_freeze",
+            "features not frozen",
+            "import copy\nmodel = copy.deepcopy(model)\n"
+            "for p in model.features.parameters():\n    p.requires_grad = True",
+            "still train",
+        ),
+        Wrong(
+            "test_freeze",
+            "classifier frozen too",
+            "import copy\nmodel = copy.deepcopy(model)\n"
+            "for p in model.classifier.parameters():\n    p.requires_grad = False",
+            "does not train",
+        ),
+        Wrong(
+            "test_freeze",
+            "ImageNet's 1000 classes kept",
+            "import copy\nmodel = copy.deepcopy(model)\n"
+            "model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1000)).to(device)",
+            "expected shape (1, 2)",
+        ),
+        Wrong(
+            "test_extract_features",
+            "feature maps not averaged",
+            """
 def extract_features(dataset):
     model.eval()
     with torch.inference_mode():
-        batches = [(torch.flatten(model.features(x.to(device)), 1), y.to(device)) for x, y in DataLoader(dataset, batch_size=64)]
+        batches = [(torch.flatten(model.features(x.to(device)), 1), y.to(device))
+                   for x, y in DataLoader(dataset, batch_size=64)]
     return TensorDataset(torch.cat([f for f, _ in batches]), torch.cat([y for _, y in batches]))
-""", "expected shape (8, 1280)"),
-        Wrong("test_extract_features", "shuffled loader", """
+""",
+            "expected shape (8, 1280)",
+        ),
+        Wrong(
+            "test_extract_features",
+            "shuffled loader",
+            """
 def extract_features(dataset):
     model.eval()
     with torch.inference_mode():
         loader = DataLoader(dataset, batch_size=3, shuffle=True, generator=torch.Generator().manual_seed(0))
-        batches = [(torch.flatten(model.avgpool(model.features(x.to(device))), 1), y.to(device)) for x, y in loader]
+        batches = [(torch.flatten(model.avgpool(model.features(x.to(device))), 1), y.to(device))
+                   for x, y in loader]
     return TensorDataset(torch.cat([f for f, _ in batches]), torch.cat([y for _, y in batches]))
-""", "the labels should be"),
-        Wrong("test_extract_features", "the classifier's scores instead of features", """
+""",
+            "the labels should be",
+        ),
+        Wrong(
+            "test_extract_features",
+            "the classifier's scores instead of features",
+            """
 def extract_features(dataset):
     model.eval()
     with torch.inference_mode():
         batches = [(model(x.to(device)), y.to(device)) for x, y in DataLoader(dataset, batch_size=64)]
     return TensorDataset(torch.cat([f for f, _ in batches]), torch.cat([y for _, y in batches]))
-""", "expected shape (8, 1280)"),
-        Wrong("test_accuracy", "classifier not trained", "import copy\ntorch.manual_seed(1)\nmodel = copy.deepcopy(model)\n"
-              "model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 2)).to(device)", "expected at least 95%"),
+""",
+            "expected shape (8, 1280)",
+        ),
+        Wrong(
+            "test_accuracy",
+            "classifier not trained",
+            "import copy\ntorch.manual_seed(1)\nmodel = copy.deepcopy(model)\n"
+            "model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 2)).to(device)",
+            "expected at least 95%",
+        ),
     ],
 }

@@ -6,24 +6,32 @@ graded checks print (test accuracy, loss). Usage: python tools/bench.py [PART ..
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
-from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from traitlets.config import Config
 
-REPO = Path(__file__).resolve().parent.parent
+import course
+
 METRIC = re.compile(r"✓ (.*?)(?::)? ([0-9.]+%?)\s*$")
+# The Jupyter settings `make env` gives every Jupyter program of the environment (encrypted kernel channels).
+JUPYTER_CONFIG = Config(json.loads((course.ROOT / "jupyter" / "jupyter_config.json").read_text()))
 
 
-def bench(part: str) -> tuple[float, list[str]]:
-    path = REPO / "solutions" / part / f"{part}.ipynb"
-    nb = nbformat.read(path, as_version=4)
+def bench(part: course.Part) -> tuple[float, list[str]]:
+    nb = nbformat.read(part.solution, as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=900, kernel_name="intro-pytorch",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=900,
+        kernel_name=course.KERNEL,
+        resources={"metadata": {"path": str(part.solution.parent)}},
+        config=JUPYTER_CONFIG,
+    ).execute()
     seconds = time.perf_counter() - start
     metrics = []
     for cell in nb.cells:
@@ -36,11 +44,14 @@ def bench(part: str) -> tuple[float, list[str]]:
 
 
 def main() -> None:
-    parts = sys.argv[1:] or sorted(p.name for p in (REPO / "solutions").iterdir() if p.name[:2].isdigit())
+    parts = [course.part(name) for name in sys.argv[1:]] or list(course.PARTS)
     print(f"{'notebook':<32}{'seconds':>9}  final metrics")
+    total = 0.0
     for part in parts:
         seconds, metrics = bench(part)
-        print(f"{part:<32}{seconds:>9.1f}  {'; '.join(metrics) or '-'}", flush=True)
+        total += seconds
+        print(f"{part.name:<32}{seconds:>9.1f}  {'; '.join(metrics) or '-'}", flush=True)
+    print(f"{'total':<32}{total:>9.1f}")
 
 
 if __name__ == "__main__":
