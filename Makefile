@@ -55,8 +55,11 @@ lab: env
 # exercise sync, grading, browser. One thread per test worker: PyTorch's threads spin while they wait, and two
 # workers with two threads each on a 2-core machine ran the notebooks several times slower than one thread each.
 # Budget: the test phase stays under 15 minutes on a 2-core machine (README, "Tests and CI").
+# Each test module and each notebook is one unit of work (--dist loadscope), handed out in collection order
+# (--no-loadscope-reorder): the root conftest.py puts the longest units first.
 test: env browser sandbox lint
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope tests solutions helper.py course.py \
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder \
+		tests solutions helper.py course.py \
 		--doctest-modules --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider --durations=12
 
 # ruff: lint and format check of the Python files and the solution notebooks (settings: pyproject.toml).
