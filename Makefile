@@ -31,10 +31,11 @@ help:
 
 # The course environment: a virtual environment with the pinned packages, helper.py installed into
 # it (so `import helper` works from every folder) and the course's Jupyter kernel registered in it.
-# jupyter_config.json: every Jupyter program of the environment (JupyterLab, nbgrader) talks to its kernels
-# over encrypted channels (CurveZMQ), so kernels do not warn about plain-text TCP.
+# jupyter/jupyter_config.json: every Jupyter program of the environment (JupyterLab, nbgrader) talks to its
+# kernels over encrypted channels (CurveZMQ), so kernels do not warn about plain-text TCP;
+# jupyter/nbgrader_config.py: the course id for every nbgrader program of the environment.
 env: $(STAMP)
-$(STAMP): requirements.txt pyproject.toml course.py jupyter/overrides.json jupyter/jupyter_config.json
+$(STAMP): requirements.txt pyproject.toml course.py $(wildcard jupyter/*)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
@@ -43,12 +44,12 @@ $(STAMP): requirements.txt pyproject.toml course.py jupyter/overrides.json jupyt
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "$(KERNEL_DISPLAY_NAME)"
 	mkdir -p $(VENV)/share/jupyter/lab/settings $(VENV)/etc/jupyter
 	cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
-	cp jupyter/jupyter_config.json $(VENV)/etc/jupyter/jupyter_config.json
+	cp jupyter/jupyter_config.json jupyter/nbgrader_config.py $(VENV)/etc/jupyter/
 	touch $@
 
 # JupyterLab on the course folder, opening on README.md (the parts in order; markdown opens as a preview).
 lab: env
-	$(BIN)/jupyter lab --port=$(PORT) --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/README.md \
+	$(BIN)/jupyter lab --port=$(PORT) --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/README.md --log-level=WARN \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Every test: lint, helper unit tests and doctests, notebook execution with every check's wrong answers (nbval),

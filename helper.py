@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import course
+
 DATA_ENV = "PYTORCH_COURSE_DATA"
 MIRROR_ENV = "PYTORCH_COURSE_MIRROR"
 
@@ -89,7 +91,7 @@ def check_environment(min_torch: tuple[int, int] = (2, 0)) -> None:
             f"This course needs PyTorch >= {min_torch[0]}.{min_torch[1]}, "
             f"this kernel has {torch.__version__}. "
             "Start JupyterLab with `make lab` from the course folder and pick the kernel "
-            "'Python 3 (Intro to PyTorch)' (Kernel > Change Kernel)."
+            f"'{course.KERNEL_DISPLAY_NAME}' (Kernel > Change Kernel)."
         )
     print(
         f"PyTorch {torch.__version__}, torchvision {torchvision.__version__}; "

@@ -159,6 +159,25 @@ def test_accuracy_counts_every_example_and_restores_the_mode():
     assert model.training
 
 
+def test_evaluate_averages_the_loss_per_example_and_fit_validates_with_it():
+    torch.manual_seed(0)
+    images, labels = torch.randn(5, 1, 2, 2), torch.tensor([0, 1, 1, 0, 1])  # batches of 2, 2 and 1
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=2)
+    model, criterion = nn.Linear(4, 2), nn.CrossEntropyLoss()
+    with torch.no_grad():
+        expected = criterion(model(images.reshape(5, -1)), labels).item()  # the mean over the 5 examples
+    result = helper.evaluate(model, loader, criterion, flatten=True)
+    assert result.loss == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):  # unflattened images: as asked
+        helper.evaluate(model, loader, criterion)
+    history = helper.fit(
+        model, loader, criterion, torch.optim.SGD(model.parameters(), lr=0.0), epochs=1, validloader=loader,
+        flatten=True,
+    )  # fmt: skip
+    assert history["valid_loss"] == [pytest.approx(expected, rel=1e-6)]  # lr 0: the model did not change
+    assert history["train_loss"] == [pytest.approx(expected, rel=1e-6)]
+
+
 def test_expect_shape_and_expect_close_say_what_was_expected():
     with pytest.raises(
         AssertionError, match=r"out: expected shape \(64, 10\), got \(64, 784\) — did you flatten"
