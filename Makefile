@@ -34,13 +34,17 @@ help:
 # jupyter/jupyter_config.json: every Jupyter program of the environment (JupyterLab, nbgrader) talks to its
 # kernels over encrypted channels (CurveZMQ), so kernels do not warn about plain-text TCP;
 # jupyter/nbgrader_config.py: the course id for every nbgrader program of the environment.
+# rfc3987-syntax, jsonschema's optional IRI checker (via jupyter-events), builds a parser when imported: 1.2 s
+# of CPU in every nbformat and nbgrader process (about 100 in `make test`); nothing here checks IRIs.
+# The editable install warns that it puts a folder on sys.path: that is what it is for.
 env: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml course.py $(wildcard jupyter/*)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip uninstall --quiet --quiet --yes rfc3987-syntax
 	PYTHONWARNINGS='ignore:Editable installation' \
-		$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .  # its warning: a folder on sys.path, as intended
+		$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "$(KERNEL_DISPLAY_NAME)"
 	mkdir -p $(VENV)/share/jupyter/lab/settings $(VENV)/etc/jupyter
 	cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import add_wrong_answer_trials, check_printed_tick
+from harness import add_wrong_answer_trials, allow_slow_output, check_printed_tick
 from wrong_answers import WRONG
 
 # `make test` hands out whole test modules and notebooks to its two workers in collection order: the longest
@@ -39,6 +39,7 @@ def _rank(item: pytest.Item) -> int:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     add_wrong_answer_trials(items, WRONG)
+    allow_slow_output(items)
     items.sort(key=_rank)  # a stable sort: the cells of a notebook keep their order
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -154,6 +155,35 @@ def exercise_source(part: str) -> nbformat.NotebookNode:
     return nb
 
 
+@functools.cache
+def nbgrader_ids(part: str) -> frozenset[str]:
+    """The ids of the cells nbgrader tracks in a part (exercises, checks)."""
+    nb = nbformat.read(SOLUTIONS / part / f"{part}.ipynb", as_version=4)
+    return frozenset(c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata)
+
+
+def match_part(nb: nbformat.NotebookNode, part: str) -> tuple[nbformat.NotebookNode, str]:
+    """The submission as nbgrader should see it, or a reason not to grade it.
+
+    Cells with the nbgrader metadata of no cell of this part (pasted from another notebook) become learner's
+    own cells: nbgrader would refuse the whole notebook for them. A notebook whose nbgrader cells all belong
+    to another part is that part handed in under the wrong name: it is not graded, and the reason says so.
+    """
+    ids = {c.metadata["nbgrader"].get("grade_id") for c in nb.cells if "nbgrader" in c.metadata}
+    if ids and not ids & nbgrader_ids(part):
+        other = max(course.PART_NAMES, key=lambda name: len(ids & nbgrader_ids(name)))
+        if ids & nbgrader_ids(other):
+            return nb, (
+                f"this notebook is Part {course.part(other).number} ({other}), handed in as "
+                f"Part {course.part(part).number} ({part}.ipynb)"
+            )
+    for cell in nb.cells:
+        foreign = cell.metadata.get("nbgrader", {}).get("grade_id") not in nbgrader_ids(part)
+        if "nbgrader" in cell.metadata and foreign:
+            del cell.metadata["nbgrader"]
+    return nb, ""
+
+
 def course_config(root: Path, cell_timeout: int, phase: str) -> str:
     lines = [
         "import sys",
@@ -218,13 +248,17 @@ def execute(task: Task, out: Path, options: argparse.Namespace, sandboxed: bool)
     except Exception as error:  # invalid JSON, empty file, not a notebook
         task.status, task.reason = "invalid", f"not a readable notebook: {str(error).splitlines()[0][:200]}"
         return task
+    nb, wrong_part = match_part(nb, task.part)
+    if wrong_part:
+        task.status, task.reason = "invalid", wrong_part
+        return task
     template = out / "templates" / task.part
     shutil.copyfile(
         template / "source" / task.part / f"{task.part}.ipynb",
         scratch / "source" / task.part / f"{task.part}.ipynb",
     )
     shutil.copyfile(template / "gradebook.db", scratch / "gradebook.db")
-    shutil.copyfile(task.source, submitted / f"{task.part}.ipynb")
+    nbformat.write(nb, submitted / f"{task.part}.ipynb")
     (scratch / "nbgrader_config.py").write_text(course_config(scratch, options.cell_timeout, "execute"))
     script = " ".join(nbgrader("autograde", task.part, "--student", task.student_id, "--force"))
     memory = options.memory_gb * 2**30
