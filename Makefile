@@ -13,7 +13,6 @@ JOBS   ?= 2
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.course-installed
 # The course's facts live in course.py (standard library only, so the system Python can answer).
-PARTS  := $(shell $(PYTHON) course.py parts)
 KERNEL := $(shell $(PYTHON) course.py kernel)
 KERNEL_DISPLAY_NAME := $(shell $(PYTHON) course.py kernel-display-name)
 
@@ -72,11 +71,9 @@ lint: env
 	$(BIN)/ruff check --quiet .
 	$(BIN)/ruff format --check --quiet .
 
-# Regenerate the learners' notebooks/ from the nbgrader sources in solutions/.
+# Regenerate the learners' notebooks/ from the nbgrader sources in solutions/ (every part, one nbgrader run).
 exercises: env
-	for part in $(PARTS); do \
-		(cd grader && ../$(BIN)/nbgrader generate_assignment "$$part" --force --no-db --log-level=ERROR) || exit 1; \
-	done
+	cd grader && ../$(BIN)/nbgrader generate_assignment "*" --force --no-db --log-level=ERROR
 
 # Fetch the data sets into the data root (or copy them from MIRROR).
 data: env

@@ -252,7 +252,7 @@ def execute(task: Task, out: Path, options: argparse.Namespace, sandboxed: bool)
     if wrong_part:
         task.status, task.reason = "invalid", wrong_part
         return task
-    template = out / "templates" / task.part
+    template = out / "template"
     shutil.copyfile(
         template / "source" / task.part / f"{task.part}.ipynb",
         scratch / "source" / task.part / f"{task.part}.ipynb",
@@ -339,7 +339,8 @@ def score(run: Run, out: Path, options: argparse.Namespace) -> None:
     for part in parts:
         (course / "source" / part).mkdir(exist_ok=True)
         nbformat.write(exercise_source(part), course / "source" / part / f"{part}.ipynb")
-        call("generate_assignment", part, "--force")
+    if parts:
+        call("generate_assignment", "*", "--force")  # every part in source/, in one nbgrader process
     for task in graded:
         target = course / "submitted" / task.student_id / task.part
         shutil.rmtree(target, ignore_errors=True)
@@ -434,16 +435,18 @@ def write_reports(run: Run, out: Path, state: dict) -> str:
 
 
 def prepare_templates(parts: set[str], out: Path, cell_timeout: int) -> None:
-    """Run nbgrader generate_assignment once per part, here, on the part's exercise source: each learner's
-    scratch course starts from a copy of its gradebook, so the sandbox runs nothing but nbgrader autograde."""
+    """Run nbgrader generate_assignment here, once, on the parts' exercise sources: each learner's scratch
+    course starts from a copy of this gradebook, so the sandbox runs nothing but nbgrader autograde."""
+    template = out / "template"
+    shutil.rmtree(template, ignore_errors=True)
+    if not parts:
+        return
     for part in sorted(parts):
-        template = out / "templates" / part
-        shutil.rmtree(template, ignore_errors=True)
         (template / "source" / part).mkdir(parents=True)
         nbformat.write(exercise_source(part), template / "source" / part / f"{part}.ipynb")
-        (template / "nbgrader_config.py").write_text(course_config(template, cell_timeout, "execute"))
-        subprocess.run(nbgrader("generate_assignment", part, "--force"), cwd=template, env=tool_env(),
-                       check=True, capture_output=True)  # fmt: skip
+    (template / "nbgrader_config.py").write_text(course_config(template, cell_timeout, "execute"))
+    subprocess.run(nbgrader("generate_assignment", "*", "--force"), cwd=template, env=tool_env(),
+                   check=True, capture_output=True)  # fmt: skip
 
 
 def prepare_data(parts: set[str]) -> None:
