@@ -13,14 +13,15 @@ import pytest
 from harness import add_wrong_answer_trials, allow_slow_output, check_printed_tick
 from wrong_answers import WRONG
 
-# `make test` hands out whole test modules and notebooks to its two workers in collection order: the longest
-# first, so that no worker is left alone with a long one at the end: the two grading runs, then the short
-# test_checks (a worker holds its current unit and the next one, which waits for the grading to finish).
+# `make test` hands whole test modules and notebooks to its workers in collection order: the longest first,
+# so that no worker is left alone with a long one at the end. Each worker holds its current unit and the next
+# one, which waits: short units (test_checks, test_project) follow the three long ones.
 LONGEST_FIRST = (
     "tests/test_grading.py::TestACompleteSet",
     "tests/test_grading.py::TestAClassOfBadSubmissions",
-    "tests/test_checks.py",
     "solutions/08_transfer_learning/",
+    "tests/test_checks.py",
+    "tests/test_project.py",
     "tests/test_lab.py",
     "solutions/05_inference_and_validation/",
     "tests/test_exercises.py",

@@ -199,7 +199,7 @@ def complete(tmp_path_factory) -> Path:
     return out
 
 
-# Two classes: two units of work for `make test`'s two workers (--dist loadscope), graded side by side.
+# Two classes: two units of work for `make test`'s workers (--dist loadscope), graded side by side.
 class TestACompleteSet:
     def test_the_complete_set_gets_full_marks_in_every_part(self, complete):
         rows = _rows(complete)
