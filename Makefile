@@ -50,9 +50,11 @@ $(STAMP): requirements.txt pyproject.toml course.py $(wildcard jupyter/*)
 	cp jupyter/jupyter_config.json jupyter/nbgrader_config.py $(VENV)/etc/jupyter/
 	touch $@
 
-# JupyterLab on the course folder, opening on README.md (the parts in order; markdown opens as a preview).
+# JupyterLab on the course folder, opening on README.md (the parts in order; markdown opens as a preview);
+# warnings and errors only, and the address to open.
 lab: env
-	$(BIN)/jupyter lab --port=$(PORT) --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/README.md --log-level=WARN \
+	$(BIN)/jupyter lab --port=$(PORT) --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/README.md \
+		--log-level=WARN --LabApp.log_level=WARN \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Every test: lint, helper unit tests and doctests, notebook execution with every check's wrong answers (nbval),
