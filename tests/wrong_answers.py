@@ -461,5 +461,17 @@ def extract_features(dataset):
             "model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 2)).to(device)",
             "expected at least 95%",
         ),
+        Wrong(
+            "test_accuracy",
+            "test features in another order than test_data",
+            "test_features = TensorDataset(*(t.flip(0) for t in test_features.tensors))",
+            "model(photos) for 32 test photos: values differ",
+        ),
+        Wrong(
+            "test_accuracy",
+            "the training features in place of the test features",
+            "test_features = train_features",
+            "test_features holds",
+        ),
     ],
 }
