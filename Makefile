@@ -87,7 +87,7 @@ bench: env
 
 # Grade a folder of learner submissions: make grade SUBMISSIONS=path/to/submissions [OUT=grades]
 grade: env sandbox
-	$(BIN)/python grader/grade.py "$(SUBMISSIONS)" --out "$(or $(OUT),grades)"
+	$(BIN)/python -m grader "$(SUBMISSIONS)" --out "$(or $(OUT),grades)"
 
 # System packages from Debian, installed when missing and make runs as root; elsewhere it says what to do.
 # $(1): the command, $(2): the package, $(3): what happens without it.

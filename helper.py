@@ -529,6 +529,24 @@ def expect_shape(value: object, expected: tuple[int, ...], name: str, hint: str 
         )
 
 
+def takes_flat_input(model: nn.Module, images: torch.Tensor) -> bool:
+    """Whether `model` needs `images` flattened to (batch, features): a network without `nn.Flatten`.
+
+    Checks use it so that a missing `nn.Flatten` costs the check that asks for it, not every later one.
+
+    >>> takes_flat_input(nn.Linear(4, 2), torch.zeros(3, 1, 2, 2))
+    True
+    >>> takes_flat_input(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), torch.zeros(3, 1, 2, 2))
+    False
+    """
+    try:
+        with torch.no_grad():
+            model(images)
+    except RuntimeError:
+        return True
+    return False
+
+
 def expect_close(
     actual: object, expected: torch.Tensor, name: str, atol: float = 1e-5, rtol: float = 1e-4, hint: str = ""
 ) -> None:

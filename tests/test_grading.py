@@ -1,4 +1,4 @@
-"""End-to-end grading (grader/grade.py, nbgrader underneath) of a class of synthetic submissions.
+"""End-to-end grading (`python -m grader`, nbgrader underneath) of a class of synthetic submissions.
 
 The corpus is built here from the solutions and the exercises: one complete learner set of every part, and
 on Part 1 (fast) every kind of bad submission, all graded in one run, so a bad submission must not disturb
@@ -42,6 +42,49 @@ def _with(grade_id: str, source: str) -> nbformat.NotebookNode:
     return nb
 
 
+def _answer(grade_id: str) -> str:
+    return _cell(_solution(), grade_id).source
+
+
+# Runs for two minutes after the kernel is gone: every notebook it can reach gets a ✓ in every output.
+FORGER = """
+import json, os, time
+end = time.time() + 120
+while time.time() < end:
+    for top in ('/', os.path.expanduser('~')):
+        for folder, _, files in os.walk(top):
+            for name in files:
+                if name.endswith('.ipynb'):
+                    path = os.path.join(folder, name)
+                    try:
+                        nb = json.load(open(path))
+                        for cell in nb['cells']:
+                            forged = {'output_type': 'stream', 'name': 'stdout', 'text': '✓ forged'}
+                            cell['outputs'] = [forged]
+                        json.dump(nb, open(path, 'w'))
+                    except Exception:
+                        pass
+    time.sleep(1)
+"""
+
+# Looks for what a learner must never see and tries the escapes open to root: FOUND/ESCAPED if any works.
+SNOOP = """
+import os, subprocess
+for path in ['{repo}/.git/HEAD', '{repo}/solutions', '{repo}/tests/wrong_answers.py', '{repo}/grader',
+             '{root}', '/etc/shadow', '/home']:
+    try:
+        seen = os.listdir(path) if os.path.isdir(path) else open(path).read(20)
+        print('FOUND' if seen else 'empty', path)
+    except OSError as error:
+        print('absent', path, type(error).__name__)
+print('tmp holds', sorted(os.listdir('/tmp')))
+print('home holds', sorted(os.listdir(os.path.expanduser('~root'))))
+for command in ['umount /usr', 'mount -o remount,rw /usr', 'touch /usr/escaped', 'touch {repo}/escaped']:
+    result = subprocess.run(command, shell=True, capture_output=True)
+    print('ESCAPED' if result.returncode == 0 else 'refused', command)
+"""
+
+
 def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     """Write the submissions; return learner → (expected Part 1 score or None, expected status)."""
 
@@ -64,7 +107,7 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     put("exception", _with("two_layer", "raise ValueError('oops')"))
     expected["exception"] = (FULL - 2, "graded")
     put("kernel death", _with("two_layer", "import os\nos._exit(1)"))
-    expected["kernel death"] = (0, "error")
+    expected["kernel death"] = (2, "graded")  # the two checks before it keep their points
     put("memory hog", _with("numpy_bridge", "hog = bytearray(64 * 2**30)"))
     expected["memory hog"] = (FULL - 1, "graded")
     deleted = _solution()
@@ -101,8 +144,58 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
         "    print('NETWORK REACHED')\nexcept Exception as error:\n    print('network blocked:', error)\n"
         "shared = torch.from_numpy(arr)\nindependent = torch.tensor(arr)",
     )
+    # The learner's own answer cell carries nbgrader's marker words; feedback must still be made.
+    put("marker comment", _with("numpy_bridge", f"# {'### BEGIN HIDDEN TESTS'}\n{_answer('numpy_bridge')}"))
+    expected["marker comment"] = (FULL, "graded")
+    # DataLoader worker processes need a short TMPDIR for their sockets.
+    workers = (
+        "from torch.utils.data import DataLoader, TensorDataset\n"
+        "batches = list(DataLoader(TensorDataset(torch.arange(8.0)), batch_size=2, num_workers=2))\n"
+        "print('workers gave', len(batches), 'batches')\n"
+    )
+    put("num_workers", _with("numpy_bridge", workers + _answer("numpy_bridge")))
+    expected["num_workers"] = (FULL, "graded")
+    # Every later cell wrapped in try/except by an IPython AST transformer, and no answers: no check prints ✓.
+    cheat = (
+        "import ast\n"
+        "class Shield(ast.NodeTransformer):\n"
+        "    def visit_Module(self, node):\n"
+        "        anything = ast.Name('BaseException', ast.Load())\n"
+        "        handler = ast.ExceptHandler(type=anything, name=None, body=[ast.Pass()])\n"
+        "        body = node.body or [ast.Pass()]\n"
+        "        node.body = [ast.Try(body=body, handlers=[handler], orelse=[], finalbody=[])]\n"
+        "        return ast.fix_missing_locations(node)\n"
+        "get_ipython().ast_transformers.append(Shield())\n"
+    )
+    exercise = nbformat.read(course.PARTS[0].exercise, as_version=4)
+    _cell(exercise, "neuron_sum").source = cheat
+    put("ast cheat", exercise)
+    expected["ast cheat"] = (0, "graded")
+    # Hostile markup in outputs, and 50 MiB printed on one line: the feedback page stays safe and small.
+    markup = (
+        "from IPython.display import HTML, Javascript, display\n"
+        'display(HTML(\'<b>bold</b><script>alert("SCRIPT")</script><img src=x onerror="alert(1)">\'))\n'
+        "display(Javascript('alert(\"JAVASCRIPT\")'))\n"
+        "print('x' * (50 * 2**20))\n"
+    )
+    put("markup", _with("numpy_bridge", markup + _answer("numpy_bridge")))
+    expected["markup"] = (FULL, "graded")
     if not SANDBOX:  # without the sandbox these would really reach the network and damage files
         return expected
+    # A detached process that outlives the kernel and rewrites every notebook it can find with ✓ lines.
+    forger = (
+        "import subprocess, sys\n"
+        "subprocess.Popen([sys.executable, '-c', " + repr(FORGER) + "], start_new_session=True,\n"
+        "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+    )
+    exercise = nbformat.read(course.PARTS[0].exercise, as_version=4)
+    _cell(exercise, "neuron_sum").source = forger
+    put("forger", exercise)
+    expected["forger"] = (0, "graded")
+    put(
+        "snoop", _with("numpy_bridge", SNOOP.format(repo=str(REPO), root=str(root)) + _answer("numpy_bridge"))
+    )
+    expected["snoop"] = (FULL, "graded")
     put("network", network)
     expected["network"] = (FULL, "graded")
     targets = [
@@ -184,11 +277,13 @@ def graded(tmp_path_factory):
     expected["late learner"] = (FULL, "graded")
     expected["infinite loop"] = (FULL - 1, "graded")
     second = _grade(root, out, cell_timeout=20)
-    return root, out, expected, summary, protected, before, second
+    yield root, out, expected, summary, protected, before, second
+    for folder in (root, out):  # graded copies hold the checks' hidden tests: none left behind
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="class")
-def complete(tmp_path_factory) -> Path:
+def complete(tmp_path_factory):
     """One complete learner set of every part (the solutions, as learners have them in notebooks/), graded."""
     root = tmp_path_factory.mktemp("complete-submissions")
     out = tmp_path_factory.mktemp("complete-grades")
@@ -196,7 +291,9 @@ def complete(tmp_path_factory) -> Path:
         (root / "complete" / part.name).mkdir(parents=True)
         (root / "complete" / part.name / f"{part.name}.ipynb").write_bytes(part.solution.read_bytes())
     _grade(root, out, cell_timeout=600)
-    return out
+    yield out
+    for folder in (root, out):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # Two classes: two units of work for `make test`'s workers (--dist loadscope), graded side by side.
@@ -234,16 +331,15 @@ class TestAClassOfBadSubmissions:
 
     def test_bad_cases_are_named_in_the_summary(self, graded):
         _, out, _, summary, *_ = graded
-        assert "kernel died" in summary and "not a readable notebook" in summary
+        assert "not a readable notebook" in summary
         assert "my_tensors.ipynb" in summary, "the renamed notebook is not reported"
         if SANDBOX:
-            assert "filesystem isolation: on" in summary and "network: off" in summary
+            assert "sandbox: on" in summary and "network: off" in summary
         else:
-            assert "filesystem isolation: OFF" in summary
+            assert "sandbox: OFF" in summary
         assert "Protections" in (out / "summary.txt").read_text()
-        assert (
-            "this notebook is Part 2 (02_neural_networks), handed in as Part 1 (01_tensors.ipynb)" in summary
-        )
+        assert "this is Part 2 (02_neural_networks), expected Part 1 (01_tensors.ipynb)" in summary
+        assert "the kernel died in cell" in summary
 
     @pytest.mark.skipif(not SANDBOX, reason="bubblewrap is not installed: `make sandbox`")
     def test_the_sandbox_held(self, graded):
@@ -259,6 +355,38 @@ class TestAClassOfBadSubmissions:
         network = state["learners"]["network"]["student_id"]
         printed = _printed(out / "course" / "autograded" / network / PART / f"{PART}.ipynb")
         assert "network blocked" in printed and "NETWORK REACHED" not in printed, printed
+        snoop = state["learners"]["snoop"]["student_id"]
+        printed = _printed(out / "course" / "autograded" / snoop / PART / f"{PART}.ipynb")
+        assert "FOUND" not in printed and "ESCAPED" not in printed, printed
+        assert printed.count("refused") == 4 and "tmp holds ['pytorch-grade-" in printed, printed
+        home = next(line for line in printed.splitlines() if line.startswith("home holds"))
+        # root's home shows only what the sandbox binds read-only: the interpreter, the data, torch's cache
+        assert set(eval(home.removeprefix("home holds"))) <= {".pyenv", ".pytorch", ".cache"}, home
+        assert not (REPO / "escaped").exists()
+
+    @pytest.mark.skipif(not SANDBOX, reason="bubblewrap is not installed: `make sandbox`")
+    def test_a_daemon_cannot_forge_its_outputs(self, graded):
+        _, out, *_ = graded
+        state = json.loads((out / "state.json").read_text())
+        forger = state["learners"]["forger"]["student_id"]
+        printed = _printed(out / "course" / "autograded" / forger / PART / f"{PART}.ipynb")
+        assert "forged" not in printed, printed
+
+    def test_timed_out_cells_and_feedback_failures_are_reported(self, graded):
+        _, out, _, _, _, _, second = graded
+        assert "Cells stopped at the time limit: 1" in second, second
+        page = (out / "feedback" / "infinite loop" / f"{PART}.html").read_text()
+        assert "ran longer than the limit of 20 s" in page
+        assert (out / "feedback" / "marker comment" / f"{PART}.html").exists()
+
+    def test_feedback_is_safe_to_open(self, graded):
+        _, out, *_ = graded
+        page = (out / "feedback" / "markup" / f"{PART}.html").read_text()
+        assert len(page.encode()) < 1_000_000, len(page.encode())
+        assert "truncated by the grader" in page
+        for unsafe in ('alert("SCRIPT")', "onerror=", "JAVASCRIPT"):
+            assert unsafe not in page, unsafe
+        assert "<b>bold</b>" in page  # harmless markup stays
 
     def test_feedback_reveals_no_hidden_test(self, graded):
         _, out, *_ = graded

@@ -297,6 +297,13 @@ def validate(model, loader, criterion):
     "06_saving_and_loading": [
         Wrong(
             "test_round_trip",
+            "a new, untrained model saved and restored",
+            "model = helper.MLP(784, 10, [512, 256, 128], drop_p=0.2)\n"
+            "save_checkpoint(model, 'checkpoint.pth')\nrestored = load_checkpoint('checkpoint.pth')",
+            "save the trained `model`",
+        ),
+        Wrong(
+            "test_round_trip",
             "state_dict only",
             "def save_checkpoint(model, path):\n    torch.save(model.state_dict(), path)",
             "lacks the keys",

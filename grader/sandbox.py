@@ -1,0 +1,171 @@
+"""The sandbox a learner's kernel runs in: bubblewrap, an allow-list of read-only folders, no privileges.
+
+What it promises (README, "What the sandbox guarantees"):
+
+- The kernel and everything it starts run as an unprivileged user with no capabilities and no way to gain
+  any (``no_new_privs``). When the grader runs as root, bubblewrap builds the mounts and then starts the
+  kernel as a dedicated uid (``setpriv``), one per parallel slot, with an empty capability bounding set, so
+  root-only files stay unreadable and ``umount``/``mount`` are refused; otherwise the kernel runs as the
+  instructor's uid inside a user namespace of its own, without capabilities.
+- Its filesystem is an empty one with, read-only, only the system's programs and libraries (``/usr``,
+  ``/etc`` …), the Python environment, the course's modules, the data sets and the torch weights cache;
+  and, writable, one fresh scratch folder (its ``TMPDIR``, ``HOME`` and working folder). The checkout (its
+  ``.git``, solutions, tests, grader), the submissions, the grades, ``$HOME`` and the host's ``/tmp`` are
+  not there at all.
+- No network (a namespace with loopback only), its own process tree (every process dies with the kernel),
+  limits on address space, file size and (as root) the number of processes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/opt")
+FIRST_UID = 3_000_000  # uids of the sandboxes when the grader runs as root: one per parallel slot
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one learner's notebook may use."""
+
+    memory_bytes: int = 10 * 2**30
+    file_bytes: int = 2 * 2**30
+    processes: int = 512  # applied when the sandbox has a uid of its own (the grader runs as root)
+    cell_seconds: int = 600
+    notebook_seconds: int = 1800
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """One learner's sandbox: a short scratch folder, the same path inside and out."""
+
+    scratch: Path
+    readonly: tuple[Path, ...]
+    symlinks: tuple[tuple[str, str], ...] = ()  # (target, link): /bin → usr/bin on merged-/usr systems
+    uid: int | None = None  # the dedicated uid when the grader is root; None: the caller's own
+    limits: Limits = field(default_factory=Limits)
+    environment: dict[str, str] = field(default_factory=dict)
+    enabled: bool = True  # False: limits and a clean environment only (`--no-sandbox`, trusted code)
+
+    def command(self, argv: list[str]) -> list[str]:
+        """`argv` run inside the sandbox: prlimit → bwrap → (as root: setpriv to the sandbox's uid) → argv."""
+        limits = [f"--as={self.limits.memory_bytes}", f"--fsize={self.limits.file_bytes}"]
+        if not self.enabled:
+            variables = [f"{name}={value}" for name, value in sorted(self.environment.items())]
+            return [
+                "prlimit",
+                *limits,
+                "--",
+                "env",
+                "-i",
+                f"--chdir={self.scratch / 'work'}",
+                *variables,
+                *argv,
+            ]
+        args = [
+            "bwrap",
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+        ]
+        args += ["--die-with-parent", "--new-session", "--clearenv", "--cap-drop", "ALL"]
+        drop: list[str] = []
+        if self.uid is None:  # the caller's own uid, mapped into a user namespace of its own
+            args += ["--unshare-user"]
+        else:  # root builds the mounts, then the kernel runs as a uid of its own without any privilege
+            limits.append(f"--nproc={self.limits.processes}")
+            args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+            drop = [
+                shutil.which("setpriv") or "/usr/bin/setpriv",
+                f"--reuid={self.uid}",
+                f"--regid={self.uid}",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--no-new-privs",
+                "--",
+            ]
+        # The folders above each mount, created traversable (bubblewrap would make them root's alone).
+        above = sorted({str(a) for p in (*self.readonly, self.scratch) for a in p.parents if a != Path("/")})
+        for folder in above:
+            args += ["--perms", "0755", "--dir", folder]
+        for path in self.readonly:
+            args += ["--ro-bind", str(path), str(path)]
+        for target, link in self.symlinks:
+            args += ["--symlink", target, link]
+        args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
+        args += ["--bind", str(self.scratch), str(self.scratch)]
+        for name, value in sorted(self.environment.items()):
+            args += ["--setenv", name, value]
+        work = [
+            shutil.which("env") or "/usr/bin/env",
+            f"--chdir={self.scratch / 'work'}",
+        ]  # as the sandbox's uid: the scratch is its alone
+        return ["prlimit", *limits, "--", *args, "--", *drop, *work, *argv]
+
+
+def course_paths() -> list[Path]:
+    """What the kernel needs of the machine: the interpreter, the environment, the course's modules."""
+    import course
+
+    paths = [Path(p) for p in SYSTEM]
+    paths += [Path(sys.base_prefix), Path(sys.prefix)]
+    paths += [course.ROOT / name for name in ("helper.py", "course.py", "efficientnet_lite.py")]
+    return paths
+
+
+def system_links() -> tuple[tuple[str, str], ...]:
+    """The system folders that are symbolic links (merged /usr): recreated as links in the sandbox."""
+    return tuple((os.readlink(p), p) for p in SYSTEM if os.path.islink(p))
+
+
+def readonly(extra: Iterable[Path]) -> tuple[Path, ...]:
+    """The allow-list: existing paths, resolved, nested ones dropped (their parent is bound already)."""
+    paths = [p for p in [*course_paths(), *extra] if not (str(p) in SYSTEM and os.path.islink(p))]
+    found = sorted({Path(p).resolve() for p in paths if Path(p).exists()})
+    kept: list[Path] = []
+    for path in found:
+        if not any(path.is_relative_to(parent) for parent in kept):
+            kept.append(path)
+    return tuple(kept)
+
+
+def make_scratch(uid: int | None) -> Path:
+    """A fresh, short scratch folder (so AF_UNIX socket paths stay under 108 bytes), writable by the
+    sandbox's uid and nobody else: work/ (the working folder), home/ and the kernel's sockets."""
+    scratch = Path(tempfile.mkdtemp(prefix="pytorch-grade-"))
+    for name in ("work", "home", "kernel"):
+        (scratch / name).mkdir()
+    if uid is not None:
+        for path in [scratch, *scratch.iterdir()]:
+            os.chown(path, uid, uid)
+    return scratch
+
+
+def remove_scratch(scratch: Path) -> None:
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def available() -> str:
+    """'' when bubblewrap can build this sandbox here, else why not."""
+    if not shutil.which("bwrap"):
+        return "bubblewrap is not installed (`make sandbox`, or apt-get install bubblewrap)"
+    uid = FIRST_UID if os.geteuid() == 0 else None
+    scratch = make_scratch(uid)
+    try:
+        probe = Sandbox(scratch, readonly([]), system_links(), uid).command(["/bin/true"])
+        result = subprocess.run(probe, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            return f"bubblewrap cannot start here: {result.stderr.strip()[:300]}"
+    finally:
+        remove_scratch(scratch)
+    return ""

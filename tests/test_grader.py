@@ -1,0 +1,125 @@
+"""Unit tests of the grader's modules (grader/): the sandbox's command and what it holds, the cache key,
+the preprocessors that decide what a check's outputs are worth and what feedback shows."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_output
+
+import course
+from grader import cli, sandbox
+from grader.execution import CapOutputs, RequireTick, error_output
+from grader.feedback import EscapeMarkers
+
+CHECK = {"nbgrader": {"grade": True, "solution": False, "grade_id": "test_x", "points": 1}}
+
+
+def _sandbox(uid: int | None) -> sandbox.Sandbox:
+    return sandbox.Sandbox(Path("/tmp/pytorch-grade-x"), sandbox.readonly([]), sandbox.system_links(), uid)
+
+
+def test_the_allow_list_holds_the_environment_and_modules_but_not_the_checkout():
+    paths = sandbox.readonly([])
+    assert course.ROOT / "helper.py" in paths and course.ROOT / "course.py" in paths
+    assert not any(p in (course.ROOT, course.ROOT / ".git") for p in paths), paths
+    assert not any(p.is_relative_to(course.SOLUTIONS) or p.name == "tests" for p in paths), paths
+
+
+@pytest.mark.parametrize("uid", [None, sandbox.FIRST_UID])
+def test_the_command_drops_every_privilege(uid):
+    command = _sandbox(uid).command(["python"])
+    bwrap = command[command.index("bwrap") :]
+    for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--clearenv"):
+        assert flag in bwrap
+    assert bwrap[bwrap.index("--cap-drop") + 1] == "ALL"
+    assert command[0] == "prlimit" and any(a.startswith("--as=") for a in command)
+    if uid is None:
+        assert "--unshare-user" in bwrap and "setpriv" not in " ".join(command)
+    else:
+        setpriv = next(i for i, a in enumerate(command) if a.endswith("setpriv"))
+        assert f"--reuid={uid}" in command[setpriv:] and "--no-new-privs" in command[setpriv:]
+        assert (
+            "--bounding-set=-all" in command[setpriv:] and f"--nproc={sandbox.Limits().processes}" in command
+        )
+
+
+@pytest.mark.skipif(bool(sandbox.available()), reason=sandbox.available() or "-")
+def test_inside_the_sandbox_the_checkout_is_absent_and_only_the_scratch_is_writable():
+    uid = sandbox.FIRST_UID if os.geteuid() == 0 else None
+    scratch = sandbox.make_scratch(uid)
+    try:
+        box = sandbox.Sandbox(scratch, sandbox.readonly([]), sandbox.system_links(), uid)
+        script = (
+            f"test ! -e {course.ROOT}/.git && test ! -e {course.SOLUTIONS} && test -r {course.ROOT}/helper.py"
+            " && touch written && ! touch /usr/x 2>/dev/null && id -u"
+        )
+        command = box.command(["/bin/sh", "-c", script])
+        result = subprocess.run(command, check=False, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() != "0" or uid is None  # root's grader runs the learner as another uid
+        assert (scratch / "work" / "written").exists()
+    finally:
+        sandbox.remove_scratch(scratch)
+
+
+def test_the_cache_key_covers_the_submission_the_part_and_the_limits(tmp_path):
+    notebook = tmp_path / "01_tensors.ipynb"
+    notebook.write_bytes(course.PARTS[0].exercise.read_bytes())
+    task = cli.Task("a", "a-1", course.PARTS[0].name, str(notebook))
+    key = cli.cache_key(task, sandbox.Limits())
+    assert key == cli.cache_key(task, sandbox.Limits())
+    assert key != cli.cache_key(task, sandbox.Limits(cell_seconds=20))
+    other_part = cli.Task("a", "a-1", course.PARTS[1].name, str(notebook))  # other checks, same bytes
+    assert key != cli.cache_key(other_part, sandbox.Limits())
+    notebook.write_bytes(notebook.read_bytes() + b" ")
+    assert key != cli.cache_key(task, sandbox.Limits())
+
+
+def test_a_check_without_its_tick_scores_nothing():
+    silent = new_code_cell("assert True", metadata=CHECK, outputs=[])
+    ticked = new_code_cell("print('✓')", metadata=CHECK, outputs=[new_output("stream", text="✓ fine\n")])
+    failed = new_code_cell("1/0", metadata=CHECK, outputs=[error_output("ZeroDivisionError", "division")])
+    answer = new_code_cell("x = 1", outputs=[])
+    for cell in (silent, ticked, failed, answer):
+        RequireTick().preprocess_cell(cell, {}, 0)
+    assert silent.outputs[-1].ename == "CheckNotCompleted" and "✓" in silent.outputs[-1].evalue
+    assert [len(c.outputs) for c in (ticked, failed, answer)] == [1, 1, 0]
+    unreached = new_code_cell("assert True", metadata=CHECK, outputs=[])
+    RequireTick().preprocess_cell(unreached, {"course": {"kernel_died": 3}}, 5)
+    assert "kernel died" in unreached.outputs[-1].evalue
+
+
+def test_outputs_are_capped():
+    cell = new_code_cell("print", outputs=[new_output("stream", text="x" * 5_000_000)])
+    cell.outputs.append(new_output("display_data", data={"text/html": "<p>" * 1_000_000, "text/plain": "p"}))
+    CapOutputs().preprocess_cell(cell, {}, 0)
+    assert (
+        len(cell.outputs[0].text) < 110_000
+        and "truncated by the grader (5,000,000 bytes" in cell.outputs[0].text
+    )
+    assert len(cell.outputs[1].data["text/html"]) < 110_000 and cell.outputs[1].data["text/plain"] == "p"
+
+
+def test_marker_words_in_a_learners_cell_are_escaped_not_in_checks():
+    answer = new_code_cell("x = 1  # ### BEGIN HIDDEN TESTS")
+    check = new_code_cell("### BEGIN HIDDEN TESTS\nassert x\n### END HIDDEN TESTS", metadata=CHECK)
+    for cell in (answer, check):
+        EscapeMarkers().preprocess_cell(cell, {}, 0)
+    assert answer.source == "x = 1  # ### BEGIN HIDDEN·TESTS"
+    assert check.source.startswith("### BEGIN HIDDEN TESTS")
+
+
+def test_a_notebook_of_another_part_is_named_and_pasted_checks_become_the_learners():
+    other = nbformat.read(course.PARTS[1].solution, as_version=4)
+    _, reason = cli.match_part(other, course.PARTS[0].name)
+    assert reason == "this is Part 2 (02_neural_networks), expected Part 1 (01_tensors.ipynb)"
+    own = nbformat.read(course.PARTS[0].solution, as_version=4)
+    pasted = next(c for c in other.cells if "nbgrader" in c.metadata)
+    own.cells.append(pasted)
+    nb, reason = cli.match_part(own, course.PARTS[0].name)
+    assert reason == "" and "nbgrader" not in nb.cells[-1].metadata
