@@ -214,7 +214,6 @@ def run_phase_one(task: Task, s: Setting, root: Path, slot: int) -> Task:
         task.student_id,
         task.part,
         str(root),
-        course.COURSE_ID,
         s.limits.cell_seconds,
         [str(p) for p in s.readonly],
         [list(pair) for pair in s.symlinks],

@@ -23,16 +23,9 @@ from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
-from nbconvert.preprocessors import ClearMetadataPreprocessor, Preprocessor
+from nbconvert.preprocessors import Preprocessor
 from nbformat import NotebookNode
-from nbgrader.preprocessors import (
-    AssignLatePenalties,
-    CheckCellMetadata,
-    Execute,
-    IgnorePattern,
-    LimitOutput,
-    SaveAutoGrades,
-)
+from nbgrader.preprocessors import Execute
 from traitlets import Bool, Dict, Int, List, Unicode
 from traitlets.config import Config
 
@@ -182,6 +175,8 @@ class CapOutputs(Preprocessor):
 
     @staticmethod
     def _cut(text, limit: int):
+        if not isinstance(text, str | list):  # JSON outputs (a tqdm widget): small, kept as they are
+            return text
         joined = "".join(text) if isinstance(text, list) else text
         if len(joined.encode()) <= limit:
             return text
@@ -213,7 +208,6 @@ class Task:
     student_id: str
     part: str
     course_root: str  # the trusted scratch course: source/, submitted/, gradebook.db
-    course_id: str
     cell_timeout: int
     readonly: list[str]
     symlinks: list[list[str]]
@@ -233,21 +227,17 @@ class Outcome:
 
 
 def autograde_config(task: Task, scratch: Path) -> Config:
-    c = Config()
-    c.CourseDirectory.root = task.course_root
-    c.CourseDirectory.course_id = task.course_id
-    c.CourseDirectory.db_url = f"sqlite:///{Path(task.course_root) / 'gradebook.db'}"
-    c.Autograde.create_student = True
+    """Phase 2's configuration (grader.scoring), with execution in front: nbgrader's own sanitizing
+    (outputs cleared, checks restored), then the sandboxed run, the ✓ rule and the output caps."""
+    from grader import scoring  # imported here: scoring → feedback → this module
+
+    c = scoring.config(Path(task.course_root))
+    del c.Autograde["sanitize_preprocessors"]  # phase 1 starts from a learner's notebook: nbgrader's defaults
     c.Autograde.autograde_preprocessors = [
         SandboxedExecute,
         RequireTick,
         CapOutputs,
-        IgnorePattern,
-        ClearMetadataPreprocessor,
-        LimitOutput,
-        SaveAutoGrades,
-        AssignLatePenalties,
-        CheckCellMetadata,
+        *c.Autograde.autograde_preprocessors,
     ]
     c.Execute.timeout = task.cell_timeout
     c.Execute.interrupt_on_timeout = True

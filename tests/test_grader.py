@@ -97,12 +97,15 @@ def test_a_check_without_its_tick_scores_nothing():
 def test_outputs_are_capped():
     cell = new_code_cell("print", outputs=[new_output("stream", text="x" * 5_000_000)])
     cell.outputs.append(new_output("display_data", data={"text/html": "<p>" * 1_000_000, "text/plain": "p"}))
+    widget = {"model_id": "abc", "version_major": 2}  # tqdm's widget in a notebook: a JSON output
+    cell.outputs.append(new_output("display_data", data={"application/vnd.jupyter.widget-view+json": widget}))
     CapOutputs().preprocess_cell(cell, {}, 0)
     assert (
         len(cell.outputs[0].text) < 110_000
         and "truncated by the grader (5,000,000 bytes" in cell.outputs[0].text
     )
     assert len(cell.outputs[1].data["text/html"]) < 110_000 and cell.outputs[1].data["text/plain"] == "p"
+    assert cell.outputs[2].data["application/vnd.jupyter.widget-view+json"] == widget
 
 
 def test_marker_words_in_a_learners_cell_are_escaped_not_in_checks():
