@@ -86,8 +86,9 @@ bench: env
 	$(BIN)/python tools/bench.py
 
 # Grade a folder of learner submissions: make grade SUBMISSIONS=path/to/submissions [OUT=grades]
+# [SOURCE=folder of the parts' nbgrader sources, default solutions/]
 grade: env sandbox
-	$(BIN)/python -m grader "$(SUBMISSIONS)" --out "$(or $(OUT),grades)"
+	$(BIN)/python -m grader "$(SUBMISSIONS)" --out "$(or $(OUT),grades)" $(if $(SOURCE),--source "$(SOURCE)")
 
 # System packages from Debian, installed when missing and make runs as root; elsewhere it says what to do.
 # $(1): the command, $(2): the package, $(3): what happens without it.

@@ -2,6 +2,7 @@
 
     python -m grader SUBMISSIONS [--out grades] [--jobs 2] [--cell-timeout 600]
                                  [--notebook-timeout 1800] [--memory-gb 10] [--force]
+                                 [--source solutions]
 
 SUBMISSIONS holds one folder per learner with any of the course's notebooks under their course file names,
 either flat (``alice/01_tensors.ipynb``) or one folder per part as in ``notebooks/``
@@ -13,6 +14,7 @@ either flat (``alice/01_tensors.ipynb``) or one folder per part as in ``notebook
    them again (the check cells restored from the source) and writes the feedback.
 3. Reports (:mod:`grader.reports`): grades.csv, summary.txt, feedback/, logs/, and a table.
 A re-run grades what is new or changed (the submission, the part's checks, the grader or the limits).
+``--source`` grades with another copy of the parts' nbgrader sources (say, a term's own hidden tests).
 """
 
 from __future__ import annotations
@@ -91,22 +93,29 @@ def discover(submissions: Path) -> tuple[list[str], list[Task], dict[str, list[s
 
 
 # ------------------------------------------------------------------------------------------- the parts
-def exercise_source(part: str) -> nbformat.NotebookNode:
+def part_source(part: str, sources: Path = course.SOLUTIONS) -> Path:
+    """The part's nbgrader source notebook (solutions, checks and hidden tests) in the folder of sources."""
+    return sources / part / f"{part}.ipynb"
+
+
+def exercise_source(part: str, sources: Path = course.SOLUTIONS) -> nbformat.NotebookNode:
     """The part's nbgrader source with the solutions removed (tests, hidden ones too, kept): graded runs
     and feedback never hold the instructor's solutions."""
-    nb = nbformat.read(course.part(part).solution, as_version=4)
+    nb = nbformat.read(part_source(part, sources), as_version=4)
     nb, _ = ClearSolutions().preprocess(nb, {})
     return nb
 
 
 @functools.cache
-def nbgrader_ids(part: str) -> frozenset[str]:
+def nbgrader_ids(part: str, sources: Path = course.SOLUTIONS) -> frozenset[str]:
     """The ids of the cells nbgrader tracks in a part (exercises, checks)."""
-    nb = nbformat.read(course.part(part).solution, as_version=4)
+    nb = nbformat.read(part_source(part, sources), as_version=4)
     return frozenset(c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata)
 
 
-def match_part(nb: nbformat.NotebookNode, part: str) -> tuple[nbformat.NotebookNode, str]:
+def match_part(
+    nb: nbformat.NotebookNode, part: str, sources: Path = course.SOLUTIONS
+) -> tuple[nbformat.NotebookNode, str]:
     """The submission as nbgrader should see it, or a reason not to grade it.
 
     Cells with the nbgrader metadata of no cell of this part (pasted from another notebook) become learner's
@@ -114,15 +123,15 @@ def match_part(nb: nbformat.NotebookNode, part: str) -> tuple[nbformat.NotebookN
     to another part is that part handed in under the wrong name: it is not graded, and the reason says so.
     """
     ids = {c.metadata["nbgrader"].get("grade_id") for c in nb.cells if "nbgrader" in c.metadata}
-    if ids and not ids & nbgrader_ids(part):
-        other = max(course.PART_NAMES, key=lambda name: len(ids & nbgrader_ids(name)))
-        if ids & nbgrader_ids(other):
+    if ids and not ids & nbgrader_ids(part, sources):
+        other = max(course.PART_NAMES, key=lambda name: len(ids & nbgrader_ids(name, sources)))
+        if ids & nbgrader_ids(other, sources):
             return nb, (
                 f"this is Part {course.part(other).number} ({other}), expected Part "
                 f"{course.part(part).number} ({part}.ipynb)"
             )
     for cell in nb.cells:
-        foreign = cell.metadata.get("nbgrader", {}).get("grade_id") not in nbgrader_ids(part)
+        foreign = cell.metadata.get("nbgrader", {}).get("grade_id") not in nbgrader_ids(part, sources)
         if "nbgrader" in cell.metadata and foreign:
             del cell.metadata["nbgrader"]
     return nb, ""
@@ -135,13 +144,13 @@ def grader_version() -> str:
     return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
 
 
-def cache_key(task: Task, limits: sandbox.Limits) -> str:
+def cache_key(task: Task, limits: sandbox.Limits, sources: Path = course.SOLUTIONS) -> str:
     """What a grade depends on: the submission, the part's source with its hidden tests, the grader, the
     limits. A re-run executes a notebook again when any of them changed."""
     digest = hashlib.sha256()
     for piece in (
         Path(task.source).read_bytes(),
-        course.part(task.part).solution.read_bytes(),
+        part_source(task.part, sources).read_bytes(),
         grader_version().encode(),
         json.dumps(asdict(limits), sort_keys=True).encode(),
     ):
@@ -155,12 +164,13 @@ class Setting:
     out: Path
     limits: sandbox.Limits
     sandboxed: bool
+    sources: Path
     readonly: tuple[Path, ...] = ()
     symlinks: tuple[tuple[str, str], ...] = ()
     environment: dict[str, str] = field(default_factory=dict)
 
 
-def setting(out: Path, limits: sandbox.Limits, sandboxed: bool) -> Setting:
+def setting(out: Path, limits: sandbox.Limits, sandboxed: bool, sources: Path) -> Setting:
     """What every sandbox gets: the allow-list (with the data and the weights cache) and the environment."""
     import torch
 
@@ -176,7 +186,8 @@ def setting(out: Path, limits: sandbox.Limits, sandboxed: bool) -> Setting:
         "LANG": "C.UTF-8",
         "USER": "learner",
     }
-    return Setting(out, limits, sandboxed, sandbox.readonly([data, hub]), sandbox.system_links(), environment)
+    readonly = sandbox.readonly([data, hub])
+    return Setting(out, limits, sandboxed, sources, readonly, sandbox.system_links(), environment)
 
 
 def execute(task: Task, s: Setting, slots: queue.Queue) -> Task:
@@ -191,7 +202,7 @@ def execute(task: Task, s: Setting, slots: queue.Queue) -> Task:
     except Exception as error:  # invalid JSON, empty file, not a notebook
         task.status, task.reason = "invalid", f"not a readable notebook: {str(error).splitlines()[0][:200]}"
         return task
-    nb, wrong_part = match_part(nb, task.part)
+    nb, wrong_part = match_part(nb, task.part, s.sources)
     if wrong_part:
         task.status, task.reason = "invalid", wrong_part
         return task
@@ -259,13 +270,13 @@ def run_phase_one(task: Task, s: Setting, root: Path, slot: int) -> Task:
 
 
 # ------------------------------------------------------------------------------------------- phase 2
-def phase_two(tasks: list[Task], out: Path) -> None:
+def phase_two(tasks: list[Task], out: Path, sources: Path) -> None:
     root = out / "course"
     graded = [t for t in tasks if t.status == "graded"]
     parts = sorted({t.part for t in graded})
     for part in parts:
         (root / "source" / part).mkdir(parents=True, exist_ok=True)
-        nbformat.write(exercise_source(part), root / "source" / part / f"{part}.ipynb")
+        nbformat.write(exercise_source(part, sources), root / "source" / part / f"{part}.ipynb")
     scoring.generate(root, parts)
     for task in graded:
         target = root / "submitted" / task.student_id / task.part
@@ -285,13 +296,13 @@ def phase_two(tasks: list[Task], out: Path) -> None:
                 task.reason = "; ".join(r for r in (task.reason, scored.feedback_error) if r)
 
 
-def prepare_template(parts: set[str], out: Path) -> None:
+def prepare_template(parts: set[str], out: Path, sources: Path) -> None:
     """The parts' sources in a gradebook, generated once: each task's scratch course starts from a copy."""
     template = out / "template"
     shutil.rmtree(template, ignore_errors=True)
     for part in sorted(parts):
         (template / "source" / part).mkdir(parents=True)
-        nbformat.write(exercise_source(part), template / "source" / part / f"{part}.ipynb")
+        nbformat.write(exercise_source(part, sources), template / "source" / part / f"{part}.ipynb")
     if parts:
         scoring.generate(template, sorted(parts))
 
@@ -306,6 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-gb", type=int, default=10, help="address space per notebook (10 GiB)")
     parser.add_argument("--force", action="store_true", help="grade every notebook again")
     parser.add_argument(
+        "--source",
+        default=str(course.SOLUTIONS),
+        help="the parts' nbgrader sources, NN_topic/NN_topic.ipynb, checks and hidden tests included "
+        "(default: the course's solutions/)",
+    )
+    parser.add_argument(
         "--no-sandbox", action="store_true", help="run learners' code without bubblewrap (trusted code only)"
     )
     options = parser.parse_args(argv)
@@ -314,6 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     submissions, out = Path(options.submissions).resolve(), Path(options.out).resolve()
     if not submissions.is_dir():
         parser.error(f"no folder of submissions at {submissions}")
+    sources = Path(options.source).resolve()
+    missing = [str(part_source(p, sources)) for p in course.PART_NAMES]
+    missing = [path for path in missing if not Path(path).is_file()]
+    if missing:
+        parser.error(f"--source {sources} lacks the parts' nbgrader sources: {', '.join(missing)}")
     out.mkdir(parents=True, exist_ok=True)
     limits = sandbox.Limits(
         memory_bytes=options.memory_gb * 2**30,
@@ -328,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     for learner in learners:
         state["learners"].setdefault(learner, {"student_id": student_id(learner)})
     for task in tasks:
-        task.digest = cache_key(task, limits)
+        task.digest = cache_key(task, limits, sources)
         previous = state["results"].get(f"{task.student_id}/{task.part}")
         if previous and previous.get("digest") == task.digest and not options.force:
             task.status = "skipped"
@@ -338,8 +360,8 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     helper.prepare_data(course.datasets_for({t.part for t in todo}))  # before any sandbox, which cannot
-    prepare_template({t.part for t in todo}, out)
-    s = setting(out, limits, sandboxed=not why_not)
+    prepare_template({t.part for t in todo}, out, sources)
+    s = setting(out, limits, not why_not, sources)
     started_phase_one = time.perf_counter()
     slots: queue.Queue = queue.Queue()
     for slot in range(max(1, options.jobs)):
@@ -353,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             bar.update()
             bar.write(f"  {task.learner} / {task.part}: {task.status} ({task.seconds:.0f} s) {task.reason}")
     executed = time.perf_counter()
-    phase_two(todo, out)
+    phase_two(todo, out, sources)
     print(
         f"prepared in {started_phase_one - started:.0f} s, executed in {executed - started_phase_one:.0f} s, "
         f"scored in {time.perf_counter() - executed:.0f} s",
@@ -370,5 +392,5 @@ def main(argv: list[str] | None = None) -> int:
         }
     state_path.write_text(json.dumps(state, indent=1, ensure_ascii=False))
     protections = reports.protections(limits, why_not)
-    print(reports.write(out, state, tasks, unrecognised, protections))
+    print(reports.write(out, state, tasks, unrecognised, protections, sources))
     return 0

@@ -15,8 +15,8 @@ from grader.sandbox import Limits
 
 
 @functools.cache
-def max_points(part: str) -> float:
-    nb = nbformat.read(course.part(part).solution, as_version=4)
+def max_points(part: str, sources: Path) -> float:
+    nb = nbformat.read(sources / part / f"{part}.ipynb", as_version=4)
     return float(sum(c.metadata.get("nbgrader", {}).get("points", 0) for c in nb.cells))
 
 
@@ -38,7 +38,9 @@ def protections(limits: Limits, why_not: str) -> dict[str, str]:
     }
 
 
-def write(out: Path, state: dict, tasks: list, unrecognised: dict[str, list[str]], shields: dict) -> str:
+def write(
+    out: Path, state: dict, tasks: list, unrecognised: dict[str, list[str]], shields: dict, sources: Path
+) -> str:
     """grades.csv and feedback/ for every learner, summary.txt; returns the summary and the table."""
     results = state["results"]
     rows, table = [], []
@@ -49,7 +51,7 @@ def write(out: Path, state: dict, tasks: list, unrecognised: dict[str, list[str]
         for part in course.PART_NAMES:
             record = results.get(f"{sid}/{part}", {"status": "missing", "reason": "no submission"})
             score = float(record.get("score") or 0) if record["status"] == "graded" else 0.0
-            maximum = max_points(part)
+            maximum = max_points(part, sources)
             total, total_max = total + score, total_max + maximum
             rows.append(
                 [name, sid, part, f"{score:g}", f"{maximum:g}", record["status"], record.get("reason", "")]

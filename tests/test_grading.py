@@ -1,9 +1,11 @@
 """End-to-end grading (`python -m grader`, nbgrader underneath) of a class of synthetic submissions.
 
-The corpus is built here from the solutions and the exercises: one complete learner set of every part, and
-on Part 1 (fast) every kind of bad submission, all graded in one run, so a bad submission must not disturb
-anybody else's grade. A second run into the same output, with a short cell time limit, adds a late learner
-and an infinite loop: it must execute only those two notebooks.
+The corpus is built here from the solutions and the exercises. One class: a complete learner set of
+every part, and a learner in the original course's style (Part 4 without nn.Flatten, Part 6 saving an
+untrained model); graded again with one check changed in a copy of the sources (`--source`), only that part
+runs again. Another class, on Part 1 (fast): every kind of bad submission, all graded in one run, so a bad
+submission must not disturb anybody else's grade; a second run into the same output adds a late learner and
+an infinite loop: it must execute only those two notebooks.
 """
 
 from __future__ import annotations
@@ -219,7 +221,7 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     return expected
 
 
-def _grade(root: Path, out: Path, cell_timeout: int) -> str:
+def _grade(root: Path, out: Path, cell_timeout: int, *options: str) -> str:
     result = subprocess.run(
         [
             sys.executable,
@@ -235,6 +237,7 @@ def _grade(root: Path, out: Path, cell_timeout: int) -> str:
             "900",
             "--memory-gb",
             "10",
+            *options,
         ],
         capture_output=True,
         text=True,
@@ -282,24 +285,86 @@ def graded(tmp_path_factory):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# The original course's style: no nn.Flatten in the network, the images flattened in the loop instead.
+NO_FLATTEN = {
+    "network": """
+torch.manual_seed(7)
+model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                      nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10), nn.LogSoftmax(dim=1))
+""",
+    "train": """
+train_losses = []
+torch.manual_seed(7)
+criterion = nn.NLLLoss()
+optimizer = optim.Adam(model.parameters(), lr=0.001)
+for e in range(8):
+    running_loss = 0
+    for images, labels in trainloader:
+        images = images.view(images.shape[0], -1)
+        optimizer.zero_grad()
+        loss = criterion(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        running_loss += loss.item()
+    train_losses.append(running_loss / len(trainloader))
+""",
+    "predict": """
+images, labels = next(iter(testloader))
+model.eval()
+with torch.inference_mode():
+    ps = torch.exp(model(images.view(images.shape[0], -1)))
+""",
+}
+# Part 6: a fresh model created and saved in place of the trained one (the round trip itself works).
+UNTRAINED_SAVED = "model = helper.MLP(784, 10, [512, 256, 128], drop_p=0.2)\n"
+
+
+def _part(name: str, changes: dict[str, str]) -> nbformat.NotebookNode:
+    nb = nbformat.read(course.part(name).solution, as_version=4)
+    for grade_id, source in changes.items():
+        _cell(nb, grade_id).source = source
+    return nb
+
+
 @pytest.fixture(scope="class")
 def complete(tmp_path_factory):
-    """One complete learner set of every part (the solutions, as learners have them in notebooks/), graded."""
+    """A complete learner set of every part (the solutions, as learners have them in notebooks/) and an
+    original-course-style learner, graded; then graded again with one of Part 1's checks made stricter."""
     root = tmp_path_factory.mktemp("complete-submissions")
     out = tmp_path_factory.mktemp("complete-grades")
     for part in course.PARTS:
         (root / "complete" / part.name).mkdir(parents=True)
         (root / "complete" / part.name / f"{part.name}.ipynb").write_bytes(part.solution.read_bytes())
+    style = root / "original style"
+    style.mkdir()
+    nbformat.write(_part("04_fashion_mnist", NO_FLATTEN), style / "04_fashion_mnist.ipynb")
+    checkpoint = _cell(_part("06_saving_and_loading", {}), "checkpoint").source
+    saving = 'save_checkpoint(model, "'
+    untrained = {"checkpoint": checkpoint.replace(saving, UNTRAINED_SAVED + saving)}
+    assert untrained["checkpoint"] != checkpoint
+    nbformat.write(_part("06_saving_and_loading", untrained), style / "06_saving_and_loading.ipynb")
     _grade(root, out, cell_timeout=600)
-    yield out
-    for folder in (root, out):
+    first = _rows(out)
+    # The instructor makes one of Part 1's checks stricter, in a copy of the sources: the next run must grade
+    # Part 1 again with it (and nothing else), although no submission changed.
+    sources = tmp_path_factory.mktemp("sources")
+    for part in course.PARTS:
+        (sources / part.name).mkdir()
+        shutil.copyfile(part.solution, sources / part.name / part.solution.name)
+    stricter = nbformat.read(sources / PART / f"{PART}.ipynb", as_version=4)
+    check = _cell(stricter, "test_numpy_bridge")
+    check.source = "assert False, 'a stricter check'\n" + check.source
+    nbformat.write(stricter, sources / PART / f"{PART}.ipynb")
+    second = _grade(root, out, 600, "--source", str(sources))
+    yield out, first, second
+    for folder in (root, out, sources):
         shutil.rmtree(folder, ignore_errors=True)
 
 
 # Two classes: two units of work for `make test`'s workers (--dist loadscope), graded side by side.
 class TestACompleteSet:
     def test_the_complete_set_gets_full_marks_in_every_part(self, complete):
-        rows = _rows(complete)
+        _, rows, _ = complete
         for part in course.PART_NAMES:
             row = rows[("complete", part)]
             assert row["status"] == "graded" and float(row["score"]) == float(row["max_score"]) > 0, (
@@ -310,10 +375,31 @@ class TestACompleteSet:
         assert float(total["score"]) == float(total["max_score"])
 
     def test_its_feedback_reveals_no_hidden_test(self, complete):
-        pages = sorted((complete / "feedback" / "complete").glob("*.html"))
+        out, *_ = complete
+        pages = sorted((out / "feedback" / "complete").glob("*.html"))
         assert [page.stem for page in pages] == list(course.PART_NAMES)
         for page in pages:
             assert "HIDDEN TESTS" not in page.read_text(), page
+
+    def test_a_missing_flatten_costs_only_the_network_check(self, complete):
+        _, rows, _ = complete
+        row = rows[("original style", "04_fashion_mnist")]
+        assert (row["status"], float(row["score"]), float(row["max_score"])) == ("graded", 6, 8), row
+
+    def test_an_untrained_model_saved_fails_the_round_trip(self, complete):
+        _, rows, _ = complete
+        row = rows[("original style", "06_saving_and_loading")]
+        assert (row["status"], float(row["score"]), float(row["max_score"])) == ("graded", 2, 5), row
+
+    def test_a_changed_check_regrades_its_part_and_nothing_else(self, complete):
+        out, first, second = complete
+        assert "this run executed 1 notebook(s)" in second, second
+        after = _rows(out)
+        assert float(after[("complete", PART)]["score"]) == FULL - 1
+        changed = {key for key in first if first[key] != after[key]}
+        assert changed == {("complete", PART), ("complete", "TOTAL")}, changed
+        page = (out / "feedback" / "complete" / f"{PART}.html").read_text()
+        assert "a stricter check" in page
 
 
 class TestAClassOfBadSubmissions:
