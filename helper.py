@@ -10,10 +10,15 @@ mirror is used before any download.
 
 from __future__ import annotations
 
+import errno
 import gzip
+import http.client
+import io
 import os
+import re
 import shutil
 import tempfile
+import urllib.error
 import urllib.request
 import warnings
 import zipfile
@@ -189,37 +194,187 @@ def mnist_loaders(batch_size: int = 64, fashion: bool = False) -> tuple[DataLoad
     return loaders[0], loaders[1]
 
 
-def cat_dog_dir() -> Path:
-    """The ``Cat_Dog_data`` folder (``train/`` and ``test/``, each with ``cat/`` and ``dog/``).
+CAT_DOG_SPLITS = {"train": 1000, "test": 250}  # the course-sized set: photos per class in each split
+CAT_DOG_CLASSES = ("cat", "dog")
+CAT_DOG_SIDE = 256  # the course-sized set's photos: shorter side at most this many pixels
+CAT_DOG_URL_ENV = "PYTORCH_COURSE_CATDOG_URL"  # another address of the archive (an institution's copy)
+CAT_DOG_FULL_ENV = "PYTORCH_COURSE_CATDOG_FULL"  # "1": every photo of the archive, as it is
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
-    Found in the data root, else copied from the offline mirror, else downloaded from the original
-    course's archive, else a :class:`DataNotFoundError` that says where to put it. For example,
-    ``datasets.ImageFolder(cat_dog_dir() / "train")``.
-    """
-    target = data_root() / "Cat_Dog_data"
-    if all((target / split / cls).is_dir() for split in ("train", "test") for cls in ("cat", "dog")):
-        return target
+
+def _cat_dog_complete(folder: Path) -> bool:
+    return all(any((folder / split / name).glob("*")) for split in CAT_DOG_SPLITS for name in CAT_DOG_CLASSES)
+
+
+def _natural(name: str) -> tuple:
+    """Sort key: "cat.10.jpg" after "cat.9.jpg"."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
+
+
+def _cat_dog_photos(names: Iterable[str]) -> dict[tuple[str, str], list[str]]:
+    """The photos among archive member names or relative paths, by (split, class), in natural order:
+    ``…/train/cat/cat.1.jpg``; macOS resource forks (``__MACOSX/``, ``._x.jpg``) are not photos."""
+    found: dict[tuple[str, str], list[str]] = {(s, c): [] for s in CAT_DOG_SPLITS for c in CAT_DOG_CLASSES}
+    for name in names:
+        parts = name.split("/")
+        if (
+            len(parts) >= 3
+            and (parts[-3], parts[-2]) in found
+            and parts[-1].lower().endswith(_IMAGE_SUFFIXES)
+            and not parts[-1].startswith("._")
+            and "__MACOSX" not in parts
+        ):
+            found[(parts[-3], parts[-2])].append(name)
+    for names_of_one in found.values():
+        names_of_one.sort(key=lambda n: _natural(n.rsplit("/", 1)[-1]))
+    empty = [f"{s}/{c}" for (s, c), photos in found.items() if not photos]
+    if empty:
+        raise ValueError(f"no photos in {', '.join(empty)}: not the Cat_Dog_data layout")
+    return found
+
+
+def _course_sized(data: bytes) -> bytes:
+    """A photo with its shorter side at most CAT_DOG_SIDE pixels: as it is when it fits, else resized
+    (JPEG, quality 90)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        if min(image.size) <= CAT_DOG_SIDE:
+            return data
+        scale = CAT_DOG_SIDE / min(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        resized = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    resized.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def _build_cat_dog(target: Path, names: list[str], read: Callable[[str], bytes], full: bool) -> None:
+    """Write the photos into a staging folder beside `target`, then move it into place in one step."""
+    photos = _cat_dog_photos(names)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".Cat_Dog_data-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        mirror = _mirror()
-        if mirror is not None and (mirror / "Cat_Dog_data").is_dir():
-            shutil.copytree(mirror / "Cat_Dog_data", staging / "Cat_Dog_data")
-        else:
-            try:
-                archive = staging / "Cat_Dog_data.zip"
-                urllib.request.urlretrieve(CAT_DOG_URL, archive)
-                with zipfile.ZipFile(archive) as zipped:
-                    zipped.extractall(staging)
-            except Exception as error:
-                raise DataNotFoundError(
-                    _how_to_get("Cat_Dog_data", "train/ and test/, each with cat/ and dog/ photos")
-                ) from error
-        shutil.rmtree(target, ignore_errors=True)
-        (staging / "Cat_Dog_data").rename(target)
+        for (split, name), members in photos.items():
+            folder = staging / split / name
+            folder.mkdir(parents=True)
+            chosen = members if full else members[: CAT_DOG_SPLITS[split]]
+            for member in chosen:
+                data = read(member)
+                (folder / member.rsplit("/", 1)[-1]).write_bytes(data if full else _course_sized(data))
+        staging.chmod(0o755)
+        try:
+            staging.rename(target)
+        except OSError:  # another process put a complete set there meanwhile: keep that one
+            if not _cat_dog_complete(target):
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+
+def _download(url: str, path: Path) -> None:
+    """`url` into `path` with a progress bar (bytes, rate, time left), through a temporary file moved into
+    place only when the whole file has arrived."""
+    from tqdm.auto import tqdm
+
+    partial = Path(tempfile.mkstemp(prefix=f".{path.name}-", suffix=".part", dir=path.parent)[1])
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+            expected = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(
+                total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=f"downloading {path.name}"
+            ) as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        received = partial.stat().st_size
+        if expected is not None and received != expected:
+            raise ConnectionError(f"the connection closed after {received:,} of {expected:,} bytes")
+        partial.chmod(0o644)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _verified_zip(path: Path) -> list[str]:
+    """The member names of a complete, uncorrupted zip in the Cat_Dog_data layout, or a ValueError."""
+    try:
+        with zipfile.ZipFile(path) as zipped:
+            bad = zipped.testzip()
+            names = zipped.namelist()
+    except zipfile.BadZipFile as error:
+        raise ValueError(f"not a zip archive ({error})") from error
+    if bad is not None:
+        raise ValueError(f"{bad} is corrupt in the archive")
+    _cat_dog_photos(names)
+    return names
+
+
+def cat_dog_dir(full: bool | None = None) -> Path:
+    """The cat and dog photos: a folder with ``train/`` and ``test/``, each with ``cat/`` and ``dog/``.
+
+    The course uses the same set everywhere: 1,000 + 1,000 training and 250 + 250 test photos, the first of
+    each class in file-name order, shorter side at most 256 px: ``<data root>/Cat_Dog_data``. It is built
+    the first time from the offline mirror's ``Cat_Dog_data/`` (or ``Cat_Dog_data.zip``), else from the
+    original course's archive (several hundred MB: downloaded once with a progress bar into the data root as
+    ``Cat_Dog_data.zip``; ``$PYTORCH_COURSE_CATDOG_URL`` gives another address).
+
+    ``full=True`` (or ``PYTORCH_COURSE_CATDOG_FULL=1``) gives every photo of the archive as it is instead,
+    in ``<data root>/Cat_Dog_data_full`` (about 25,000 photos: Part 8's feature extraction then takes
+    about ten times longer). Anything that goes wrong raises a :class:`DataNotFoundError` that says what
+    to do, and leaves no half-made folder or file behind. For example,
+    ``datasets.ImageFolder(cat_dog_dir() / "train")``.
+    """
+    if full is None:
+        full = os.environ.get(CAT_DOG_FULL_ENV, "").strip().lower() in {"1", "true", "yes"}
+    root = data_root()
+    target = root / ("Cat_Dog_data_full" if full else "Cat_Dog_data")
+    if _cat_dog_complete(target):
+        return target
+    url = os.environ.get(CAT_DOG_URL_ENV) or CAT_DOG_URL
+    archive = root / "Cat_Dog_data.zip"
+    mirror = _mirror()
+    try:
+        if mirror is not None and _cat_dog_complete(mirror / "Cat_Dog_data"):
+            folder = mirror / "Cat_Dog_data"
+            names = [p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*")) if p.is_file()]
+            _build_cat_dog(target, names, lambda name: (folder / name).read_bytes(), full)
+            return target
+        if mirror is not None and (mirror / "Cat_Dog_data.zip").is_file():
+            archive = mirror / "Cat_Dog_data.zip"
+        elif not archive.is_file():
+            root.mkdir(parents=True, exist_ok=True)
+            _download(url, archive)
+        try:
+            names = _verified_zip(archive)
+        except ValueError as error:
+            if archive.parent == root:
+                archive.unlink(missing_ok=True)  # a second run downloads it again
+            raise ValueError(f"{archive} is not a usable Cat_Dog_data archive: {error}") from error
+        with zipfile.ZipFile(archive) as zipped:
+            _build_cat_dog(target, names, zipped.read, full)
+        return target
+    except ValueError as error:
+        remedy = (
+            f"Run this cell again to download it again; if it fails the same way, the address {url} serves "
+            f"something else: set {CAT_DOG_URL_ENV} to an address of the original archive."
+            if archive.parent == root
+            else f"Replace the mirror's copy ({MIRROR_ENV}) with a good one."
+        )
+        raise DataNotFoundError(f"{error}.\n{remedy}") from error
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
+        raise DataNotFoundError(
+            f"The download of {url} failed ({error}).\n"
+            + _how_to_get("Cat_Dog_data", "train/ and test/, each with cat/ and dog/ photos")
+            + f"\nAn institution's copy of the archive: set {CAT_DOG_URL_ENV} to its address."
+        ) from error
+    except OSError as error:  # a full disk, a read-only data root
+        why = "the disk is full" if error.errno == errno.ENOSPC else f"{type(error).__name__}: {error}"
+        raise DataNotFoundError(
+            f"Cat_Dog_data could not be written into {root} ({why}). It needs room for the archive "
+            f"while the course's set (about 60 MB) is made from it; the archive may be deleted afterwards. "
+            f"Free some space, or point {DATA_ENV} at a writable folder with room."
+        ) from error
 
 
 @dataclass
