@@ -22,11 +22,11 @@ endif
 ifneq ($(strip $(MIRROR)),)
 export PYTORCH_COURSE_MIRROR := $(abspath $(MIRROR))
 endif
-.PHONY: help env lab test lint exercises data bench grade browser sandbox clean
+.PHONY: help env lab test lint exercises data bench gpu-bundle grade browser sandbox clean
 
 help:
 	@sed -n '1,8p' Makefile
-	@echo "Targets: lab test lint exercises data bench grade browser sandbox clean"
+	@echo "Targets: lab test lint exercises data bench gpu-bundle grade browser sandbox clean"
 
 # The course environment: a virtual environment with the pinned packages, helper.py installed into
 # it (so `import helper` works from every folder) and the course's Jupyter kernel registered in it.
@@ -84,6 +84,10 @@ data: env
 # Execution time and final metrics of every solution notebook.
 bench: env
 	$(BIN)/python tools/bench.py
+
+# What a bare GPU machine needs to run every solution notebook and its checks (artifacts/gpu-bundle, <= 60 MiB).
+gpu-bundle: env
+	$(BIN)/python tools/gpu_bundle.py
 
 # Grade a folder of learner submissions: make grade SUBMISSIONS=path/to/submissions [OUT=grades]
 # [SOURCE=folder of the parts' nbgrader sources, default solutions/]
