@@ -104,8 +104,8 @@ class Sandbox:
             args += ["--symlink", target, link]
         args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
         args += ["--bind", str(self.scratch), str(self.scratch)]
-        # The sandbox's own root (a tmpfs holding the folders above the mounts) read-only: as a normal user the
-        # kernel's uid owns those folders and could otherwise write into them (harmless, but confusing).
+        # The sandbox's own root (a tmpfs holding the folders above the mounts) read-only: as a normal user
+        # the kernel's uid owns those folders and could otherwise write into them (harmless, but confusing).
         args += ["--remount-ro", "/"]
         for name, value in sorted(self.environment.items()):
             args += ["--setenv", name, value]
