@@ -705,12 +705,13 @@ def takes_flat_input(model: nn.Module, images: torch.Tensor) -> bool:
 def expect_close(
     actual: object, expected: torch.Tensor, name: str, atol: float = 1e-5, rtol: float = 1e-4, hint: str = ""
 ) -> None:
-    """Compare on the CPU with a tolerance; the message gives the largest difference.
+    """Compare on the CPU with a tolerance; the message gives the largest difference, and both values when
+    they are small (at most 10 numbers).
 
     >>> expect_close(torch.tensor([0.5, 0.5]), torch.tensor([0.5, 0.5 + 1e-7]), "ps")   # close enough
     >>> expect_close(torch.tensor([0.9, 0.1]), torch.tensor([0.5, 0.5]), "ps")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    AssertionError: ps: values differ from the expected ones (largest difference 0.4, tolerance ...)
+    AssertionError: ps: values differ from the expected ones: expected [0.5, 0.5], got [0.9, 0.1] (...)
     """
     expected = torch.as_tensor(expected).detach().cpu()
     if not isinstance(actual, torch.Tensor):
@@ -719,7 +720,11 @@ def expect_close(
     actual = actual.detach().cpu().to(expected.dtype)
     if not torch.allclose(actual, expected, atol=atol, rtol=rtol):
         worst = (actual - expected).abs().max().item()
+        both = ""
+        if expected.numel() <= 10:
+            values = [[round(x, 4) for x in t.flatten().tolist()] for t in (expected.float(), actual.float())]
+            both = f": expected {values[0]}, got {values[1]}"
         raise AssertionError(
-            f"{name}: values differ from the expected ones (largest difference {worst:.3g}, "
+            f"{name}: values differ from the expected ones{both} (largest difference {worst:.3g}, "
             f"tolerance {atol:g} + {rtol:g}×|expected|)" + (f" — {hint}" if hint else "")
         )

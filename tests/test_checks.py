@@ -77,3 +77,17 @@ def test_nbval_runs_one_trial_per_registered_wrong_answer():
             assert following.endswith(f"{part}.ipynb::{cell}"), (
                 f"{part}: {label} is not right before its check"
             )
+
+
+@pytest.mark.parametrize("part", course.PARTS, ids=course.PART_NAMES)
+def test_a_tick_claims_no_more_than_the_learner_ran(part):
+    """Learners' notebooks lack the hidden tests: a check that has some says that its values are checked at
+    grading, in the ✓ line the learner sees, so the ✓ never claims what it did not test."""
+    cells = json.loads(part.solution.read_text())["cells"]
+    for cell in cells:
+        source = "".join(cell["source"])
+        if graded_id(cell) and "### BEGIN HIDDEN TESTS" in source:
+            after = source.split("### END HIDDEN TESTS")[-1]
+            assert "✓" in after and "checked when your work is graded" in after, (
+                f"{part.name}: {graded_id(cell)}'s ✓ line does not say that hidden tests check the values"
+            )
