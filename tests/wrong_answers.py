@@ -160,6 +160,24 @@ class Network(nn.Module):
             "nll_loss = nll_criterion(log_model(images[:32]), labels[:32]) * 1.5",
             "nll_loss: values differ",
         ),
+        Wrong(
+            "test_ce_loss",
+            "softmax before the loss",
+            "ce_loss = criterion(torch.softmax(model(images), dim=1), labels)",
+            "applies log-softmax itself",
+        ),
+        Wrong(
+            "test_ce_loss",
+            "NLLLoss on the scores",
+            "ce_loss = nn.NLLLoss()(model(images), labels)",
+            "ce_loss: values differ",
+        ),
+        Wrong(
+            "test_ce_loss",
+            "a loss per image",
+            "ce_loss = nn.CrossEntropyLoss(reduction='none')(model(images), labels)",
+            "ce_loss: expected shape ()",
+        ),
         Wrong("test_one_step", "no step", "model = copy.deepcopy(model_before)", "did not change"),
         Wrong(
             "test_one_step",
