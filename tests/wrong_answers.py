@@ -7,6 +7,27 @@ torch.manual_seed(1)
 model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
 """
 
+# Part 5's `train`, given but for its validation pass ({validation}, at the loop's indentation).
+TRAIN_5 = """
+def train(model, trainloader, validloader, epochs, lr=0.001):
+    criterion = nn.NLLLoss()
+    optimizer = optim.Adam(model.parameters(), lr=lr)
+    history = {{"train_loss": [], "valid_loss": [], "valid_accuracy": []}}
+    best_state, best_loss = None, float("inf")
+    for epoch in range(epochs):
+        model.train()
+        running_loss = 0.0
+        for images, labels in trainloader:
+            optimizer.zero_grad()
+            loss = criterion(model(images), labels)
+            loss.backward()
+            optimizer.step()
+            running_loss += loss.item() * labels.shape[0]
+        history["train_loss"].append(running_loss / len(trainloader.dataset))
+{validation}
+    return history, best_state
+"""
+
 WRONG = {
     "01_tensors": [
         Wrong("test_neuron_sum", "no activation", "y = torch.sum(features * weights) + bias", "activation"),
@@ -303,13 +324,80 @@ def validate(model, loader, criterion):
 """,
             "call model.eval()",
         ),
-        Wrong("test_dropout", "no dropout layers", "dropout_model = model", "has no nn.Dropout"),
         Wrong(
-            "test_dropout",
+            "test_train_loop",
+            "validation in training mode (dropout on)",
+            TRAIN_5.format(
+                validation="""
+        total, correct, count = 0.0, 0, 0
+        with torch.no_grad():
+            for images, labels in validloader:
+                log_ps = model(images)
+                total += criterion(log_ps, labels).item() * labels.shape[0]
+                correct += (log_ps.argmax(dim=1) == labels).sum().item()
+                count += labels.shape[0]
+        history["valid_loss"].append(total / count)
+        history["valid_accuracy"].append(correct / count)
+        if total / count < best_loss:
+            best_loss, best_state = total / count, copy.deepcopy(model.state_dict())
+"""
+            ),
+            "in evaluation mode",
+        ),
+        Wrong(
+            "test_train_loop",
+            "the state_dict kept without a copy",
+            TRAIN_5.format(
+                validation="""
+        valid_loss, valid_accuracy = validate(model, validloader, criterion)
+        history["valid_loss"].append(valid_loss)
+        history["valid_accuracy"].append(valid_accuracy)
+        if valid_loss < best_loss:
+            best_loss, best_state = valid_loss, model.state_dict()
+"""
+            ),
+            "keep a copy",
+        ),
+        Wrong(
+            "test_train_loop",
+            "validated on the training data",
+            TRAIN_5.format(
+                validation="""
+        valid_loss, valid_accuracy = validate(model, trainloader, criterion)
+        history["valid_loss"].append(valid_loss)
+        history["valid_accuracy"].append(valid_accuracy)
+        if valid_loss < best_loss:
+            best_loss, best_state = valid_loss, copy.deepcopy(model.state_dict())
+"""
+            ),
+            "validate on the validation loader",
+        ),
+        Wrong("test_dropout_model", "no dropout layers", "dropout_model = model", "has no nn.Dropout"),
+        Wrong(
+            "test_dropout_model",
             "not trained",
             "torch.manual_seed(1)\ndropout_model = nn.Sequential(nn.Flatten(), "
-            "nn.Linear(784, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10), nn.LogSoftmax(dim=1))",
-            "expected at least 86%",
+            "nn.Linear(784, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10), nn.LogSoftmax(dim=1))\n"
+            "history_dropout = {'train_loss': [2.3], 'valid_loss': [2.3], 'valid_accuracy': [0.1]}",
+            "expected at least 82%",
+        ),
+        Wrong(
+            "test_best_model",
+            "the best state not loaded (the same layers, untrained, measured)",
+            """
+dropout_model = copy.deepcopy(dropout_model)
+for layer in dropout_model:
+    if hasattr(layer, "reset_parameters"):
+        layer.reset_parameters()
+test_loss, test_accuracy = validate(dropout_model, testloader, nn.NLLLoss())
+""",
+            "load best_state",
+        ),
+        Wrong(
+            "test_best_model",
+            "measured on the validation set",
+            "test_loss, test_accuracy = validate(dropout_model, validloader, nn.NLLLoss())",
+            "measure dropout_model on testloader",
         ),
     ],
     "06_saving_and_loading": [
