@@ -122,3 +122,12 @@ def test_exercises_hold_no_solution(part):
     assert solution_cells, f"{part.name} exercise has no exercise cell"
     for cell in solution_cells:
         assert cell["cell_type"] == "markdown" or "raise NotImplementedError()" in "".join(cell["source"])
+
+
+def test_glossary_links_point_at_its_terms():
+    anchors = set(re.findall(r'<a id="([^"]+)"></a>', (course.ROOT / "GLOSSARY.md").read_text()))
+    for part in course.PARTS:
+        for notebook in (part.solution, part.exercise):
+            links = re.findall(r"GLOSSARY\.md#([\w-]+)", notebook.read_text())
+            assert links, f"{notebook.name} links no glossary term"
+            assert not set(links) - anchors, f"{notebook.name}: no such glossary terms {set(links) - anchors}"
