@@ -1,8 +1,9 @@
-"""pytest's hooks for the whole repository: nbval's run of each solution tries every check's wrong answers.
+"""pytest's hooks for the whole repository: nbval's run of each solution tries every check's wrong answers and
+the other correct answers registered for it.
 
 At the root, so that they apply to any run that collects solutions/:
 `make test`, or `pytest solutions --nbval-lax`.
-The machinery is in tests/harness.py, the wrong answers in tests/wrong_answers.py (tests/ is on pytest's
+The machinery is in tests/harness.py, the answers in tests/wrong_answers.py (tests/ is on pytest's
 pythonpath: pyproject.toml).
 """
 
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import add_wrong_answer_trials, allow_slow_output, check_printed_tick
-from wrong_answers import WRONG
+from harness import add_answer_trials, allow_slow_output, check_printed_tick
+from wrong_answers import RIGHT, WRONG
 
 # `make test` hands whole test modules and notebooks to its workers in collection order: the longest first,
 # so that no worker is left alone with a long one at the end. Each worker holds its current unit and the next
@@ -40,7 +41,9 @@ def _rank(item: pytest.Item) -> int:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    add_wrong_answer_trials(items, WRONG)
+    add_answer_trials(
+        items, {part: WRONG.get(part, []) + RIGHT.get(part, []) for part in WRONG.keys() | RIGHT}
+    )
     allow_slow_output(items)
     items.sort(key=_rank)  # a stable sort: the cells of a notebook keep their order
 

@@ -1,15 +1,17 @@
-"""Wrong answers for every graded check, tried inside nbval's own execution of the solution notebooks.
+"""Wrong answers, and other correct styles, for every graded check, tried inside nbval's own execution of the
+solution notebooks.
 
 nbval executes each solution notebook cell by cell in one kernel, one test item per cell. Right before the
-item of a graded cell, :func:`add_wrong_answer_trials` inserts one more item per wrong answer registered
-for that check (``tests/wrong_answers.py``). Each runs, in the same kernel, a *trial*: it saves the
-kernel's global names and random number generators, applies the wrong answer (code that rebinds what the
-learner's solution defines, the way a plausible mistake would), runs the graded cell's own source, and
-restores the names and the generators. The trial fails the test unless the check failed with an error
-whose message contains the expected words. Then nbval runs the graded cell for real, and it must pass and
-print its ✓ line (:func:`check_printed_tick`).
+item of a graded cell, :func:`add_answer_trials` inserts one more item per answer registered for that check
+(``tests/wrong_answers.py``). Each runs, in the same kernel, a *trial*: it saves the kernel's global names and
+random number generators, applies the answer (code that rebinds what the learner's solution defines, the way
+a plausible mistake, or another learner's correct answer, would), runs the graded cell's own source, and
+restores the names and the generators. A wrong answer's trial fails the test unless the check failed with an
+error whose message contains the expected words; a right answer's trial fails it unless the check passed and
+printed its ✓ line. Then nbval runs the graded cell for real, and it must pass and print its ✓ line
+(:func:`check_printed_tick`).
 
-So each solution notebook is executed once for nbval and for every wrong answer of every check.
+So each solution notebook is executed once for nbval and for every answer registered for its checks.
 """
 
 from __future__ import annotations
@@ -35,8 +37,20 @@ class Wrong:
     message: str
 
 
+@dataclass(frozen=True)
+class Right:
+    """Another correct answer for the graded cell `grade_id`, in a style other than the solution's: the check
+    must pass it."""
+
+    grade_id: str
+    name: str
+    code: str
+
+
 TRIAL = """
-def _wrong_answer_trial(wrong, check, expected, label):
+def _answer_trial(answer, check, expected, label):
+    import contextlib
+    import io
     import random
     import traceback
 
@@ -47,14 +61,15 @@ def _wrong_answer_trial(wrong, check, expected, label):
     saved = dict(namespace)
     generators = random.getstate(), numpy.random.get_state(), torch.random.get_rng_state()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    printed = io.StringIO()
+    message = None
     try:
-        exec(compile(wrong, f"<{label}>", "exec"), namespace)
+        exec(compile(answer, f"<{label}>", "exec"), namespace)
         try:
-            exec(compile(check, "<the check>", "exec"), namespace)
+            with contextlib.redirect_stdout(printed):
+                exec(compile(check, "<the check>", "exec"), namespace)
         except Exception as error:
             message = "".join(traceback.format_exception_only(type(error), error)).strip()
-        else:
-            raise AssertionError(f"the check passed {label}")
     finally:
         for added in set(namespace) - set(saved):
             del namespace[added]
@@ -64,21 +79,33 @@ def _wrong_answer_trial(wrong, check, expected, label):
         torch.random.set_rng_state(generators[2])
         if cuda is not None:
             torch.cuda.set_rng_state_all(cuda)
-    assert expected in message, f"the check failed {label} without saying {expected!r}: {message}"
-    print(f"the check failed {label}, as it should: {message}")
+    if expected is None:
+        assert message is None, f"the check failed {label}: {message}"
+        assert "%s" in printed.getvalue(), f"the check printed no %s {label}: {printed.getvalue()!r}"
+        print(f"the check passed {label}, as it should: {printed.getvalue().strip()}")
+    else:
+        assert message is not None, f"the check passed {label}"
+        assert expected in message, f"the check failed {label} without saying {expected!r}: {message}"
+        print(f"the check failed {label}, as it should: {message}")
 
 
 try:
-    _wrong_answer_trial(*%r)
+    _answer_trial(*%r)
 finally:
-    del _wrong_answer_trial
+    del _answer_trial
 """
 
 
-def trial_source(answer: Wrong, check: str) -> str:
-    """The code of one trial: the wrong answer, then the check's source, in the notebook's own kernel."""
-    label = f"{answer.grade_id}'s wrong answer {answer.name!r}"
-    return TRIAL % ((answer.code, check, answer.message, label),)
+def trial_source(answer: Wrong | Right, check: str) -> str:
+    """The code of one trial: the answer, then the check's source, in the notebook's own kernel."""
+    label = f"{answer.grade_id}'s {kind(answer)} {answer.name!r}"
+    expected = answer.message if isinstance(answer, Wrong) else None
+    return TRIAL % (TICK, TICK, (answer.code, check, expected, label))
+
+
+def kind(answer: Wrong | Right) -> str:
+    """How trials of this answer are named: "wrong answer" or "right answer"."""
+    return "wrong answer" if isinstance(answer, Wrong) else "right answer"
 
 
 def graded_id(cell: dict) -> str | None:
@@ -99,8 +126,8 @@ def _solution_part(item: pytest.Item) -> str | None:
     return path.stem
 
 
-def add_wrong_answer_trials(items: list[pytest.Item], wrong: dict[str, list[Wrong]]) -> None:
-    """Insert, before each graded cell nbval runs, one trial item per wrong answer registered for it."""
+def add_answer_trials(items: list[pytest.Item], answers: dict[str, list[Wrong | Right]]) -> None:
+    """Insert, before each graded cell nbval runs, one trial item per answer registered for it."""
     from nbval.plugin import IPyNbCell
 
     result: list[pytest.Item] = []
@@ -108,12 +135,12 @@ def add_wrong_answer_trials(items: list[pytest.Item], wrong: dict[str, list[Wron
         part = _solution_part(item)
         grade_id = graded_id(item.cell) if part else None
         if grade_id:
-            for answer in (w for w in wrong.get(part, []) if w.grade_id == grade_id):
+            for answer in (a for a in answers.get(part, []) if a.grade_id == grade_id):
                 cell = nbformat.v4.new_code_cell(trial_source(answer, item.cell.source))
                 result.append(
                     IPyNbCell.from_parent(
                         item.parent,
-                        name=f"{item.name} {grade_id} wrong answer '{answer.name}'",
+                        name=f"{item.name} {grade_id} {kind(answer)} '{answer.name}'",
                         cell_num=item.cell_num,
                         cell=cell,
                         options=defaultdict(bool, check=False),
@@ -137,7 +164,7 @@ def check_printed_tick(item: pytest.Item) -> None:
     """After nbval ran a graded cell of a solution: it must have printed its ✓ line (the check's proof of
     having run every assertion), not only have raised no error."""
     part = _solution_part(item)
-    if not part or not graded_id(item.cell) or "wrong answer" in item.name:
+    if not part or not graded_id(item.cell) or " answer '" in item.name:
         return
     printed = "".join(
         o.get("text", "") for o in (item.test_outputs or []) if o.get("output_type") == "stream"

@@ -1,8 +1,9 @@
-"""Check strength: every graded check has wrong answers to fail on, and every wrong answer is really tried.
+"""Check strength: every graded check has wrong answers to fail on, and every registered answer, wrong or
+right, is really tried.
 
-The wrong answers (tests/wrong_answers.py) run inside nbval's execution of the solution notebooks, as test
-items inserted before each graded cell (see harness.py). These tests make sure that no check goes untried
-and that no wrong answer is silently dropped (a misspelt `grade_id` would otherwise match no cell).
+The answers (tests/wrong_answers.py) run inside nbval's execution of the solution notebooks, as test items
+inserted before each graded cell (see harness.py). These tests make sure that no check goes untried and that
+no answer is silently dropped (a misspelt `grade_id` would otherwise match no cell).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import sys
 import pytest
 
 import course
-from harness import graded_id
-from wrong_answers import WRONG
+from harness import graded_id, kind
+from wrong_answers import RIGHT, WRONG
 
 
 def _graded_ids(part: course.Part) -> list[str]:
@@ -41,10 +42,14 @@ def test_every_check_has_a_wrong_answer_and_every_wrong_answer_a_check(part):
     )
     names = [(w.grade_id, w.name) for w in WRONG[part.name]]
     assert len(names) == len(set(names)), "two wrong answers of one check share a name"
+    right = [r.grade_id for r in RIGHT.get(part.name, [])]
+    assert not set(right) - graded, f"right answers for no graded cell: {sorted(set(right) - graded)}"
+    names = [(r.grade_id, r.name) for r in RIGHT.get(part.name, [])]
+    assert len(names) == len(set(names)), "two right answers of one check share a name"
 
 
-def test_nbval_runs_one_trial_per_registered_wrong_answer():
-    """Collect the solutions as `make test` does: each registered wrong answer is an item before its check."""
+def test_nbval_runs_one_trial_per_registered_answer():
+    """Collect the solutions as `make test` does: each registered answer is an item right before its check."""
     collected = subprocess.run(
         [
             sys.executable,
@@ -64,19 +69,18 @@ def test_nbval_runs_one_trial_per_registered_wrong_answer():
         text=True,
         check=True,
     ).stdout.splitlines()
-    trials = [line for line in collected if "wrong answer" in line]
-    expected = sum(len(answers) for answers in WRONG.values())
-    assert len(trials) == expected, f"{len(trials)} trials collected for {expected} wrong answers"
-    for part, answers in WRONG.items():
-        for answer in answers:
-            label = f"{answer.grade_id} wrong answer '{answer.name}'"
-            index = next((i for i, line in enumerate(collected) if part in line and label in line), None)
-            assert index is not None, f"{part}: no trial for {label}"
-            cell = " ".join(collected[index].split("::")[-1].split()[:2])  # "Cell 8": the check's nbval item
-            following = next(line for line in collected[index:] if "wrong answer" not in line)
-            assert following.endswith(f"{part}.ipynb::{cell}"), (
-                f"{part}: {label} is not right before its check"
-            )
+    trials = [line for line in collected if " answer '" in line]
+    registered = [
+        (part, answer) for table in (WRONG, RIGHT) for part, answers in table.items() for answer in answers
+    ]
+    assert len(trials) == len(registered), f"{len(trials)} trials collected for {len(registered)} answers"
+    for part, answer in registered:
+        label = f"{answer.grade_id} {kind(answer)} '{answer.name}'"
+        index = next((i for i, line in enumerate(collected) if part in line and label in line), None)
+        assert index is not None, f"{part}: no trial for {label}"
+        cell = " ".join(collected[index].split("::")[-1].split()[:2])  # "Cell 8": the check's nbval item
+        following = next(line for line in collected[index:] if " answer '" not in line)
+        assert following.endswith(f"{part}.ipynb::{cell}"), f"{part}: {label} is not right before its check"
 
 
 @pytest.mark.parametrize("part", course.PARTS, ids=course.PART_NAMES)

@@ -1,6 +1,7 @@
-"""Plausible wrong answers for every graded check, by part (see harness.py for how they run)."""
+"""Plausible wrong answers for every graded check, and correct answers in other styles, by part (harness.py
+runs them)."""
 
-from harness import Wrong
+from harness import Right, Wrong
 
 UNTRAINED_MNIST = """
 torch.manual_seed(1)
@@ -47,7 +48,7 @@ WRONG = {
             "test_neuron_mm",
             "resize_ on weights",
             "weights = weights.clone()\ny_mm = activation(torch.mm(features, weights.resize_(5, 1)) + bias)",
-            "weights: expected shape (1, 5)",
+            "resize_ changed weights itself",
         ),
         Wrong(
             "test_neuron_mm",
@@ -214,6 +215,20 @@ optimizer.step()
             "zero_grad",
         ),
         Wrong(
+            "test_one_step",
+            "the cell run twice",
+            """
+model = copy.deepcopy(model_before)
+for run in range(2):
+    optimizer = optim.SGD(model.parameters(), lr=0.01)
+    optimizer.zero_grad()
+    loss = criterion(model(images), labels)
+    loss.backward()
+    optimizer.step()
+""",
+            "did this cell run 2 times?",
+        ),
+        Wrong(
             "test_training_loop",
             "not trained",
             UNTRAINED_MNIST + "train_losses = [2.3, 2.2]",
@@ -372,7 +387,25 @@ def validate(model, loader, criterion):
             ),
             "validate on the validation loader",
         ),
-        Wrong("test_dropout_model", "no dropout layers", "dropout_model = model", "has no nn.Dropout"),
+        Wrong("test_dropout_model", "no dropout layers", "dropout_model = model", "it has no dropout"),
+        Wrong(
+            "test_dropout_model",
+            "F.dropout left on in evaluation mode",
+            """
+class DropoutNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.output = nn.Linear(784, 256), nn.Linear(256, 10)
+
+    def forward(self, x):
+        x = torch.nn.functional.dropout(torch.relu(self.hidden(x.flatten(1))), 0.2)
+        return torch.log_softmax(self.output(x), dim=1)
+
+
+dropout_model = DropoutNet()
+""",
+            "training=self.training",
+        ),
         Wrong(
             "test_dropout_model",
             "not trained",
@@ -585,6 +618,137 @@ def extract_features(dataset):
             "the training features in place of the test features",
             "test_features = train_features",
             "test_features holds",
+        ),
+    ],
+}
+
+# Correct answers in other styles than the solutions': every new or changed check must pass them
+# (`view`, `reshape`, `@`; a module class and nn.Sequential; modules and torch.nn.functional; ...).
+RIGHT = {
+    "01_tensors": [
+        Right(
+            "test_neuron_mm", "reshape and @", "y_mm = activation(features @ weights.reshape(5, 1) + bias)"
+        ),
+        Right(
+            "test_neuron_mm",
+            "matmul with the transpose",
+            "y_mm = activation(torch.matmul(features, weights.T) + bias)",
+        ),
+    ],
+    "02_neural_networks": [
+        Right(
+            "test_network_class",
+            "activation modules, flattening inside forward",
+            """
+class Network(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 128)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Linear(128, 64)
+        self.fc3 = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = x.flatten(start_dim=1)
+        return self.fc3(self.relu(self.fc2(self.relu(self.fc1(x)))))
+""",
+        ),
+    ],
+    "03_training": [
+        Right(
+            "test_ce_loss",
+            "torch.nn.functional.cross_entropy",
+            "ce_loss = torch.nn.functional.cross_entropy(model(images), labels)",
+        ),
+        Right(
+            "test_one_step",
+            "model.zero_grad, the optimizer created after backward",
+            """
+model = copy.deepcopy(model_before)
+model.zero_grad()
+output = model(images)
+loss = criterion(output, labels)
+loss.backward()
+optimizer = optim.SGD(model.parameters(), lr=0.01)
+optimizer.step()
+""",
+        ),
+    ],
+    "05_inference_and_validation": [
+        Right(
+            "test_train_loop",
+            "the validation pass written out, inference_mode, the state copied tensor by tensor",
+            TRAIN_5.format(
+                validation="""
+        model.eval()
+        total, correct = 0.0, 0
+        with torch.inference_mode():
+            for images, labels in validloader:
+                log_ps = model(images)
+                total += criterion(log_ps, labels).item() * len(labels)
+                correct += (log_ps.exp().topk(1, dim=1)[1].view(-1) == labels).sum().item()
+        valid_loss = total / len(validloader.dataset)
+        history["valid_loss"].append(valid_loss)
+        history["valid_accuracy"].append(correct / len(validloader.dataset))
+        if valid_loss < best_loss:
+            best_loss = valid_loss
+            best_state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+"""
+            ),
+        ),
+        Right(
+            "test_dropout_model",
+            "a module class with F.dropout, 15 epochs",
+            """
+import torch.nn.functional as F
+
+
+class DropoutNet(nn.Module):
+    def __init__(self, p=0.2):
+        super().__init__()
+        self.hidden = nn.ModuleList([nn.Linear(784, 256), nn.Linear(256, 128), nn.Linear(128, 64)])
+        self.output = nn.Linear(64, 10)
+        self.p = p
+
+    def forward(self, x):
+        x = x.view(x.shape[0], -1)
+        for layer in self.hidden:
+            x = F.dropout(F.relu(layer(x)), self.p, training=self.training)
+        return F.log_softmax(self.output(x), dim=1)
+
+
+torch.manual_seed(7)
+dropout_model = DropoutNet()
+history_dropout, best_state = train(dropout_model, small_trainloader, validloader, epochs=15)
+""",
+        ),
+        Right(
+            "test_best_model",
+            "the state loaded first, then saved from the model",
+            """
+dropout_model = copy.deepcopy(dropout_model)
+dropout_model.load_state_dict(best_state)
+torch.save(dropout_model.state_dict(), "best_model.pth")
+test_loss, test_accuracy = validate(dropout_model, testloader, nn.NLLLoss())
+""",
+        ),
+    ],
+    "08_transfer_learning": [
+        Right(
+            "test_accuracy",
+            "SGD with momentum over the whole training features, no validation",
+            """
+import copy
+
+model = copy.deepcopy(model)
+model.classifier = nn.Sequential(nn.Linear(1280, 2)).to(device)
+sgd = torch.optim.SGD(model.classifier.parameters(), lr=0.01, momentum=0.9)
+for epoch in range(5):
+    for features, labels in DataLoader(train_features, batch_size=32, shuffle=True):
+        sgd.zero_grad()
+        torch.nn.functional.cross_entropy(model.classifier(features.to(device)), labels.to(device)).backward()
+        sgd.step()
+""",
         ),
     ],
 }
