@@ -22,11 +22,11 @@ endif
 ifneq ($(strip $(MIRROR)),)
 export PYTORCH_COURSE_MIRROR := $(abspath $(MIRROR))
 endif
-.PHONY: help env lab test lint exercises data bench gpu-bundle grade browser sandbox clean
+.PHONY: help env lab test lint exercises data bench bench-grade gpu-bundle grade browser sandbox clean
 
 help:
 	@sed -n '1,8p' Makefile
-	@echo "Targets: lab test lint exercises data bench gpu-bundle grade browser sandbox clean"
+	@echo "Targets: lab test lint exercises data bench bench-grade gpu-bundle grade browser sandbox clean"
 
 # The course environment: a virtual environment with the pinned packages, helper.py installed into
 # it (so `import helper` works from every folder) and the course's Jupyter kernel registered in it.
@@ -91,8 +91,14 @@ gpu-bundle: env
 
 # Grade a folder of learner submissions: make grade SUBMISSIONS=path/to/submissions [OUT=grades]
 # [SOURCE=folder of the parts' nbgrader sources, default solutions/]
+# [SCHEDULER=tcp://HOST:PORT of a running Dask scheduler; default: an embedded cluster on this machine]
 grade: env sandbox
-	$(BIN)/python -m grader "$(SUBMISSIONS)" --out "$(or $(OUT),grades)" $(if $(SOURCE),--source "$(SOURCE)")
+	$(BIN)/python -m grader "$(SUBMISSIONS)" --out "$(or $(OUT),grades)" $(if $(SOURCE),--source "$(SOURCE)") \
+		$(if $(SCHEDULER),--scheduler "$(SCHEDULER)")
+
+# Grading's throughput: a generated class graded with 1 and 2 workers, embedded and through a loopback scheduler.
+bench-grade: env sandbox
+	$(BIN)/python tools/bench_grade.py
 
 # System packages from Debian, installed when missing and make runs as root; elsewhere it says what to do.
 # $(1): the command, $(2): the package, $(3): what happens without it.

@@ -22,6 +22,7 @@ LONGEST_FIRST = (
     "tests/test_grading.py::TestAClassOfBadSubmissions",
     "solutions/08_transfer_learning/",
     "tests/test_downloads.py",
+    "tests/test_cluster.py",
     "tests/test_checks.py",
     "tests/test_project.py",
     "tests/test_lab.py",

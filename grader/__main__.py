@@ -4,4 +4,5 @@ import sys
 
 from grader.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when Dask's worker processes (spawned) import this module again
+    sys.exit(main())

@@ -1,18 +1,21 @@
 """Grade a folder of learner submissions with nbgrader: grades CSV, feedback HTML, summary.
 
-    python -m grader SUBMISSIONS [--out grades] [--jobs 2] [--cell-timeout 600]
-                                 [--notebook-timeout 1800] [--memory-gb 10] [--force]
-                                 [--source solutions]
+    python -m grader SUBMISSIONS [--out grades] [--jobs 2 | --scheduler tcp://HOST:PORT]
+                                 [--cell-timeout 600] [--notebook-timeout 1800] [--memory-gb 10]
+                                 [--force] [--source solutions]
 
 SUBMISSIONS holds one folder per learner with any of the course's notebooks under their course file names,
 either flat (``alice/01_tensors.ipynb``) or one folder per part as in ``notebooks/``
 (``alice/01_tensors/01_tensors.ipynb``). nbgrader's own ``submitted/`` folder is accepted as it is.
 
-1. Phase 1 (:mod:`grader.execution`), in parallel: each learner × part is autograded by nbgrader in a scratch
-   course of its own, its kernel in the sandbox (:mod:`grader.sandbox`).
+1. Phase 1 (:mod:`grader.cluster`, :mod:`grader.execution`), in parallel on Dask: each learner × part is a
+   task that autogrades it with nbgrader in a scratch course of its own on a worker, its kernel in the
+   sandbox (:mod:`grader.sandbox`); an embedded cluster of ``--jobs`` workers on this machine, or the workers
+   of a running scheduler (``--scheduler``). Results are saved as they arrive: an interrupted run resumes.
 2. Phase 2 (:mod:`grader.scoring`), in OUT/course: nbgrader scores the executed notebooks without executing
    them again (the check cells restored from the source) and writes the feedback.
-3. Reports (:mod:`grader.reports`): grades.csv, summary.txt, feedback/, logs/, and a table.
+3. Reports (:mod:`grader.reports`): grades.csv, summary.txt (with what the class missed, check by check),
+   class_report.png, feedback/, logs/, and a table.
 A re-run grades what is new or changed (the submission, the part's checks, the grader or the limits).
 ``--source`` grades with another copy of the parts' nbgrader sources (say, a term's own hidden tests).
 """
@@ -24,15 +27,11 @@ import functools
 import hashlib
 import json
 import os
-import queue
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import time
 import unicodedata
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,9 +40,7 @@ from nbgrader.preprocessors import ClearSolutions
 from tqdm import tqdm
 
 import course
-from grader import reports, sandbox, scoring
-
-GRADER = Path(__file__).resolve().parent
+from grader import cluster, reports, sandbox, scoring
 
 
 @dataclass
@@ -137,21 +134,15 @@ def match_part(
     return nb, ""
 
 
-@functools.cache
-def grader_version() -> str:
-    """A digest of the code that decides a grade: the grader, the course's modules."""
-    files = sorted(GRADER.glob("*.py")) + [course.ROOT / n for n in ("helper.py", "course.py")]
-    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
-
-
 def cache_key(task: Task, limits: sandbox.Limits, sources: Path = course.SOLUTIONS) -> str:
-    """What a grade depends on: the submission, the part's source with its hidden tests, the grader, the
-    limits. A re-run executes a notebook again when any of them changed."""
+    """What a grade depends on: the submission, the part's source with its hidden tests, the course version
+    (the grader, the course's modules, the packages), the limits. A re-run executes a notebook again when
+    any of them changed."""
     digest = hashlib.sha256()
     for piece in (
         Path(task.source).read_bytes(),
         part_source(task.part, sources).read_bytes(),
-        grader_version().encode(),
+        cluster.course_version().encode(),
         json.dumps(asdict(limits), sort_keys=True).encode(),
     ):
         digest.update(hashlib.sha256(piece).digest())
@@ -159,114 +150,138 @@ def cache_key(task: Task, limits: sandbox.Limits, sources: Path = course.SOLUTIO
 
 
 # ------------------------------------------------------------------------------------------- phase 1
-@dataclass
-class Setting:
-    out: Path
-    limits: sandbox.Limits
-    sandboxed: bool
-    sources: Path
-    readonly: tuple[Path, ...] = ()
-    symlinks: tuple[tuple[str, str], ...] = ()
-    environment: dict[str, str] = field(default_factory=dict)
-
-
-def setting(out: Path, limits: sandbox.Limits, sandboxed: bool, sources: Path) -> Setting:
-    """What every sandbox gets: the allow-list (with the data and the weights cache) and the environment."""
-    import torch
-
-    import helper
-
-    data, hub = helper.data_root(), Path(torch.hub.get_dir()).parent
-    environment = {
-        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-        "PYTORCH_COURSE_DATA": str(data),  # prepared beforehand, read-only inside
-        "TORCH_HOME": str(hub),
-        "OMP_NUM_THREADS": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "LANG": "C.UTF-8",
-        "USER": "learner",
-    }
-    readonly = sandbox.readonly([data, hub])
-    return Setting(out, limits, sandboxed, sources, readonly, sandbox.system_links(), environment)
-
-
-def execute(task: Task, s: Setting, slots: queue.Queue) -> Task:
-    """Phase 1 for one task: a trusted scratch course, then nbgrader autograde in a process of its own."""
-    root = s.out / "work" / task.student_id / task.part
-    shutil.rmtree(root, ignore_errors=True)
-    submitted = root / "submitted" / task.student_id / task.part
-    submitted.mkdir(parents=True)
+def job(task: Task, limits: sandbox.Limits, sandboxed: bool, sources: Path) -> cluster.Job | None:
+    """The task as it travels to a Dask worker, or None (and the task says why) when it cannot be graded."""
     try:
         nb = nbformat.read(task.source, as_version=4)
         nbformat.validate(nb)
     except Exception as error:  # invalid JSON, empty file, not a notebook
         task.status, task.reason = "invalid", f"not a readable notebook: {str(error).splitlines()[0][:200]}"
-        return task
-    nb, wrong_part = match_part(nb, task.part, s.sources)
+        return None
+    nb, wrong_part = match_part(nb, task.part, sources)
     if wrong_part:
         task.status, task.reason = "invalid", wrong_part
-        return task
-    template = s.out / "template"
-    shutil.copytree(template / "source" / task.part, root / "source" / task.part)
-    shutil.copyfile(template / "gradebook.db", root / "gradebook.db")
-    nbformat.write(nb, submitted / f"{task.part}.ipynb")
-    slot = slots.get()
-    try:
-        return run_phase_one(task, s, root, slot)
-    finally:
-        slots.put(slot)
-
-
-def run_phase_one(task: Task, s: Setting, root: Path, slot: int) -> Task:
-    from grader import execution
-
-    uid = sandbox.FIRST_UID + slot if os.geteuid() == 0 else None
-    job = execution.Task(
+        return None
+    return cluster.Job(
         task.student_id,
         task.part,
-        str(root),
-        s.limits.cell_seconds,
-        [str(p) for p in s.readonly],
-        [list(pair) for pair in s.symlinks],
-        uid,
-        asdict(s.limits),
-        s.environment,
-        s.sandboxed,
+        nbformat.writes(nb).encode(),
+        nbformat.writes(exercise_source(task.part, sources)).encode(),
+        limits,
+        sandboxed,
+        cluster.course_version(),
     )
-    (root / "task.json").write_text(json.dumps(asdict(job)))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.pop("MPLBACKEND", None)  # kernels draw inline, so the feedback shows the learner's figures
-    command = [sys.executable, "-m", "grader.execution", str(root / "task.json")]
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        command,
-        cwd=course.ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+
+
+def executed_path(out: Path, task: Task) -> Path:
+    """Where phase 1 leaves a task's executed notebook for phase 2."""
+    return (
+        out
+        / "work"
+        / task.student_id
+        / task.part
+        / "autograded"
+        / task.student_id
+        / task.part
+        / f"{task.part}.ipynb"
     )
+
+
+def outcome(future) -> cluster.Result:
+    """A finished Dask task's result; a task that failed on every try is an error with the reason."""
+    from distributed import KilledWorker
+
     try:
-        log, _ = process.communicate(timeout=s.limits.notebook_seconds)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # the kernel's sandbox dies with its parent
-        log, _ = process.communicate()
-        task.status, task.reason = "timed out", f"the notebook ran over {s.limits.notebook_seconds} s"
-        return task
-    finally:
-        task.seconds = time.perf_counter() - start
-        (root / "phase1.log").write_bytes(log or b"")
-    result = root / "result.json"
-    if not result.exists():
-        task.status, task.reason = "error", f"the grader's process failed: {scoring.last_line(log.decode())}"
-        return task
-    outcome = json.loads(result.read_text())
-    task.status, task.reason = outcome["status"], outcome["reason"]
-    task.timed_out_cells = outcome.get("timed_out_cells") or []
-    if outcome.get("kernel_died") is not None:
-        cell = outcome["kernel_died"] + 1
-        task.reason = f"the kernel died in cell {cell} of the notebook; the checks after it did not run"
-    return task
+        return future.result()
+    except KilledWorker:
+        return cluster.Result(
+            "error",
+            "grading this notebook took down the Dask worker running it on every try; it was not tried again",
+        )
+    except cluster.StaleWorker as error:
+        return cluster.Result("error", str(error))
+    except Exception as error:  # recorded for this task; the class goes on
+        return cluster.Result(
+            "error", f"the grader failed on it: {type(error).__name__}: {one_line(str(error))}"
+        )
+
+
+def one_line(text: str) -> str:
+    """A message in one line: its first line and, when it holds a traceback, the exception at its end."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or ["unknown error"]
+    raised = [line for line in lines[1:] if re.match(r"^[\w.]+(Error|Exception)\b", line)]
+    return " — ".join([lines[0], *raised[-1:]])[:400]
+
+
+def keep(task: Task, result: cluster.Result, out: Path) -> None:
+    """A task's result, saved as it arrives: its executed notebook and log where phase 2 reads them."""
+    task.status, task.reason = result.status, result.reason
+    task.timed_out_cells, task.seconds = result.timed_out_cells, result.seconds
+    folder = out / "work" / task.student_id / task.part
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    (folder / "phase1.log").write_text(result.log)
+    if result.executed is not None:
+        executed_path(out, task).parent.mkdir(parents=True)
+        executed_path(out, task).write_bytes(result.executed)
+
+
+def save(state: dict, path: Path) -> None:
+    """state.json, replaced whole (an interrupted run never leaves half a file)."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(state, indent=1, ensure_ascii=False))
+    partial.replace(path)
+
+
+def phase_one(
+    todo: list[Task], jobs: dict[str, cluster.Job], options: argparse.Namespace, out: Path, state: dict
+) -> None:
+    sandboxed = any(job.sandboxed for job in jobs.values())
+    """Every job through Dask (an embedded cluster, or options.scheduler's); each result saved as it arrives,
+    so an interrupted run resumes where it stopped."""
+    from distributed import as_completed
+
+    with cluster.client(options.scheduler, options.jobs) as dask_client:
+        if options.scheduler:
+            has_dashboard = "dashboard" in dask_client.scheduler_info().get("services", {})
+            dashboard = dask_client.dashboard_link if has_dashboard else "none (started with --no-dashboard)"
+            print(f"Dask scheduler {options.scheduler}; dashboard: {dashboard}", file=sys.stderr)
+        version = cluster.course_version()
+        usable, refused = cluster.usable_workers(dask_client, version, sandboxed)
+        for address, why in refused.items():
+            print(f"worker {address} refused: {why}", file=sys.stderr)
+        if not usable:
+            raise cluster.SchedulerUnreachable(
+                f"no worker of the scheduler runs this course version ({version[:12]}): start workers "
+                "from this checkout and environment (README: Scaling out)"
+            )
+        futures = {
+            dask_client.submit(
+                cluster.run_job,
+                jobs[key],
+                key=f"grade-{task.student_id}-{task.part}-{task.digest[:12]}",
+                workers=usable,
+                retries=1,
+                pure=False,
+            ): (key, task)
+            for key, task in ((f"{t.student_id}/{t.part}", t) for t in todo)
+        }
+        with tqdm(total=len(futures), desc="grading", unit="notebook", file=sys.stderr) as bar:
+            for future in as_completed(futures):
+                key, task = futures[future]
+                keep(task, outcome(future), out)
+                state["executed"][key] = {
+                    "digest": task.digest,
+                    "status": task.status,
+                    "reason": task.reason,
+                    "timed_out_cells": task.timed_out_cells,
+                    "seconds": round(task.seconds, 1),
+                }
+                save(state, out / "state.json")
+                bar.update()
+                bar.write(
+                    f"  {task.learner} / {task.part}: {task.status} ({task.seconds:.0f} s) {task.reason}"
+                )
 
 
 # ------------------------------------------------------------------------------------------- phase 2
@@ -282,8 +297,7 @@ def phase_two(tasks: list[Task], out: Path, sources: Path) -> None:
         target = root / "submitted" / task.student_id / task.part
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
-        executed = out / "work" / task.student_id / task.part / "autograded" / task.student_id / task.part
-        shutil.copyfile(executed / f"{task.part}.ipynb", target / f"{task.part}.ipynb")
+        shutil.copyfile(executed_path(out, task), target / f"{task.part}.ipynb")
         scored = scoring.score(root, task.part, task.student_id)
         logs = out / "logs" / task.learner
         logs.mkdir(parents=True, exist_ok=True)
@@ -296,22 +310,18 @@ def phase_two(tasks: list[Task], out: Path, sources: Path) -> None:
                 task.reason = "; ".join(r for r in (task.reason, scored.feedback_error) if r)
 
 
-def prepare_template(parts: set[str], out: Path, sources: Path) -> None:
-    """The parts' sources in a gradebook, generated once: each task's scratch course starts from a copy."""
-    template = out / "template"
-    shutil.rmtree(template, ignore_errors=True)
-    for part in sorted(parts):
-        (template / "source" / part).mkdir(parents=True)
-        nbformat.write(exercise_source(part, sources), template / "source" / part / f"{part}.ipynb")
-    if parts:
-        scoring.generate(template, sorted(parts))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__.split("\n\n")[0])
     parser.add_argument("submissions")
     parser.add_argument("--out", default="grades")
-    parser.add_argument("--jobs", type=int, default=2, help="notebooks executed at once (default 2)")
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="notebooks executed at once on this machine (default 2)"
+    )
+    parser.add_argument(
+        "--scheduler",
+        help="tcp://HOST:PORT of a running Dask scheduler whose workers execute the notebooks "
+        "(default: an embedded cluster on this machine, --jobs workers)",
+    )
     parser.add_argument("--cell-timeout", type=int, default=600, help="seconds per cell (default 600)")
     parser.add_argument("--notebook-timeout", type=int, default=1800, help="seconds per notebook (1800)")
     parser.add_argument("--memory-gb", type=int, default=10, help="address space per notebook (10 GiB)")
@@ -342,38 +352,66 @@ def main(argv: list[str] | None = None) -> int:
         cell_seconds=options.cell_timeout,
         notebook_seconds=options.notebook_timeout,
     )
+    # Workers elsewhere check their own bubblewrap; on this machine, it is checked here.
     why_not = "disabled (--no-sandbox)" if options.no_sandbox else sandbox.available()
     state_path = out / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {"learners": {}, "results": {}}
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    for name in ("learners", "results", "executed"):
+        state.setdefault(name, {})
 
     learners, tasks, unrecognised = discover(submissions)
     for learner in learners:
         state["learners"].setdefault(learner, {"student_id": student_id(learner)})
     for task in tasks:
         task.digest = cache_key(task, limits, sources)
-        previous = state["results"].get(f"{task.student_id}/{task.part}")
+        key = f"{task.student_id}/{task.part}"
+        previous = state["results"].get(key)
         if previous and previous.get("digest") == task.digest and not options.force:
             task.status = "skipped"
+    todo = [t for t in tasks if t.status == "pending"]
+    jobs: dict[str, cluster.Job] = {}
+    to_run, resumed = [], 0
+    for task in todo:
+        key = f"{task.student_id}/{task.part}"
+        earlier = state["executed"].get(key)
+        if (
+            earlier
+            and earlier["digest"] == task.digest
+            and not options.force
+            and (earlier["status"] != "graded" or executed_path(out, task).exists())
+        ):  # executed by an interrupted run: only phase 2 is left
+            task.status, task.reason = earlier["status"], earlier["reason"]
+            task.timed_out_cells, task.seconds = earlier["timed_out_cells"], earlier["seconds"]
+            resumed += 1
+            continue
+        job_or_none = job(task, limits, not why_not, sources)
+        if job_or_none is not None:
+            jobs[key] = job_or_none
+            to_run.append(task)
     # Longest first (later parts train more), so that the last notebook still running is a short one.
-    todo = sorted((t for t in tasks if t.status == "pending"), key=lambda t: t.part, reverse=True)
-    import helper
+    to_run.sort(key=lambda t: t.part, reverse=True)
+    if resumed:
+        print(
+            f"{resumed} notebook(s) executed by an earlier, interrupted run: not executed again",
+            file=sys.stderr,
+        )
 
     started = time.perf_counter()
-    helper.prepare_data(course.datasets_for({t.part for t in todo}))  # before any sandbox, which cannot
-    prepare_template({t.part for t in todo}, out, sources)
-    s = setting(out, limits, not why_not, sources)
+    if to_run and not options.scheduler:
+        import helper
+
+        try:  # one clear message, before any notebook runs (remote workers prepare their own)
+            helper.prepare_data(course.datasets_for({t.part for t in to_run}))
+        except helper.DataNotFoundError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     started_phase_one = time.perf_counter()
-    slots: queue.Queue = queue.Queue()
-    for slot in range(max(1, options.jobs)):
-        slots.put(slot)
-    with (
-        ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool,
-        tqdm(total=len(todo), desc="grading", unit="notebook", file=sys.stderr) as bar,
-    ):
-        for done in as_completed([pool.submit(execute, t, s, slots) for t in todo]):
-            task = done.result()
-            bar.update()
-            bar.write(f"  {task.learner} / {task.part}: {task.status} ({task.seconds:.0f} s) {task.reason}")
+    if to_run:
+        try:
+            phase_one(to_run, jobs, options, out, state)
+        except cluster.SchedulerUnreachable as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     executed = time.perf_counter()
     phase_two(todo, out, sources)
     print(
@@ -390,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             "timed_out_cells": task.timed_out_cells,
             "seconds": round(task.seconds, 1),
         }
-    state_path.write_text(json.dumps(state, indent=1, ensure_ascii=False))
+    save(state, state_path)
     protections = reports.protections(limits, why_not)
     print(reports.write(out, state, tasks, unrecognised, protections, sources))
     return 0

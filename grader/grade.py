@@ -7,4 +7,5 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from grader.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when Dask's worker processes (spawned) import this module again
+    sys.exit(main())
