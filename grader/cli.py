@@ -241,7 +241,7 @@ def phase_one(
     so an interrupted run resumes where it stopped."""
     from distributed import as_completed
 
-    with cluster.client(options.scheduler, options.jobs) as dask_client:
+    with cluster.client(options.scheduler, options.jobs, out / "dask") as dask_client:
         if options.scheduler:
             has_dashboard = "dashboard" in dask_client.scheduler_info().get("services", {})
             dashboard = dask_client.dashboard_link if has_dashboard else "none (started with --no-dashboard)"

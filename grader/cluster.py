@@ -290,9 +290,10 @@ class SchedulerUnreachable(RuntimeError):
 
 
 @contextlib.contextmanager
-def client(scheduler: str | None, jobs: int) -> Iterator:
-    """A Dask client: of an embedded cluster on this machine (``jobs`` workers, one notebook each), or of
-    the running scheduler at ``scheduler`` (tcp://HOST:PORT)."""
+def client(scheduler: str | None, jobs: int, folder: Path) -> Iterator:
+    """A Dask client: of an embedded cluster on this machine (``jobs`` workers, one notebook each, working in
+    ``folder``: not a /tmp folder another user may own), or of the running scheduler at ``scheduler``
+    (tcp://HOST:PORT)."""
     import logging
 
     import dask
@@ -308,6 +309,7 @@ def client(scheduler: str | None, jobs: int) -> Iterator:
                     dashboard_address=None,
                     memory_limit=0,
                     silence_logs=logging.ERROR,
+                    local_directory=str(folder),
                 ) as cluster,
                 Client(cluster) as embedded,
             ):
