@@ -31,5 +31,5 @@ def test_checks_of_an_untouched_exercise_fail_cleanly(part, tmp_path):
         assert errors, f"{part.name}: the check {graded_id(cell)} passes on the untouched exercise"
         failure = errors[0].ename
         assert failure in CLEAN_FAILURES, f"{part.name}: {graded_id(cell)} failed with {failure}"
-    alive = [o.get("text", "") for o in nb.cells[-1].outputs]
-    assert alive == ["kernel alive\n"], f"{part.name}: the kernel did not survive the exercise: {alive}"
+    alive = "".join(o.get("text", "") for o in nb.cells[-1].outputs)  # one stream may come in pieces
+    assert alive == "kernel alive\n", f"{part.name}: the kernel did not survive the exercise: {alive!r}"
