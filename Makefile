@@ -4,7 +4,7 @@
 #   DATA    data root for the data sets (default: ~/.pytorch, or $PYTORCH_COURSE_DATA)
 #   MIRROR  offline copy of the data sets to use before downloading (e.g. ../shared/data)
 #   PORT    JupyterLab's port (default 8888)
-#   JOBS    parallel test workers (default 3: on 2 cores the third fills the time the others wait)
+#   JOBS    parallel test workers (default 4: on 2 cores the extra ones fill the time the others wait)
 
 PYTHON ?= python3
 VENV   ?= .venv
