@@ -4,12 +4,12 @@
 #   DATA    data root for the data sets (default: ~/.pytorch, or $PYTORCH_COURSE_DATA)
 #   MIRROR  offline copy of the data sets to use before downloading (e.g. ../shared/data)
 #   PORT    JupyterLab's port (default 8888)
-#   JOBS    parallel test workers (default 4: on 2 cores the extra ones fill the time the others wait)
+#   JOBS    parallel test workers (default 3: on 2 cores the third fills the time the others wait)
 
 PYTHON ?= python3
 VENV   ?= .venv
 PORT   ?= 8888
-JOBS   ?= 4
+JOBS   ?= 3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.course-installed
 # The course's facts live in course.py (standard library only, so the system Python can answer).
@@ -62,8 +62,7 @@ lab: env
 # workers with two threads each on a 2-core machine ran the notebooks several times slower than one thread each.
 # Budget: the test phase stays under 15 minutes on a 2-core machine (README, "Tests and CI").
 # Each test module and each notebook is one unit of work (--dist loadscope), handed out in collection order
-# (--no-loadscope-reorder): the root conftest.py puts the longest units first. JOBS=4 on 2 cores: the long units
-# spend much of their time waiting (cell limits, the browser, grading runs), and with 3 workers the CPU was 40% idle.
+# (--no-loadscope-reorder): the root conftest.py puts the longest units first.
 test: env browser sandbox lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder \
 		tests solutions helper.py course.py \
