@@ -175,16 +175,7 @@ def job(task: Task, limits: sandbox.Limits, sandboxed: bool, sources: Path) -> c
 
 def executed_path(out: Path, task: Task) -> Path:
     """Where phase 1 leaves a task's executed notebook for phase 2."""
-    return (
-        out
-        / "work"
-        / task.student_id
-        / task.part
-        / "autograded"
-        / task.student_id
-        / task.part
-        / f"{task.part}.ipynb"
-    )
+    return reports.executed_path(out, task.student_id, task.part)
 
 
 def outcome(future) -> cluster.Result:

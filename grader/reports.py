@@ -34,6 +34,11 @@ class CheckTally:
         return f"P{course.part(self.part).number} {self.grade_id}"
 
 
+def executed_path(out: Path, student_id: str, part: str) -> Path:
+    """Where phase 1 leaves a learner's executed notebook of a part (phase 2 and the class report read it)."""
+    return out / "work" / student_id / part / "autograded" / student_id / part / f"{part}.ipynb"
+
+
 def _checks(part: str, sources: Path) -> list[str]:
     nb = nbformat.read(sources / part / f"{part}.ipynb", as_version=4)
     return [
@@ -78,7 +83,7 @@ def class_report(out: Path, state: dict, sources: Path) -> list[CheckTally]:
         sid = info["student_id"]
         for part in course.PART_NAMES:
             record = state["results"].get(f"{sid}/{part}", {})
-            executed = out / "work" / sid / part / "autograded" / sid / part / f"{part}.ipynb"
+            executed = executed_path(out, sid, part)
             ran = record.get("status") == "graded" and executed.exists()
             outcomes = _outcomes(executed) if ran else {}
             for tally in (t for t in tallies if t.part == part):
