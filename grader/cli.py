@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import sys
 import time
@@ -134,23 +135,26 @@ def match_part(
     return nb, ""
 
 
-def cache_key(task: Task, limits: sandbox.Limits, sources: Path = course.SOLUTIONS) -> str:
-    """What a grade depends on: the submission, the part's source with its hidden tests, the course version
-    (the grader, the course's modules, the packages), the limits. A re-run executes a notebook again when
-    any of them changed."""
+def cache_key(task: Task, limits: sandbox.Limits, sources: Path = course.SOLUTIONS, secret: str = "") -> str:
+    """What a grade depends on: the submission, the part's source, the course version (the grader, the checks,
+    the course's modules, the packages), the limits and the secret the hidden inputs are drawn from. A re-run
+    executes a notebook again when any of them changed."""
     digest = hashlib.sha256()
     for piece in (
         Path(task.source).read_bytes(),
         part_source(task.part, sources).read_bytes(),
         cluster.course_version().encode(),
         json.dumps(asdict(limits), sort_keys=True).encode(),
+        secret.encode(),
     ):
         digest.update(hashlib.sha256(piece).digest())
     return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------- phase 1
-def job(task: Task, limits: sandbox.Limits, sandboxed: bool, sources: Path) -> cluster.Job | None:
+def job(
+    task: Task, limits: sandbox.Limits, sandboxed: bool, sources: Path, secret: str
+) -> cluster.Job | None:
     """The task as it travels to a Dask worker, or None (and the task says why) when it cannot be graded."""
     try:
         nb = nbformat.read(task.source, as_version=4)
@@ -170,6 +174,7 @@ def job(task: Task, limits: sandbox.Limits, sandboxed: bool, sources: Path) -> c
         limits,
         sandboxed,
         cluster.course_version(),
+        secret,
     )
 
 
@@ -215,6 +220,21 @@ def keep(task: Task, result: cluster.Result, out: Path) -> None:
     if result.executed is not None:
         executed_path(out, task).parent.mkdir(parents=True)
         executed_path(out, task).write_bytes(result.executed)
+
+
+def read_secret(path: Path) -> str:
+    """The grader's secret: the seed of every check's hidden inputs. Made (random, readable by its owner only)
+    the
+    first time; a secret file that cannot be read stops the run rather than grading with another secret."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+    text = path.read_text().strip()
+    if not text:
+        raise SystemExit(f"error: the secret file {path} is empty")
+    return text
 
 
 def save(state: dict, path: Path) -> None:
@@ -326,6 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-sandbox", action="store_true", help="run learners' code without bubblewrap (trusted code only)"
     )
+    parser.add_argument(
+        "--secret-file",
+        help="the file whose contents seed the checks' hidden inputs (default: OUT/secret.key, made on the "
+        "first "
+        "run); keep it from learners, and keep it between runs so that grades stay the same",
+    )
     options = parser.parse_args(argv)
     # nbgrader runs `alembic` from PATH: the course environment's tools first, wherever this was started from
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -338,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(f"--source {sources} lacks the parts' nbgrader sources: {', '.join(missing)}")
     out.mkdir(parents=True, exist_ok=True)
+    secret = read_secret(Path(options.secret_file) if options.secret_file else out / "secret.key")
     limits = sandbox.Limits(
         memory_bytes=options.memory_gb * 2**30,
         cell_seconds=options.cell_timeout,
@@ -354,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     for learner in learners:
         state["learners"].setdefault(learner, {"student_id": student_id(learner)})
     for task in tasks:
-        task.digest = cache_key(task, limits, sources)
+        task.digest = cache_key(task, limits, sources, secret)
         key = f"{task.student_id}/{task.part}"
         previous = state["results"].get(key)
         if previous and previous.get("digest") == task.digest and not options.force:
@@ -375,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
             task.timed_out_cells, task.seconds = earlier["timed_out_cells"], earlier["seconds"]
             resumed += 1
             continue
-        job_or_none = job(task, limits, not why_not, sources)
+        job_or_none = job(task, limits, not why_not, sources, secret)
         if job_or_none is not None:
             jobs[key] = job_or_none
             to_run.append(task)

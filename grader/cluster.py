@@ -57,6 +57,7 @@ class Job:
     limits: sandbox.Limits
     sandboxed: bool
     version: str
+    secret: str  # the seed of the checks' hidden inputs (grader.execution.seed)
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Result:
     executed: bytes | None = None  # the executed notebook, when graded
     log: str = ""
     worker: str = ""
+    verdicts: dict | None = None  # each check's verdict: {"passed": bool, "message": str}
 
 
 @functools.cache
@@ -75,9 +77,8 @@ def course_version() -> str:
     """What a grade depends on besides the submission and the part's source: the grader's code, the course's
     modules, Python and the packages that execute and score a notebook."""
     digest = hashlib.sha256()
-    files = sorted(GRADER.glob("*.py")) + [
-        course.ROOT / n for n in ("helper.py", "course.py", "efficientnet_lite.py")
-    ]
+    files = sorted(GRADER.glob("*.py")) + sorted((course.ROOT / "checks").glob("*.py"))
+    files += [course.ROOT / n for n in ("helper.py", "course.py", "efficientnet_lite.py")]
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     for name in PACKAGES:
@@ -234,6 +235,7 @@ def run_job(job: Job) -> Result:
                 asdict(job.limits),
                 environment,
                 job.sandboxed,
+                job.secret,
             )
             result = _execute(task, root, job.limits.notebook_seconds)
         result.worker = where
@@ -281,7 +283,9 @@ def _execute(task, root: Path, notebook_seconds: int) -> Result:
     if outcome.get("kernel_died") is not None:
         cell = outcome["kernel_died"] + 1
         reason = f"the kernel died in cell {cell} of the notebook; the checks after it did not run"
-    return Result(outcome["status"], reason, outcome.get("timed_out_cells") or [], seconds, None, text)
+    result = Result(outcome["status"], reason, outcome.get("timed_out_cells") or [], seconds, None, text)
+    result.verdicts = outcome.get("verdicts")
+    return result
 
 
 # ------------------------------------------------------------------------------------------- the client

@@ -1,11 +1,15 @@
-"""Phase 1: execute one learner's notebook of one part with nbgrader, its kernel in the sandbox.
+"""Phase 1: execute one learner's notebook of one part with nbgrader, its kernel in the sandbox, and judge it.
 
 nbgrader's autograde runs here, in the grader's own (trusted) process, in a scratch course that the sandbox
-cannot see; only the *kernel* runs inside the sandbox (:class:`SandboxedKernelManager`). The check cells,
-hidden tests included, reach the kernel as messages over its sockets, never as files, and the executed
-notebook is assembled and written by this process from those messages: nothing the learner's code does
-(a daemon left behind, a file rewritten) can touch it. Every process of the sandbox is dead before the
-notebook is read: the kernel's own PID namespace ends with it.
+cannot see; only the *kernel* runs inside the sandbox (:class:`SandboxedKernelManager`). The learner's cells
+run in it; the check cells do not. Instead, right after each check's answer cell, :class:`JudgedExecute` sends
+the kernel a *request*: the check's inputs (drawn here, from the grader's secret, and written to a file the
+kernel can read but not change) and the name of the check; the kernel answers with data (:mod:`checks.wire`:
+JSON and safetensors, nothing executable). When every process of the sandbox is dead (the kernel's own PID
+namespace ends with it), this process runs each check's judge (:mod:`checks`) on the answers and writes its
+verdict, and only its verdict, into the check cell: the ✓ line, or the judge's message as the cell's error.
+What the learner's code printed stays in the learner's own cells and never changes a score. A check cell the
+learner deleted is put back; one the learner edited is judged as the instructor wrote it.
 
 Run as ``python -m grader.execution TASK.json`` (one process per task, so a crash of nbgrader or a memory
 blow-up in this process costs only this task); it writes ``result.json`` next to the task.
@@ -13,11 +17,15 @@ blow-up in this process costs only this task); it writes ``result.json`` next to
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import os
+import secrets
 import signal
 import sys
 import time
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,10 +33,14 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
 from nbconvert.preprocessors import Preprocessor
 from nbformat import NotebookNode
+from nbformat.v4 import new_code_cell
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Dict, Int, List, Unicode
 from traitlets.config import Config
 
+import checks
+from checks import wire
+from checks.core import Check, Inputs, Verdict
 from grader.sandbox import Limits, Sandbox
 
 TICK = "✓"
@@ -142,30 +154,176 @@ def is_check(cell: NotebookNode) -> bool:
     return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
-class RequireTick(Preprocessor):
-    """A check earns its points only if it printed its ✓ line: the last thing it does, after all its
-    assertions. A check that ran without an error but without ✓ (its assertions skipped by an exception
-    handler the learner installed, its output hidden, or never run because the kernel died) gets an
-    error output, so nbgrader scores it 0, and the feedback says why."""
+def seed(secret: str, part: str, grade_id: str) -> int:
+    """The seed of one check's hidden inputs: from the grader's secret, the part and the check, nothing else
+    (the
+    same learner graded twice with the same secret gets the same inputs; learners cannot work them out)."""
+    digest = hashlib.sha256(f"{secret}\0{part}\0{grade_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
-    enabled = True
+
+def verdict_output(verdict: Verdict) -> NotebookNode:
+    """A verdict as the check cell's only output: its ✓ line (full points for nbgrader) or an error (none)."""
+    if verdict.passed:
+        return NotebookNode(output_type="stream", name="stdout", text=verdict.line() + "\n")
+    name = "CheckNotRun" if verdict.message.startswith("not run") else "CheckFailed"
+    return error_output(name, verdict.message)
+
+
+class JudgedExecute(SandboxedExecute):
+    """The learner's cells run in the sandboxed kernel; check cells do not. After each check's answer cell the
+    kernel is asked for that check's answers (its request: hidden inputs in a file, one line of code naming
+    the
+    check); once the kernel is gone, each check is judged here and its verdict becomes the check cell's
+    output."""
+
+    secret = Unicode(config=True, help="the grader's secret: the seed of every hidden input")
+    source_notebook = Unicode(config=True, help="the part's exercise source: check cells to put back")
+    verdicts_file = Unicode("", config=True, help="where the verdicts are written as JSON")
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._part = resources["nbgrader"]["assignment"]
+        self._checks: list[Check] = checks.of_part(self._part)
+        ids = {check.grade_id for check in self._checks}
+        where = {
+            c.metadata["nbgrader"].get("grade_id"): i
+            for i, c in enumerate(nb.cells)
+            if "nbgrader" in c.metadata
+        }
+        self._anchors: dict[int, list[Check]] = defaultdict(list)
+        for check in self._checks:
+            self._anchors[where.get(check.after, where.get(check.grade_id, len(nb.cells) - 1))].append(check)
+        self._sources = {
+            c.metadata["nbgrader"].get("grade_id"): c.source for c in nb.cells if "nbgrader" in c.metadata
+        }
+        self._skip = {
+            i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") in ids
+        }
+        self._answers: dict[str, tuple[Inputs, dict] | str] = {}
+        folder = Path(self.km_scratch()) / "requests"
+        folder.mkdir(mode=0o755)
+        os.chmod(folder, 0o755)  # the sandbox's uid reads it; only the grader writes in it
+        self._folder, self._folder_fd = folder, os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            nb, resources = super().preprocess(nb, resources, km)
+        finally:
+            os.close(self._folder_fd)
+        # Every process of the sandbox is dead now: judge, and write each verdict into its check cell.
+        died = resources.get("course", {}).get("kernel_died")
+        verdicts = {check.grade_id: self._verdict(check, died) for check in self._checks}
+        put_back(nb, verdicts, self._checks, self.source_notebook)
+        record = {grade_id: {"passed": v.passed, "message": v.message} for grade_id, v in verdicts.items()}
+        if self.verdicts_file:
+            Path(self.verdicts_file).write_text(json.dumps(record, ensure_ascii=False))
+        return nb, resources
+
+    def km_scratch(self) -> str:
+        return self.config.SandboxedKernelManager.scratch
 
     def preprocess_cell(self, cell, resources, index):
-        if not is_check(cell) or any(o.output_type == "error" for o in cell.outputs):
-            return cell, resources
-        printed = "".join(
-            o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
-            for o in cell.outputs
-        )
-        if TICK not in printed:
-            died = resources.get("course", {}).get("kernel_died")
-            reason = (
-                "not run: the kernel died in an earlier cell"
-                if died is not None and index > died
-                else f"this check did not print its {TICK} line, so it did not run all its tests"
-            )
-            cell.outputs.append(error_output("CheckNotCompleted", reason))
+        if index in self._skip:  # a check cell: judged by the grader, never run in the learner's kernel
+            cell.outputs, cell.execution_count = [], None
+            self._running = index
+        else:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        for check in self._anchors.get(index, []):
+            self._ask(check, index)
         return cell, resources
+
+    def _ask(self, check: Check, index: int) -> None:
+        """One request: the check's hidden inputs into a new file, then one line of code in the kernel that
+        names
+        the check; its answers come back as one display output of type checks.wire.MIME."""
+        generator = __import__("torch").Generator().manual_seed(seed(self.secret, self._part, check.grade_id))
+        inputs = check.hidden(generator)
+        source = self._sources.get(check.after)
+        name = f"{secrets.token_hex(8)}.safetensors"
+        meta = {"part": self._part, "grade_id": check.grade_id, "source": source if check.rerun else None}
+        wire.write_request(self._folder_fd, name, meta, inputs.sent)
+        request = new_code_cell(
+            f"__import__('checks.kernel', fromlist=['answer']).answer({str(self._folder / name)!r})"
+        )
+        saved = self.nb.cells[index]
+        try:
+            self.execute_cell(request, index, store_history=False)
+        except DeadKernelError:
+            self._answers[check.grade_id] = "the kernel died while the grader collected this check's answers"
+            raise
+        finally:
+            self.nb.cells[index] = (
+                saved  # nbclient puts the cell it ran in the notebook: the request is not kept
+            )
+            os.unlink(name, dir_fd=self._folder_fd)
+        timed_out = any(o.get("ename") == "CellTimeoutError" for o in request.outputs)
+        payloads = [
+            o["data"][wire.MIME]
+            for o in request.outputs
+            if o.output_type in ("display_data", "execute_result") and wire.MIME in o.get("data", {})
+        ]
+        if timed_out:
+            self._answers[check.grade_id] = (
+                f"collecting this check's answers ran longer than the limit of {self.timeout} s (your code, "
+                "called by the check, may loop forever)"
+            )
+        elif not payloads:
+            self._answers[check.grade_id] = (
+                "no answer came back for this check: code in the notebook stopped the grader's request"
+            )
+        else:
+            try:
+                self._answers[check.grade_id] = inputs, wire.decode(payloads[-1])
+            except wire.WireError as error:
+                self._answers[check.grade_id] = (
+                    f"the answer that came back for this check could not be read: {error}"
+                )
+
+    def _verdict(self, check: Check, died: int | None) -> Verdict:
+        got = self._answers.get(check.grade_id)
+        if isinstance(got, tuple):
+            return check.verdict(*got, hidden=True)
+        if got is not None:
+            return Verdict(check.grade_id, False, got)
+        if died is not None:
+            return Verdict(check.grade_id, False, "not run: the kernel died in an earlier cell")
+        return Verdict(check.grade_id, False, "not run: the notebook stopped before this check")
+
+
+def put_back(nb: NotebookNode, verdicts: dict[str, Verdict], part_checks: list[Check], source: str) -> None:
+    """Each verdict as the only output of its check cell; a check cell missing from the notebook is put back
+    (the exercise's own) right after its answer cell, or at the end."""
+    import nbformat
+
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+    originals = {}
+    if source and Path(source).exists():
+        originals = {
+            c.metadata.get("nbgrader", {}).get("grade_id"): c
+            for c in nbformat.read(source, as_version=4).cells
+        }
+    for check in part_checks:
+        cell = cells.get(check.grade_id)
+        if cell is None:
+            original = originals.get(check.grade_id)
+            cell = (
+                copy.deepcopy(original)
+                if original is not None
+                else new_code_cell("", metadata={"nbgrader": {}})
+            )
+            cell.source = (
+                "# This check cell was missing from the notebook: the grader put it back and judged your "
+                "answers.\n" + cell.source
+            )
+            after = next(
+                (
+                    i
+                    for i, c in enumerate(nb.cells)
+                    if c.metadata.get("nbgrader", {}).get("grade_id") == check.after
+                ),
+                None,
+            )
+            nb.cells.insert(len(nb.cells) if after is None else after + 1, cell)
+            cells[check.grade_id] = cell
+        cell.outputs, cell.execution_count = [verdict_output(verdicts[check.grade_id])], None
 
 
 class CapOutputs(Preprocessor):
@@ -215,6 +373,7 @@ class Task:
     limits: dict
     environment: dict
     sandboxed: bool = True
+    secret: str = ""  # the seed of the checks' hidden inputs
 
 
 @dataclass
@@ -224,6 +383,7 @@ class Outcome:
     timed_out_cells: list[int] | None = None
     kernel_died: int | None = None
     seconds: float = 0.0
+    verdicts: dict | None = None  # grade_id → {"passed": bool, "message": str}, as the judges decided
 
 
 def autograde_config(task: Task, scratch: Path) -> Config:
@@ -233,12 +393,7 @@ def autograde_config(task: Task, scratch: Path) -> Config:
 
     c = scoring.config(Path(task.course_root))
     del c.Autograde["sanitize_preprocessors"]  # phase 1 starts from a learner's notebook: nbgrader's defaults
-    c.Autograde.autograde_preprocessors = [
-        SandboxedExecute,
-        RequireTick,
-        CapOutputs,
-        *c.Autograde.autograde_preprocessors,
-    ]
+    c.Autograde.autograde_preprocessors = [JudgedExecute, CapOutputs, *c.Autograde.autograde_preprocessors]
     c.Execute.timeout = task.cell_timeout
     c.Execute.interrupt_on_timeout = True
     c.Execute.error_on_timeout = {
@@ -251,6 +406,11 @@ def autograde_config(task: Task, scratch: Path) -> Config:
     k.uid = -1 if task.uid is None or not task.sandboxed else task.uid
     k.enabled = task.sandboxed
     k.limits, k.environment = task.limits, {**task.environment, **sandbox_home(scratch)}
+    c.JudgedExecute.secret = task.secret
+    c.JudgedExecute.source_notebook = str(
+        Path(task.course_root) / "source" / task.part / f"{task.part}.ipynb"
+    )
+    c.JudgedExecute.verdicts_file = str(Path(task.course_root) / "verdicts.json")
     return c
 
 
@@ -267,8 +427,12 @@ def sandbox_home(scratch: Path) -> dict[str, str]:
 def run(task: Task) -> Outcome:
     from nbgrader.apps import NbGraderAPI
 
+    from checks import data
     from grader.sandbox import make_scratch, remove_scratch
 
+    data.CACHE = (
+        Path(task.course_root).parent / "cache"
+    )  # the worker's own folder: computed once, for every task
     start = time.perf_counter()
     scratch = make_scratch(task.uid if task.sandboxed else None)
     try:
@@ -298,7 +462,9 @@ def run(task: Task) -> Outcome:
         ),
         None,
     )
-    return Outcome("graded", "", timed_out, died, seconds)
+    verdicts_file = Path(task.course_root) / "verdicts.json"
+    verdicts = json.loads(verdicts_file.read_text()) if verdicts_file.exists() else None
+    return Outcome("graded", "", timed_out, died, seconds, verdicts)
 
 
 def main(argv: list[str]) -> int:

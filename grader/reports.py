@@ -60,7 +60,7 @@ def _outcomes(executed: Path) -> dict[str, str | None]:
         errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
         if not errors:
             found[grade_id] = None if cell.get("outputs") or cell.get("execution_count") else ""
-        elif errors[0].ename == "CheckNotCompleted" and errors[0].evalue.startswith("not run"):
+        elif errors[0].ename == "CheckNotRun":
             found[grade_id] = ""
         else:
             first = (str(errors[0].evalue).strip().splitlines() or [""])[0]

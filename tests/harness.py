@@ -1,15 +1,18 @@
 """Wrong answers, and other correct styles, for every graded check, tried inside nbval's own execution of the
-solution notebooks.
+solution notebooks: in the notebook, and as the grader would judge them.
 
 nbval executes each solution notebook cell by cell in one kernel, one test item per cell. Right before the
 item of a graded cell, :func:`add_answer_trials` inserts one more item per answer registered for that check
-(``tests/wrong_answers.py``). Each runs, in the same kernel, a *trial*: it saves the kernel's global names and
-random number generators, applies the answer (code that rebinds what the learner's solution defines, the way
-a plausible mistake, or another learner's correct answer, would), runs the graded cell's own source, and
-restores the names and the generators. A wrong answer's trial fails the test unless the check failed with an
-error whose message contains the expected words; a right answer's trial fails it unless the check passed and
-printed its ✓ line. Then nbval runs the graded cell for real, and it must pass and print its ✓ line
-(:func:`check_printed_tick`).
+(``tests/wrong_answers.py``), and one for the solution itself. Each runs, in the same kernel, a *trial*: it
+saves the kernel's global names and random number generators, applies the answer (code that rebinds what the
+learner's solution defines, the way a plausible mistake, or another learner's correct answer, would), runs the
+graded cell's own source (the notebook's self-check), and restores the names and the generators. Then it asks
+for the verdict the grader would give (:func:`checks.kernel.simulate`): the check's hidden inputs (a fixed
+test seed), the answer cell run again on them (with the answer's code after the solution's) for a check that
+reruns it, the answers through the wire, the judge at grading. A wrong answer's trial fails the test unless
+both verdicts failed with a message that contains the expected words; a right answer's trial fails it unless
+both passed and the self-check printed its ✓ line. Then nbval runs the graded cell for real, and it must pass
+and print its ✓ line (:func:`check_printed_tick`).
 
 So each solution notebook is executed once for nbval and for every answer registered for its checks.
 """
@@ -27,14 +30,27 @@ import course
 TICK = "✓"
 
 
+PASSES = (
+    "passes at grading"  # Wrong.graded: a mistake in the notebook's own state, which grading does not use
+)
+
+
 @dataclass(frozen=True)
 class Wrong:
-    """A plausible wrong answer for the graded cell `grade_id`, and words its failure message must contain."""
+    """A plausible wrong answer for the graded cell `grade_id`, and words its failure message must contain: in
+    the notebook (`message`) and at grading (`graded`: the same words unless given; PASSES for a mistake in a
+    value
+    the notebook keeps for itself, which the grader measures afresh)."""
 
     grade_id: str
     name: str
     code: str
     message: str
+    graded: str | None = None
+
+    @property
+    def at_grading(self) -> str:
+        return self.message if self.graded is None else self.graded
 
 
 @dataclass(frozen=True)
@@ -48,7 +64,7 @@ class Right:
 
 
 TRIAL = """
-def _answer_trial(answer, check, expected, label):
+def _answer_trial(answer, check, expected, label, part, grade_id, answer_cell, graded):
     import contextlib
     import io
     import random
@@ -57,10 +73,23 @@ def _answer_trial(answer, check, expected, label):
     import numpy
     import torch
 
+    from checks import kernel
+
     namespace = globals()
     saved = dict(namespace)
     generators = random.getstate(), numpy.random.get_state(), torch.random.get_rng_state()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+    def restore():
+        for added in set(namespace) - set(saved):
+            del namespace[added]
+        namespace.update(saved)
+        random.setstate(generators[0])
+        numpy.random.set_state(generators[1])
+        torch.random.set_rng_state(generators[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
     printed = io.StringIO()
     message = None
     try:
@@ -71,14 +100,16 @@ def _answer_trial(answer, check, expected, label):
         except Exception as error:
             message = "".join(traceback.format_exception_only(type(error), error)).strip()
     finally:
-        for added in set(namespace) - set(saved):
-            del namespace[added]
-        namespace.update(saved)
-        random.setstate(generators[0])
-        numpy.random.set_state(generators[1])
-        torch.random.set_rng_state(generators[2])
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
+        restore()
+    the_check = kernel.find(part, grade_id)
+    try:  # the grader's verdict: hidden inputs, the answer cell run again (with the answer after it)
+        if the_check.rerun:
+            at_grading = kernel.simulate(the_check, namespace, answer_cell + "\\n" + answer)
+        else:
+            exec(compile(answer, f"<{label}>", "exec"), namespace)
+            at_grading = kernel.simulate(the_check, namespace, None)
+    finally:
+        restore()
     if expected is None:
         assert message is None, f"the check failed {label}: {message}"
         assert "%s" in printed.getvalue(), f"the check printed no %s {label}: {printed.getvalue()!r}"
@@ -87,6 +118,15 @@ def _answer_trial(answer, check, expected, label):
         assert message is not None, f"the check passed {label}"
         assert expected in message, f"the check failed {label} without saying {expected!r}: {message}"
         print(f"the check failed {label}, as it should: {message}")
+    if graded is None:
+        assert at_grading.passed, f"at grading, the check failed {label}: {at_grading.message}"
+        print(f"at grading, it passed too: {at_grading.message}")
+    else:
+        assert not at_grading.passed, f"at grading, the check passed {label}: {at_grading.message}"
+        assert graded in at_grading.message, (
+            f"at grading, the check failed {label} without saying {graded!r}: {at_grading.message}"
+        )
+        print(f"at grading, it failed too: {at_grading.message}")
 
 
 try:
@@ -96,11 +136,14 @@ finally:
 """
 
 
-def trial_source(answer: Wrong | Right, check: str) -> str:
-    """The code of one trial: the answer, then the check's source, in the notebook's own kernel."""
+def trial_source(answer: Wrong | Right, check: str, part: str, answer_cell: str) -> str:
+    """The code of one trial: the answer, then the check's source, in the notebook's own kernel; then the
+    grader's verdict on the same answer (`answer_cell`: the source of the answer cell the check follows)."""
     label = f"{answer.grade_id}'s {kind(answer)} {answer.name!r}"
     expected = answer.message if isinstance(answer, Wrong) else None
-    return TRIAL % (TICK, TICK, (answer.code, check, expected, label))
+    graded = answer.at_grading if isinstance(answer, Wrong) and answer.at_grading != PASSES else None
+    arguments = (answer.code, check, expected, label, part, answer.grade_id, answer_cell, graded)
+    return TRIAL % (TICK, TICK, arguments)
 
 
 def kind(answer: Wrong | Right) -> str:
@@ -130,13 +173,21 @@ def add_answer_trials(items: list[pytest.Item], answers: dict[str, list[Wrong | 
     """Insert, before each graded cell nbval runs, one trial item per answer registered for it."""
     from nbval.plugin import IPyNbCell
 
+    from checks import kernel
+
     result: list[pytest.Item] = []
     for item in items:
         part = _solution_part(item)
         grade_id = graded_id(item.cell) if part else None
         if grade_id:
-            for answer in (a for a in answers.get(part, []) if a.grade_id == grade_id):
-                cell = nbformat.v4.new_code_cell(trial_source(answer, item.cell.source))
+            after = kernel.find(part, grade_id).after
+            nb = nbformat.read(item.parent.path, as_version=4)
+            answer_cell = next(
+                c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == after
+            )
+            solution = Right(grade_id, "the solution itself", "")
+            for answer in [solution, *(a for a in answers.get(part, []) if a.grade_id == grade_id)]:
+                cell = nbformat.v4.new_code_cell(trial_source(answer, item.cell.source, part, answer_cell))
                 result.append(
                     IPyNbCell.from_parent(
                         item.parent,

@@ -1,5 +1,5 @@
-"""Check strength: every graded check has wrong answers to fail on, and every registered answer, wrong or
-right, is really tried.
+"""Check strength: every graded check is a trusted check of checks/, has wrong answers to fail on, and every
+registered answer, wrong or right, is really tried.
 
 The answers (tests/wrong_answers.py) run inside nbval's execution of the solution notebooks, as test items
 inserted before each graded cell (see harness.py). These tests make sure that no check goes untried and that
@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+import checks
 import course
 from harness import graded_id, kind
 from wrong_answers import RIGHT, WRONG
@@ -73,7 +74,14 @@ def test_nbval_runs_one_trial_per_registered_answer():
     registered = [
         (part, answer) for table in (WRONG, RIGHT) for part, answers in table.items() for answer in answers
     ]
-    assert len(trials) == len(registered), f"{len(trials)} trials collected for {len(registered)} answers"
+    solutions = [line for line in trials if "right answer 'the solution itself'" in line]
+    every_check = sum(len(checks.of_part(part)) for part in course.PART_NAMES)
+    assert len(solutions) == every_check, (
+        f"{len(solutions)} trials of the solution itself for {every_check} checks"
+    )
+    assert len(trials) == len(registered) + every_check, (
+        f"{len(trials)} trials collected for {len(registered)} answers"
+    )
     for part, answer in registered:
         label = f"{answer.grade_id} {kind(answer)} '{answer.name}'"
         index = next((i for i, line in enumerate(collected) if part in line and label in line), None)
@@ -84,14 +92,23 @@ def test_nbval_runs_one_trial_per_registered_answer():
 
 
 @pytest.mark.parametrize("part", course.PARTS, ids=course.PART_NAMES)
-def test_a_tick_claims_no_more_than_the_learner_ran(part):
-    """Learners' notebooks lack the hidden tests: a check that has some says that its values are checked at
-    grading, in the ✓ line the learner sees, so the ✓ never claims what it did not test."""
+def test_every_check_cell_calls_its_trusted_check_and_holds_no_test_of_its_own(part):
+    """One source for each check: the check cell of the notebook calls the check of checks/partN.py that has
+    its
+    grade_id (in the notebook the self-check, at grading the grader's verdict), and nothing else; the check
+    follows an answer cell of the notebook, after which the grader asks for its answers."""
     cells = json.loads(part.solution.read_text())["cells"]
+    ids = [c["metadata"]["nbgrader"]["grade_id"] for c in cells if "nbgrader" in c["metadata"]]
+    module = vars(__import__(f"checks.part{part.number}", fromlist=["CHECKS"]))
+    by_id = {check.grade_id: name for name, check in module.items() if isinstance(check, checks.core.Check)}
+    graded = [cell for cell in cells if graded_id(cell)]
+    assert [graded_id(cell) for cell in graded] == [c.grade_id for c in checks.of_part(part.name)]
+    for cell in graded:
+        grade_id = graded_id(cell)
+        assert "".join(cell["source"]) == f"check.{by_id[grade_id]}()", f"{part.name}: {grade_id}'s cell"
+        check = next(c for c in checks.of_part(part.name) if c.grade_id == grade_id)
+        assert check.after in ids and ids.index(check.after) < ids.index(grade_id), (part.name, grade_id)
+    first = "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
+    assert f"from checks import part{part.number} as check" in first
     for cell in cells:
-        source = "".join(cell["source"])
-        if graded_id(cell) and "### BEGIN HIDDEN TESTS" in source:
-            after = source.split("### END HIDDEN TESTS")[-1]
-            assert "✓" in after and "checked when your work is graded" in after, (
-                f"{part.name}: {graded_id(cell)}'s ✓ line does not say that hidden tests check the values"
-            )
+        assert "HIDDEN TESTS" not in "".join(cell["source"]), f"{part.name}: a hidden test left in a cell"

@@ -1,5 +1,5 @@
-"""Unit tests of the grader's modules (grader/): the sandbox's command and what it holds, the cache key,
-the preprocessors that decide what a check's outputs are worth and what feedback shows."""
+"""Unit tests of the grader's modules (grader/): the sandbox's command and what it holds, the cache key, the
+output caps and what feedback shows (the verdicts themselves: tests/test_judges.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from nbformat.v4 import new_code_cell, new_output
 
 import course
 from grader import cli, sandbox
-from grader.execution import CapOutputs, RequireTick, error_output
+from grader.execution import CapOutputs
 from grader.feedback import EscapeMarkers
 
 CHECK = {"nbgrader": {"grade": True, "solution": False, "grade_id": "test_x", "points": 1}}
@@ -67,7 +67,7 @@ def test_inside_the_sandbox_the_checkout_is_absent_and_only_the_scratch_is_writa
         sandbox.remove_scratch(scratch)
 
 
-def test_the_cache_key_covers_the_submission_the_part_and_the_limits(tmp_path):
+def test_the_cache_key_covers_the_submission_the_part_the_limits_and_the_secret(tmp_path):
     notebook = tmp_path / "01_tensors.ipynb"
     notebook.write_bytes(course.PARTS[0].exercise.read_bytes())
     task = cli.Task("a", "a-1", course.PARTS[0].name, str(notebook))
@@ -76,22 +76,9 @@ def test_the_cache_key_covers_the_submission_the_part_and_the_limits(tmp_path):
     assert key != cli.cache_key(task, sandbox.Limits(cell_seconds=20))
     other_part = cli.Task("a", "a-1", course.PARTS[1].name, str(notebook))  # other checks, same bytes
     assert key != cli.cache_key(other_part, sandbox.Limits())
+    assert key != cli.cache_key(task, sandbox.Limits(), secret="another secret")  # other hidden inputs
     notebook.write_bytes(notebook.read_bytes() + b" ")
     assert key != cli.cache_key(task, sandbox.Limits())
-
-
-def test_a_check_without_its_tick_scores_nothing():
-    silent = new_code_cell("assert True", metadata=CHECK, outputs=[])
-    ticked = new_code_cell("print('✓')", metadata=CHECK, outputs=[new_output("stream", text="✓ fine\n")])
-    failed = new_code_cell("1/0", metadata=CHECK, outputs=[error_output("ZeroDivisionError", "division")])
-    answer = new_code_cell("x = 1", outputs=[])
-    for cell in (silent, ticked, failed, answer):
-        RequireTick().preprocess_cell(cell, {}, 0)
-    assert silent.outputs[-1].ename == "CheckNotCompleted" and "✓" in silent.outputs[-1].evalue
-    assert [len(c.outputs) for c in (ticked, failed, answer)] == [1, 1, 0]
-    unreached = new_code_cell("assert True", metadata=CHECK, outputs=[])
-    RequireTick().preprocess_cell(unreached, {"course": {"kernel_died": 3}}, 5)
-    assert "kernel died" in unreached.outputs[-1].evalue
 
 
 def test_outputs_are_capped():

@@ -1,7 +1,7 @@
 """Plausible wrong answers for every graded check, and correct answers in other styles, by part (harness.py
 runs them)."""
 
-from harness import Right, Wrong
+from harness import PASSES, Right, Wrong
 
 UNTRAINED_MNIST = """
 torch.manual_seed(1)
@@ -322,6 +322,7 @@ def validate(model, loader, criterion):
     return sum(losses) / len(losses), sum(accuracies) / len(accuracies)
 """,
             "expected 0.6000",
+            graded="not the fraction right",
         ),
         Wrong(
             "test_validate",
@@ -612,12 +613,14 @@ def extract_features(dataset):
             "test features in another order than test_data",
             "test_features = TensorDataset(*(t.flip(0) for t in test_features.tensors))",
             "model(photos) for 32 test photos: values differ",
+            graded=PASSES,  # the grader measures the whole model on every test photo, not test_features
         ),
         Wrong(
             "test_accuracy",
             "the training features in place of the test features",
             "test_features = train_features",
             "test_features holds",
+            graded=PASSES,  # the grader measures the whole model on every test photo, not test_features
         ),
     ],
 }

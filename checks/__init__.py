@@ -1,0 +1,15 @@
+"""The course's checks: one judge per graded check, in trusted code.
+
+``checks.part1`` … ``checks.part8`` hold the checks of each part (``from checks import part1 as check`` in a
+notebook, then ``check.neuron_sum()``); :mod:`checks.core` what a check is made of, :mod:`checks.wire` how
+answers travel as data, :mod:`checks.kernel` what runs in the learner's kernel.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+
+def of_part(part: str) -> list:
+    """The checks of the part called ``part`` ("01_tensors" …), in the notebook's order."""
+    return list(importlib.import_module(f"checks.part{int(part[:2])}").CHECKS)

@@ -1,0 +1,339 @@
+"""What every check is made of: a judge that decides from plain data, and the two ways of getting that data.
+
+A check (:class:`Check`) has three parts:
+
+- ``ask(namespace, sent) -> answers``: runs in the learner's kernel and collects the learner's values: names
+  of the notebook, or the learner's functions and models applied to the inputs ``sent``. Whatever it returns
+  crosses to the judge as data only (:mod:`checks.wire`): tensors, numbers, strings, lists and dicts.
+- ``judge(inputs, answers) -> str``: trusted code. It raises :class:`CheckFailed` with a message that says
+  what was expected and what was given, or returns what it tested (the text of the ✓ line).
+- the inputs: ``given(namespace)`` in the notebook (the notebook's own seeded values), ``hidden(generator)``
+  at grading (drawn by the grader from its secret; the learner's kernel never sees what the judge keeps, such
+  as labels and reference values). Both return :class:`Inputs`: what is sent to the kernel, what stays with
+  the judge.
+
+In a notebook, ``check.neuron_sum()`` runs all three in the kernel (a self-check: ✓ line or the message). At
+grading the grader sends only the request (``ask`` on hidden inputs; for a ``rerun`` check, the learner's
+answer cell is first run again with the hidden inputs bound), reads the answers as data, and runs the judge in
+its own process: the same judge, so what learners see and what grades can never drift apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import inspect
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+TICK = "✓"
+_hidden = contextvars.ContextVar("hidden", default=False)
+
+
+class CheckFailed(AssertionError):
+    """A check's verdict: the answer is not what was expected. Its message says what was expected and what was
+    given; IPython shows only that message, not the judge's traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[0;31mCheckFailed\x1b[0m: {self}"]
+
+
+@dataclass(frozen=True)
+class Raised:
+    """What the kernel raised while an answer was collected (a missing name, an error in the learner's
+    code)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """A value that is not data (a function, a module, a NumPy array, …): its kind, as the judge sees it."""
+
+    kind: str
+    shape: tuple[int, ...] | None = None
+
+
+@dataclass
+class Inputs:
+    """What a check's answers are computed from: ``sent`` to the kernel, ``kept`` by the judge alone."""
+
+    sent: dict = field(default_factory=dict)
+    kept: dict = field(default_factory=dict)
+
+    def all(self) -> dict:
+        return {**self.sent, **self.kept}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    grade_id: str
+    passed: bool
+    message: str  # what was tested (passed) or what went wrong (failed)
+
+    def line(self) -> str:
+        return f"{TICK} {self.message}" if self.passed else self.message
+
+
+Judge = Callable[[dict, dict], str]
+Ask = Callable[[dict, dict], dict]
+
+
+@dataclass
+class Check:
+    """One graded check of a part. ``grade_id`` is its nbgrader cell's id; ``after`` the answer cell it
+    follows
+    (at grading the request is sent right after that cell ran)."""
+
+    grade_id: str
+    after: str
+    judge: Judge
+    ask: Ask
+    given: Callable[[dict], Inputs]
+    hidden: Callable[[torch.Generator], Inputs]
+    rerun: bool = False  # at grading, the answer cell runs again with the hidden inputs bound (bind's result)
+    bind: Callable[[dict, dict], dict] | None = None  # kernel side: names to bind for the re-run
+    doc: str = ""
+
+    def __call__(self) -> None:
+        """The self-check in the notebook: judge the notebook's own values; print the ✓ line or fail."""
+        from checks import kernel
+
+        caller = inspect.currentframe().f_back
+        kernel.self_check(self, caller.f_globals)
+
+    def verdict(self, inputs: Inputs, answers: dict, hidden: bool) -> Verdict:
+        """The judge's verdict on answers (already decoded from data). Never raises: a judge that trips over
+        an unexpected answer fails it with the reason (the grader fails closed)."""
+        token = _hidden.set(hidden)
+        try:
+            if isinstance(answers.get("$cell"), Raised):
+                raised = answers["$cell"].message
+                raise CheckFailed(
+                    f"your answer cell raised {raised}"
+                    + (" when it ran again on the grader's inputs" if hidden else "")
+                    + (
+                        " — replace raise NotImplementedError() with your answer"
+                        if "NotImplementedError" in raised
+                        else ""
+                    )
+                )
+            if isinstance(answers.get("$problem"), Raised):  # an answer the check could not even ask about
+                raise CheckFailed(answers["$problem"].message)
+            tested = self.judge(inputs.all(), answers)
+            return Verdict(
+                self.grade_id, True, tested + (" (on the grader's hidden inputs)" if hidden else "")
+            )
+        except CheckFailed as failure:
+            return Verdict(self.grade_id, False, str(failure))
+        except Exception as error:  # a judge's own bug, or an answer of a shape nobody foresaw: no points
+            return Verdict(
+                self.grade_id,
+                False,
+                f"the check could not judge this answer: {type(error).__name__}: {error}",
+            )
+        finally:
+            _hidden.reset(token)
+
+
+# ------------------------------------------------------------------------------------------ for judges
+def hidden() -> bool:
+    """True while a judge runs at grading, on hidden inputs: messages then show no expected value."""
+    return _hidden.get()
+
+
+def seen(text: str) -> str:
+    """``text`` in the notebook; nothing at grading (a value computed on hidden inputs is never shown)."""
+    return "" if hidden() else text
+
+
+def fail(message: str) -> None:
+    raise CheckFailed(message)
+
+
+def need(condition: object, message: str) -> None:
+    """Fail with ``message`` unless ``condition``."""
+    if not condition:
+        raise CheckFailed(message)
+
+
+def value(answers: dict, name: str, label: str | None = None) -> object:
+    """The answer called ``name``; fails with what the kernel raised while computing it."""
+    got = answers.get(name, Raised(f"NameError: name {name!r} is not defined"))
+    if isinstance(got, Raised):
+        raise CheckFailed(f"{label or name}: {got.message}")
+    return got
+
+
+def kind(x: object) -> str:
+    """The type name a learner recognises: Tensor, float, list, function, ndarray …"""
+    if isinstance(x, Opaque):
+        return x.kind
+    if isinstance(x, torch.Tensor):
+        return "Tensor"
+    return type(x).__name__
+
+
+def tensor(answers: dict, name: str, label: str | None = None) -> torch.Tensor:
+    got = value(answers, name, label)
+    need(isinstance(got, torch.Tensor), f"{label or name}: expected a tensor, got {kind(got)}")
+    return got
+
+
+def expect_shape(x: object, expected: tuple[int, ...], name: str, hint: str = "") -> None:
+    """Fail, saying what was expected and what was given, unless ``x`` is a tensor of shape ``expected``.
+
+    >>> expect_shape(torch.zeros(64, 10), (64, 10), "out")         # right: nothing happens
+    >>> expect_shape(torch.zeros(64, 784), (64, 10), "out", hint="did you flatten the images?")
+    Traceback (most recent call last):
+    checks.core.CheckFailed: out: expected shape (64, 10), got (64, 784) — did you flatten the images?
+    """
+    if isinstance(x, Raised):
+        raise CheckFailed(f"{name}: {x.message}")
+    shape = (
+        tuple(x.shape)
+        if isinstance(x, torch.Tensor | np.ndarray)
+        else x.shape
+        if isinstance(x, Opaque)
+        else None
+    )
+    if shape is None:
+        raise CheckFailed(f"{name}: expected a tensor of shape {tuple(expected)}, got {kind(x)}")
+    if shape != tuple(expected):
+        raise CheckFailed(
+            f"{name}: expected shape {tuple(expected)}, got {shape}" + (f" — {hint}" if hint else "")
+        )
+
+
+def expect_close(
+    actual: object, expected: torch.Tensor, name: str, atol: float = 1e-5, rtol: float = 1e-4, hint: str = ""
+) -> None:
+    """Compare on the CPU with a tolerance. In the notebook the message gives the largest difference, and both
+    values when they are small (at most 10 numbers); at grading it gives neither (no hidden reference shown).
+
+    >>> expect_close(torch.tensor([0.5, 0.5]), torch.tensor([0.5, 0.5 + 1e-7]), "ps")   # close enough
+    >>> expect_close(torch.tensor([0.9, 0.1]), torch.tensor([0.5, 0.5]), "ps")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    checks.core.CheckFailed: ps: values differ from the expected ones: expected [0.5, 0.5], got [0.9, 0.1]
+    (...)
+    """
+    expected = torch.as_tensor(expected).detach().cpu()
+    if not isinstance(actual, torch.Tensor):
+        raise CheckFailed(f"{name}: expected a tensor, got {kind(actual)}")
+    expect_shape(actual, tuple(expected.shape), name, hint)
+    actual = actual.detach().cpu().to(expected.dtype)
+    if torch.allclose(actual, expected, atol=atol, rtol=rtol, equal_nan=False):
+        return
+    tolerance = f"tolerance {atol:g} + {rtol:g}×|expected|"
+    if hidden():
+        detail = f"on the grader's inputs ({tolerance})"
+    else:
+        worst = (actual - expected).abs().max().item()
+        both = ""
+        if expected.numel() <= 10:
+            values = [[round(x, 4) for x in t.flatten().tolist()] for t in (expected.float(), actual.float())]
+            both = f": expected {values[0]}, got {values[1]}"
+        detail = f"{both} (largest difference {worst:.3g}, {tolerance})"
+    raise CheckFailed(
+        f"{name}: values differ from the expected ones{detail}" + (f" — {hint}" if hint else "")
+    )
+
+
+def is_close(actual: object, expected: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
+    """Whether ``actual`` is a tensor of ``expected``'s shape and values (no message: for telling mistakes
+    apart)."""
+    if not isinstance(actual, torch.Tensor) or tuple(actual.shape) != tuple(expected.shape):
+        return False
+    return torch.allclose(actual.detach().cpu().to(expected.dtype), expected.cpu(), atol=atol, rtol=rtol)
+
+
+def state(answers: dict, name: str, keys: list[str], label: str) -> dict[str, torch.Tensor]:
+    """A state_dict the kernel sent: a dict of tensors with exactly ``keys`` (their shapes checked by the
+    caller)."""
+    got = value(answers, name, label)
+    need(isinstance(got, dict), f"{label}: expected a state_dict, got {kind(got)}")
+    need(
+        sorted(got) == sorted(keys),
+        f"{label}: expected the parameters {', '.join(keys)}, got {', '.join(sorted(got)) or 'none'}",
+    )
+    need(all(isinstance(t, torch.Tensor) for t in got.values()), f"{label}: its values should be tensors")
+    return got
+
+
+# ------------------------------------------------------------------------------------------ for asks
+@contextlib.contextmanager
+def unchanged_random_state() -> Iterator[None]:
+    """Python's, NumPy's and PyTorch's (CPU and CUDA) random generators as they were: a check, or a grader's
+    request, never changes which random numbers the notebook's next cells draw."""
+    python, numpy_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(python)
+            np.random.set_state(numpy_state)
+
+
+def attempt(function: Callable, *args, **kwargs) -> object:
+    """``function(*args, **kwargs)``, or :class:`Raised` with what it raised (the learner's code may fail)."""
+    try:
+        return function(*args, **kwargs)
+    except Exception as error:
+        return Raised(described(error))
+
+
+def described(error: BaseException) -> str:
+    """An exception in one line: "ValueError: bad value", or its type's name when it has no message."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}"[:2000] if text else type(error).__name__
+
+
+def lookup(namespace: dict, name: str) -> object:
+    """A name of the notebook, or :class:`Raised` when it is not defined."""
+    if name in namespace:
+        return namespace[name]
+    return Raised(f"NameError: name {name!r} is not defined — run the cells above first")
+
+
+def pick(namespace: dict, *names: str) -> dict:
+    """Names of the notebook, for ``given``: missing ones are a failure that says to run the cells above."""
+    missing = [name for name in names if name not in namespace]
+    if missing:
+        raise CheckFailed(
+            f"{', '.join(missing)} not defined: run the notebook's cells from the top, in order"
+        )
+    return {name: namespace[name] for name in names}
+
+
+def device_of(model: object) -> torch.device:
+    """Where a model's parameters live (CPU when it has none)."""
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration, TypeError):
+        return torch.device("cpu")
+
+
+def cpu(x: object) -> object:
+    """Tensors, in a result to send back, detached and on the CPU."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu()
+    if isinstance(x, list | tuple):
+        return [cpu(v) for v in x]
+    if isinstance(x, dict):
+        return {k: cpu(v) for k, v in x.items()}
+    return x
+
+
+def state_of(module: object) -> object:
+    """A module's state_dict as plain CPU tensors, or what went wrong."""
+    if isinstance(module, Raised):
+        return module
+    try:
+        return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    except Exception as error:
+        return Raised(described(error))

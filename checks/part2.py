@@ -1,0 +1,266 @@
+"""Part 2 — Neural networks: the checks of ``02_neural_networks.ipynb``.
+
+The learner's functions and networks are applied to inputs of the check's own (in the notebook: seeded; at
+grading: drawn by the grader); the judge recomputes every expected value from the parameters the learner's
+network holds, so a network passes only if it computes what the exercise asks for.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from checks.core import (
+    Check,
+    Inputs,
+    Raised,
+    attempt,
+    cpu,
+    expect_close,
+    expect_shape,
+    fail,
+    is_close,
+    kind,
+    lookup,
+    need,
+    pick,
+    state_of,
+    tensor,
+    value,
+)
+
+
+# ------------------------------------------------------------------------------------------ raw forward
+def _judge_raw_forward(i: dict, a: dict) -> str:
+    inputs = tensor(a, "inputs")
+    expect_shape(inputs, (64, 784), "inputs", hint="flatten each image: images.view(images.shape[0], -1)")
+    expect_close(inputs, i["images"].reshape(64, -1), "inputs", hint="flatten each image, in order")
+    W1, W2 = tensor(a, "W1"), tensor(a, "W2")
+    expect_shape(W1, (784, 256), "W1")
+    expect_shape(W2, (256, 10), "W2")
+    b1, b2 = tensor(a, "b1"), tensor(a, "b2")
+    expect_shape(b1, (256,), "b1")
+    expect_shape(b2, (10,), "b2")
+    out = tensor(a, "out")
+    expect_shape(out, (64, 10), "out", hint="did you flatten the images and multiply by both W1 and W2?")
+    expected = torch.sigmoid(inputs @ W1 + b1) @ W2 + b2
+    hint = "sigmoid on the hidden layer only; the output layer has no activation"
+    expect_close(out, expected, "out", atol=1e-3, hint=hint)
+    return "forward pass: out = sigmoid(inputs @ W1 + b1) @ W2 + b2, shape (64, 10)"
+
+
+raw_forward = Check(
+    "test_raw_forward",
+    after="raw_forward",
+    judge=_judge_raw_forward,
+    ask=lambda ns, sent: {n: lookup(ns, n) for n in ("inputs", "W1", "b1", "W2", "b2", "out")},
+    given=lambda ns: Inputs({"images": pick(ns, "images")["images"]}),
+    hidden=lambda g: Inputs({"images": torch.randn(64, 1, 28, 28, generator=g).clamp(-1, 1)}),
+    rerun=True,
+)
+
+
+# ------------------------------------------------------------------------------------------ softmax
+_BIG = torch.tensor([[1000.0, 0.0], [0.0, 1000.0]])
+
+
+def _ask_softmax(namespace: dict, sent: dict) -> dict:
+    softmax = lookup(namespace, "softmax")
+    if isinstance(softmax, Raised) or not callable(softmax):
+        return {
+            "softmax(scores)": softmax if isinstance(softmax, Raised) else Raised("softmax is not a function")
+        }
+    return {
+        "softmax(scores)": attempt(softmax, sent["scores"]),
+        "softmax(big)": attempt(softmax, sent["big"]),
+    }
+
+
+def _judge_softmax(i: dict, a: dict) -> str:
+    ps = a.get("softmax(scores)")
+    if isinstance(ps, Raised):
+        fail(
+            f"softmax(scores) of shape (64, 10) raised: {ps.message}"
+            + (
+                " — sum over dim=1 with keepdim=True, so that the sums have shape (64, 1) and each row is "
+                "divided "
+                "by its own sum"
+                if "RuntimeError" in ps.message
+                else ""
+            )
+        )
+    expect_shape(ps, (64, 10), "softmax(scores)", hint="softmax keeps the input's shape")
+    hint = "divide by the sum over dim=1 (each example's scores), with keepdim=True"
+    expect_close(ps.sum(dim=1), torch.ones(64), "the sum of each row", hint=hint)
+    expect_close(ps, torch.softmax(i["scores"], dim=1), "softmax(scores)")
+    big = value(a, "softmax(big)")
+    need(isinstance(big, torch.Tensor), f"softmax of large scores gave {kind(big)}, expected a tensor")
+    need(
+        bool(torch.isfinite(big).all()),
+        f"softmax of large scores gave {big.tolist()} — subtract each row's maximum first",
+    )
+    expect_close(big, torch.softmax(i["big"], dim=1), "softmax of large scores")
+    return "softmax: rows of probabilities that sum to 1, equal to torch.softmax, finite for large scores"
+
+
+softmax = Check(
+    "test_softmax",
+    after="softmax",
+    judge=_judge_softmax,
+    ask=_ask_softmax,
+    given=lambda ns: Inputs(
+        {"scores": torch.randn(64, 10, generator=torch.Generator().manual_seed(0)), "big": _BIG}
+    ),
+    hidden=lambda g: Inputs(
+        {"scores": 3 * torch.randn(64, 10, generator=g), "big": _BIG * (1 + torch.rand(1, generator=g))}
+    ),
+)
+
+
+# ------------------------------------------------------------------------------------------ Network
+_FC = {"fc1": (128, 784), "fc2": (64, 128), "fc3": (10, 64)}
+
+
+def _network_inputs(g: torch.Generator) -> Inputs:
+    return Inputs(
+        {
+            "x": torch.randn(64, 784, generator=g),
+            "a": torch.randn(64, 784, generator=g),
+            "b": torch.randn(64, 784, generator=g),
+        }
+    )
+
+
+def _ask_network(namespace: dict, sent: dict) -> dict:
+    network_class = lookup(namespace, "Network")
+    if isinstance(network_class, Raised):
+        return {"$problem": network_class}
+    net = attempt(network_class)
+    if isinstance(net, Raised):
+        return {"$problem": Raised(f"Network() raised {net.message}")}
+    layers = {}
+    for name in _FC:
+        layer = getattr(net, name, None)
+        layers[name] = (
+            {
+                "weight": cpu(getattr(layer, "weight", Raised("no weight"))),
+                "bias": cpu(getattr(layer, "bias", None)),
+            }
+            if layer is not None
+            else Raised(f"Network has no layer called {name}: name the layers fc1, fc2, fc3")
+        )
+    x, a, b = sent["x"], sent["a"], sent["b"]
+    with torch.no_grad():
+        return {
+            "layers": layers,
+            "net(x)": cpu(attempt(net, x)),
+            "net(a) + net(b)": cpu(attempt(lambda: net(a) + net(b))),
+            "net(a + b) + net(0)": cpu(attempt(lambda: net(a + b) + net(torch.zeros_like(a)))),
+        }
+
+
+def _judge_network(i: dict, a: dict) -> str:
+    layers = value(a, "layers")
+    for name, shape in _FC.items():
+        layer = value(layers, name)
+        weight = value(layer, "weight", f"{name}.weight")
+        hint = "nn.Linear(in_features, out_features) stores a weight of shape (out, in)"
+        expect_shape(weight, shape, f"{name}.weight", hint=hint)
+    scores = tensor(a, "net(x)", "Network()(x)")
+    expect_shape(scores, (64, 10), "Network()(x)")
+    sums, linear = tensor(a, "net(a) + net(b)"), tensor(a, "net(a + b) + net(0)")
+    need(
+        not is_close(sums, linear, atol=1e-4, rtol=0),
+        "your network is linear: apply ReLU after fc1 and after fc2",
+    )
+    need(
+        not is_close(scores.sum(dim=1), torch.ones(64), atol=1e-3, rtol=0),
+        "forward returns probabilities: return the scores of fc3, the softmax comes afterwards",
+    )
+    w = {name: layers[name] for name in _FC}
+    if any(not isinstance(w[name]["bias"], torch.Tensor) for name in _FC):
+        fail("the layers should have biases: nn.Linear(in_features, out_features)")
+    hidden = torch.relu(i["x"] @ w["fc1"]["weight"].T + w["fc1"]["bias"])
+    hidden = torch.relu(hidden @ w["fc2"]["weight"].T + w["fc2"]["bias"])
+    expected = hidden @ w["fc3"]["weight"].T + w["fc3"]["bias"]
+    hint = "fc1, ReLU, fc2, ReLU, fc3, in that order, and nothing after fc3"
+    expect_close(scores, expected, "Network()(x)", atol=1e-4, hint=hint)
+    return "Network: fc1 784 → 128, fc2 128 → 64, fc3 64 → 10, ReLU after fc1 and fc2, scores out"
+
+
+network_class = Check(
+    "test_network_class",
+    after="network_class",
+    judge=_judge_network,
+    ask=_ask_network,
+    given=lambda ns: _network_inputs(torch.Generator().manual_seed(0)),
+    hidden=_network_inputs,
+)
+
+
+# ------------------------------------------------------------------------------------------ Sequential
+_KINDS = ["Linear", "ReLU", "Linear", "ReLU", "Linear"]
+_NAMES = ["fc1", "relu1", "fc2", "relu2", "output"]
+
+
+def _describe(net: object, x: torch.Tensor) -> dict:
+    if isinstance(net, Raised):
+        return {"$raised": net}
+    from torch import nn
+
+    children = list(net.named_children()) if isinstance(net, nn.Module) else []
+    with torch.no_grad():
+        return {
+            "is Sequential": isinstance(net, nn.Sequential),
+            "type": type(net).__name__,
+            "kinds": [type(layer).__name__ for _, layer in children],
+            "names": [name for name, _ in children],
+            "state": state_of(net),
+            "out": cpu(attempt(net, x)),
+        }
+
+
+def _ask_sequential(namespace: dict, sent: dict) -> dict:
+    return {label: _describe(lookup(namespace, label), sent["x"]) for label in ("seq_model", "named_model")}
+
+
+def _judge_sequential(i: dict, a: dict) -> str:
+    for label in ("seq_model", "named_model"):
+        net = value(a, label)
+        if isinstance(net.get("$raised"), Raised):
+            fail(f"{label}: {net['$raised'].message}")
+        need(net["is Sequential"], f"{label} should be an nn.Sequential, got {net['type']}")
+        need(
+            net["kinds"] == _KINDS,
+            f"{label}: expected layers {', '.join(_KINDS)}, got {', '.join(net['kinds']) or 'none'}",
+        )
+        out = value(net, "out", f"{label}(x)")
+        expect_shape(out, (3, 10), f"{label}(x)")
+        if label == "named_model":
+            need(
+                net["names"] == _NAMES,
+                f"named_model's layers should be named {', '.join(_NAMES)}, got {net['names']}",
+            )
+        names = net["names"]
+        weights = value(net, "state", label)
+        x = i["x"]
+        for index in (0, 2, 4):
+            layer = names[index]
+            x = x @ weights[f"{layer}.weight"].T + weights[f"{layer}.bias"]
+            if index < 4:
+                x = torch.relu(x)
+        expect_close(out, x, f"{label}(x)", atol=1e-4)
+    return (
+        "seq_model and named_model: Linear, ReLU, Linear, ReLU, Linear, named fc1, relu1, fc2, relu2, output"
+    )
+
+
+sequential = Check(
+    "test_sequential",
+    after="sequential",
+    judge=_judge_sequential,
+    ask=_ask_sequential,
+    given=lambda ns: Inputs({"x": torch.randn(3, 784, generator=torch.Generator().manual_seed(0))}),
+    hidden=lambda g: Inputs({"x": torch.randn(3, 784, generator=g)}),
+)
+
+CHECKS = [raw_forward, softmax, network_class, sequential]

@@ -1,0 +1,282 @@
+"""Part 3 — Training: the checks of ``03_training.ipynb``.
+
+Losses and the training step are recomputed by the judge from the parameters of the learner's networks, on a
+batch of the check's own (the notebook's batch; at grading, a batch the grader draws); the trained network is
+measured on the MNIST test images (at grading: in a hidden order, slightly perturbed, labels kept by the
+judge).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from checks import data
+from checks.core import (
+    Check,
+    Inputs,
+    Raised,
+    attempt,
+    cpu,
+    expect_close,
+    expect_shape,
+    fail,
+    is_close,
+    kind,
+    lookup,
+    need,
+    pick,
+    seen,
+    state_of,
+    tensor,
+    value,
+)
+
+_MLP = ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
+
+
+def _mlp(weights: dict) -> nn.Sequential:
+    """The course's 784 → 128 → 64 → 10 network with ``weights`` (a state_dict the kernel sent)."""
+    model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+    model.load_state_dict({k: weights[k] for k in _MLP})
+    return model
+
+
+def _batch(g: torch.Generator) -> Inputs:
+    return Inputs(
+        {
+            "images": torch.randn(64, 784, generator=g).clamp(-1, 1),
+            "labels": torch.randint(0, 10, (64,), generator=g),
+        }
+    )
+
+
+def _given_batch(ns: dict) -> Inputs:
+    found = pick(ns, "images", "labels")
+    return Inputs(
+        {"images": found["images"].reshape(found["images"].shape[0], -1), "labels": found["labels"]}
+    )
+
+
+# ------------------------------------------------------------------------------------------ log-softmax
+def _ask_log_softmax(ns: dict, sent: dict) -> dict:
+    log_model, criterion = lookup(ns, "log_model"), lookup(ns, "nll_criterion")
+    with torch.no_grad():
+        return {
+            "log_ps": cpu(attempt(log_model, sent["images"])) if callable(log_model) else log_model,
+            "state": state_of(log_model),
+            "kinds": [type(m).__name__ for m in log_model] if isinstance(log_model, nn.Sequential) else None,
+            "criterion": criterion if isinstance(criterion, Raised) else type(criterion).__name__,
+            "nll_loss": cpu(lookup(ns, "nll_loss")),
+        }
+
+
+def _judge_log_softmax(i: dict, a: dict) -> str:
+    log_ps = tensor(a, "log_ps", "log_model(images)")
+    expect_shape(log_ps, (64, 10), "log_model(images)")
+    hint = "use nn.LogSoftmax(dim=1): over the 10 classes of each image"
+    expect_close(
+        torch.exp(log_ps).sum(dim=1),
+        torch.ones(64),
+        "the row sums of torch.exp(log_model(images))",
+        atol=1e-4,
+        hint=hint,
+    )
+    criterion = value(a, "criterion", "nll_criterion")
+    need(criterion == "NLLLoss", f"nll_criterion should be nn.NLLLoss(), got {criterion}")
+    nll_loss = tensor(a, "nll_loss")
+    expect_shape(nll_loss, (), "nll_loss", hint="a loss is a single number (a 0-dimensional tensor)")
+    kinds = a.get("kinds")
+    expected_kinds = ["Linear", "ReLU", "Linear", "ReLU", "Linear", "LogSoftmax"]
+    need(kinds == expected_kinds, f"log_model: expected the layers {', '.join(expected_kinds)}, got {kinds}")
+    weights = value(a, "state", "log_model's parameters")
+    need(sorted(weights) == sorted(_MLP), f"log_model's parameters should be {', '.join(_MLP)}")
+    with torch.no_grad():
+        scores = _mlp(weights)(i["images"])
+    hint = "log_model is the network of the cell above followed by nn.LogSoftmax(dim=1)"
+    expect_close(log_ps, torch.log_softmax(scores, dim=1), "log_model(images)", atol=1e-4, hint=hint)
+    hint = (
+        "NLLLoss on log-softmax outputs equals CrossEntropyLoss on the scores: "
+        "nll_criterion(log_model(images), labels)"
+    )
+    expect_close(nll_loss, nn.CrossEntropyLoss()(scores, i["labels"]), "nll_loss", atol=1e-4, hint=hint)
+    return "log-probabilities (the rows of their exp sum to 1) and their NLLLoss" + seen(
+        f", {nll_loss.item():.4f}"
+    )
+
+
+log_softmax = Check(
+    "test_log_softmax",
+    after="log_softmax",
+    judge=_judge_log_softmax,
+    ask=_ask_log_softmax,
+    given=_given_batch,
+    hidden=_batch,
+    rerun=True,
+)
+
+
+# ------------------------------------------------------------------------------------------ cross-entropy
+def _ask_ce(ns: dict, sent: dict) -> dict:
+    return {"ce_loss": cpu(lookup(ns, "ce_loss")), "state": state_of(lookup(ns, "model"))}
+
+
+def _judge_ce(i: dict, a: dict) -> str:
+    ce_loss = tensor(a, "ce_loss")
+    expect_shape(ce_loss, (), "ce_loss", hint="a loss is a single number (a 0-dimensional tensor)")
+    weights = value(a, "state", "model's parameters")
+    need(
+        sorted(weights) == sorted(_MLP),
+        "model is not the network of the first cell any more: run the notebook from the top",
+    )
+    with torch.no_grad():
+        scores = _mlp(weights)(i["images"])
+    squashed = nn.CrossEntropyLoss()(torch.softmax(scores, dim=1), i["labels"])
+    if is_close(ce_loss, squashed, atol=1e-6, rtol=0):
+        fail(
+            f"ce_loss is {ce_loss.item():.4f}, the cross-entropy of softmax(scores): CrossEntropyLoss "
+            "applies "
+            "log-softmax itself — give it the raw scores, criterion(model(images), labels)"
+        )
+    hint = "the cross-entropy of model(images)'s scores and labels: criterion(model(images), labels)"
+    expect_close(ce_loss, nn.CrossEntropyLoss()(scores, i["labels"]), "ce_loss", atol=1e-5, hint=hint)
+    return "ce_loss is the cross-entropy of the raw scores" + seen(f": {ce_loss.item():.4f}")
+
+
+ce_loss = Check(
+    "test_ce_loss",
+    after="ce_loss",
+    judge=_judge_ce,
+    ask=_ask_ce,
+    given=_given_batch,
+    hidden=_batch,
+    rerun=True,
+)
+
+
+# ------------------------------------------------------------------------------------------ one step
+def _step_inputs(g: torch.Generator) -> Inputs:
+    generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
+    with torch.random.fork_rng():
+        torch.manual_seed(generator.initial_seed())
+        before = nn.Sequential(
+            nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)
+        )
+    return Inputs({"before": state_of(before), **_batch(g).sent})
+
+
+def _bind_step(ns: dict, sent: dict) -> dict:
+    model = _mlp(sent["before"])
+    return {
+        "model": model,
+        "model_before": copy.deepcopy(model),
+        "images": sent["images"],
+        "labels": sent["labels"],
+        "criterion": nn.CrossEntropyLoss(),
+    }
+
+
+def _given_step(ns: dict) -> Inputs:
+    before = pick(ns, "model_before")["model_before"]
+    return Inputs({"before": state_of(before), **_given_batch(ns).sent})
+
+
+def _ask_step(ns: dict, sent: dict) -> dict:
+    model = lookup(ns, "model")
+    first = attempt(lambda: model[0].weight)
+    return {"weight": cpu(first)}
+
+
+def _sgd_steps(i: dict, steps: int) -> torch.Tensor:
+    net = _mlp(i["before"])
+    sgd = torch.optim.SGD(net.parameters(), lr=0.01)
+    for _ in range(steps):
+        sgd.zero_grad()
+        nn.CrossEntropyLoss()(net(i["images"]), i["labels"]).backward()
+        sgd.step()
+    return net[0].weight.detach()
+
+
+def _judge_step(i: dict, a: dict) -> str:
+    weight = tensor(a, "weight", "the first layer's weights (model[0].weight)")
+    before = i["before"]["0.weight"]
+    expect_shape(weight, tuple(before.shape), "model[0].weight")
+    moved = (weight - before).abs().max().item()
+    need(moved > 0, "the weights did not change — call loss.backward() and then optimizer.step()")
+    expected = _sgd_steps(i, 1)
+    if not is_close(weight, expected, atol=1e-6, rtol=1e-4):
+        for runs in (2, 3):
+            if is_close(weight, _sgd_steps(i, runs), atol=1e-6, rtol=1e-4):
+                fail(
+                    f"the weights moved as far as {runs} correct steps: did this cell run {runs} times? Each "
+                    "run "
+                    "steps on from where the last one stopped. Run the cell above (model_before = ...) "
+                    "again, then "
+                    "this cell once"
+                )
+    hint = (
+        "one SGD step with lr=0.01 on a fresh gradient: did you call optimizer.zero_grad() "
+        "before loss.backward()? Gradients accumulate across backward() calls"
+    )
+    expect_close(weight, expected, "the first layer's weights after one step", atol=1e-6, hint=hint)
+    return "one training step: the weights moved exactly one SGD step (lr=0.01) down a fresh gradient"
+
+
+one_step = Check(
+    "test_one_step",
+    after="one_step",
+    judge=_judge_step,
+    ask=_ask_step,
+    given=_given_step,
+    hidden=_step_inputs,
+    rerun=True,
+    bind=_bind_step,
+)
+
+
+# ------------------------------------------------------------------------------------------ training loop
+def mnist_inputs(fashion: bool, g: torch.Generator | None) -> Inputs:
+    """The test images (pixels sent) and their labels (kept): in order in the notebook, hidden at grading."""
+    pixels, labels = data.mnist(train=False, fashion=fashion)
+    if g is not None:
+        pixels, labels = data.perturbed(pixels, labels, g)
+    return Inputs({"pixels": pixels}, {"labels": labels})
+
+
+def _ask_training(ns: dict, sent: dict) -> dict:
+    model = lookup(ns, "model")
+    losses = lookup(ns, "train_losses")
+    return {
+        "train_losses": [float(x) for x in losses] if isinstance(losses, list | tuple) else losses,
+        "scores": model if isinstance(model, Raised) else data.scores(model, sent["pixels"]),
+    }
+
+
+def _judge_training(i: dict, a: dict) -> str:
+    losses = value(a, "train_losses")
+    need(isinstance(losses, list), f"train_losses should be a list of each epoch's loss, got {kind(losses)}")
+    need(len(losses) >= 1, "train_losses is empty: append each epoch's average loss")
+    need(losses[-1] < losses[0] or len(losses) == 1, f"the training loss did not go down: {losses}")
+    scores = tensor(a, "scores", "model(images)")
+    expect_shape(scores, (len(i["labels"]), 10), "model's scores for the test images")
+    test_accuracy = data.accuracy(scores, i["labels"])
+    need(
+        test_accuracy >= 0.90,
+        f"test accuracy {test_accuracy:.1%}, expected at least 90% — train longer or with lr=0.03, "
+        "and check that you call optimizer.zero_grad() in every step",
+    )
+    return f"test accuracy {test_accuracy:.1%} (at least 90%) on the {len(i['labels']):,} test images"
+
+
+training_loop = Check(
+    "test_training_loop",
+    after="training_loop",
+    judge=_judge_training,
+    ask=_ask_training,
+    given=lambda ns: mnist_inputs(False, None),
+    hidden=lambda g: mnist_inputs(False, g),
+)
+
+CHECKS = [log_softmax, ce_loss, one_step, training_loop]

@@ -1,0 +1,462 @@
+"""Part 5 — Inference and validation: the checks of ``05_inference_and_validation.ipynb``.
+
+``validate`` and ``train`` are the learner's functions: the judge calls them on small problems of its own
+whose answers it knows (at grading: drawn by the grader), and measures what ``train`` returns (the history,
+the best state) itself, on a model whose layers it knows. The trained models are measured by the judge on the
+validation and test images: validation loss and accuracy computed from the model's outputs, never taken from
+the notebook.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from checks import data
+from checks.core import (
+    Check,
+    Inputs,
+    Raised,
+    attempt,
+    cpu,
+    device_of,
+    expect_shape,
+    fail,
+    kind,
+    lookup,
+    need,
+    pick,
+    seen,
+    state_of,
+    tensor,
+    value,
+)
+from checks.core import (
+    hidden as at_grading,
+)
+
+
+# ------------------------------------------------------------------------------------------ batch accuracy
+def _batch(g: torch.Generator) -> Inputs:
+    labels = torch.randint(0, 10, (128,), generator=g)
+    right = torch.rand(128, generator=g) < 0.3 + 0.5 * torch.rand(1, generator=g)
+    top_class = torch.where(right, labels, (labels + torch.randint(1, 10, (128,), generator=g)) % 10)
+    return Inputs({"top_class": top_class.view(128, 1), "labels": labels})
+
+
+def _judge_batch_accuracy(i: dict, a: dict) -> str:
+    equals = value(a, "equals")
+    hint = "reshape labels like top_class before comparing: labels.view(*top_class.shape)"
+    expect_shape(equals, (128, 1), "equals", hint=hint)
+    truth = i["top_class"] == i["labels"].view(128, 1)
+    need(torch.equal(equals.bool(), truth), "equals should be True where top_class equals the image's label")
+    accuracy = value(a, "batch_accuracy")
+    need(isinstance(accuracy, float), f"batch_accuracy should be a Python float, got {kind(accuracy)}")
+    expected = truth.float().mean().item()
+    if abs(accuracy - expected) >= 1e-6:
+        fail(
+            f"batch_accuracy is {accuracy:.4f}, "
+            + (
+                "not the expected fraction of right predictions"
+                if at_grading()
+                else f"expected {expected:.4f}"
+            )
+            + " — the mean of equals as floats"
+        )
+    return "equals has shape (128, 1) and batch_accuracy is the fraction right" + seen(f": {accuracy:.1%}")
+
+
+batch_accuracy = Check(
+    "test_batch_accuracy",
+    after="batch_accuracy",
+    judge=_judge_batch_accuracy,
+    ask=lambda ns, sent: {
+        "equals": cpu(lookup(ns, "equals")),
+        "batch_accuracy": lookup(ns, "batch_accuracy"),
+    },
+    given=lambda ns: Inputs(pick(ns, "top_class", "labels")),
+    hidden=_batch,
+    rerun=True,
+)
+
+
+# ------------------------------------------------------------------------------------------ validate
+_SMALL = torch.log_softmax(torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 0.0], [0.0, 1.0], [5.0, 0.0]]), dim=1)
+
+
+def _validate_inputs(g: torch.Generator | None) -> Inputs:
+    if g is None:  # the notebook's: 5 examples, 3 right, batches of 2 + 2 + 1
+        inputs, targets, batch = _SMALL, torch.tensor([0, 0, 0, 1, 1]), 2
+        noise = torch.randn(200, 10, generator=torch.Generator().manual_seed(0))
+        noise_targets = torch.randint(0, 10, (200,), generator=torch.Generator().manual_seed(1))
+    else:
+        batch = int(torch.randint(2, 5, (1,), generator=g))  # and a smaller last batch
+        n = batch * int(torch.randint(2, 4, (1,), generator=g)) + int(
+            torch.randint(1, batch, (1,), generator=g)
+        )
+        inputs = torch.log_softmax(2 * torch.randn(n, 3, generator=g), dim=1)
+        targets = torch.randint(0, 3, (n,), generator=g)
+        noise, noise_targets = torch.randn(200, 10, generator=g), torch.randint(0, 10, (200,), generator=g)
+    return Inputs(
+        {"inputs": inputs, "targets": targets, "batch": batch, "noise": noise, "noise targets": noise_targets}
+    )
+
+
+def _ask_validate(ns: dict, sent: dict) -> dict:
+    validate = lookup(ns, "validate")
+    if isinstance(validate, Raised) or not callable(validate):
+        return {
+            "$problem": validate if isinstance(validate, Raised) else Raised("validate is not a function")
+        }
+    small = DataLoader(TensorDataset(sent["inputs"], sent["targets"]), batch_size=sent["batch"])
+    result = attempt(validate, nn.Sequential(nn.Identity()), small, nn.NLLLoss())
+    dropout_model = nn.Sequential(nn.Dropout(0.5), nn.LogSoftmax(dim=1))
+    dropout_model.train()
+    big = DataLoader(TensorDataset(sent["noise"], sent["noise targets"]), batch_size=50)
+    twice = [attempt(validate, dropout_model, big, nn.NLLLoss()) for _ in range(2)]
+    return {"result": cpu(result), "twice": cpu(twice)}
+
+
+def _pair(x: object, what: str) -> tuple:
+    if isinstance(x, Raised):
+        fail(f"validate raised {x.message}")
+    need(
+        isinstance(x, list) and len(x) == 2,
+        f"validate should return (loss, accuracy), got {kind(x)} ({what})",
+    )
+    return tuple(x)
+
+
+def _judge_validate(i: dict, a: dict) -> str:
+    loss, acc = _pair(a.get("result", Raised("no answer")), "on a small data set")
+    need(
+        isinstance(loss, float) and isinstance(acc, float),
+        "validate should return two Python floats (use .item())",
+    )
+    n = len(i["targets"])
+    right = int((i["inputs"].argmax(dim=1) == i["targets"]).sum())
+    expected_loss = nn.NLLLoss()(i["inputs"], i["targets"]).item()
+    if abs(acc - right / n) >= 1e-6:
+        fail(
+            f"accuracy {acc:.4f}, "
+            + (
+                f"not the fraction right of the {n} examples"
+                if at_grading()
+                else f"expected {right / n:.4f} on {n} examples ({right} right)"
+            )
+            + " — count the right predictions over all examples and divide by their number"
+        )
+    if abs(loss - expected_loss) >= 1e-5:
+        fail(
+            f"loss {loss:.4f}, "
+            + ("" if at_grading() else f"expected {expected_loss:.4f}, ")
+            + f"the average over the {n} examples — multiply each batch's mean loss by its size and divide "
+            "the total "
+            "by the number of examples (the last batch may be smaller)"
+        )
+    first, second = (_pair(x, "in training mode") for x in value(a, "twice"))
+    need(
+        first == second,
+        "validate gave different results on the same data: call model.eval() so dropout is off",
+    )
+    return "validate: loss per example and accuracy over every batch, in evaluation mode"
+
+
+validate = Check(
+    "test_validate",
+    after="validate",
+    judge=_judge_validate,
+    ask=_ask_validate,
+    given=lambda ns: _validate_inputs(None),
+    hidden=_validate_inputs,
+)
+
+
+# ------------------------------------------------------------------------------------------ train
+def _tiny_model() -> nn.Sequential:
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.Dropout(0.5), nn.LogSoftmax(dim=1))
+
+
+def _train_inputs(g: torch.Generator | None) -> Inputs:
+    """64 random images, their labels; validation labels shifted by one, so the more the model learns the
+    worse
+    it validates, and the best epoch is the first."""
+    g = g or torch.Generator().manual_seed(0)
+    images, labels = torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g)
+    with torch.random.fork_rng():
+        torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
+        model = _tiny_model()
+    return Inputs(
+        {
+            "images": images,
+            "labels": labels,
+            "valid labels": (labels[:50] + 1) % 10,
+            "init": state_of(model),
+            "shuffle seed": int(torch.randint(0, 2**31, (1,), generator=g)),
+        }
+    )
+
+
+def _ask_train(ns: dict, sent: dict) -> dict:
+    train = lookup(ns, "train")
+    if isinstance(train, Raised) or not callable(train):
+        return {"$problem": train if isinstance(train, Raised) else Raised("train is not a function")}
+    shuffle = torch.Generator().manual_seed(sent["shuffle seed"])
+    tiny_train = DataLoader(
+        TensorDataset(sent["images"], sent["labels"]), batch_size=16, shuffle=True, generator=shuffle
+    )
+    tiny_valid = DataLoader(TensorDataset(sent["images"][:50], sent["valid labels"]), batch_size=16)
+    model = _tiny_model()
+    model.load_state_dict(sent["init"])
+    result = attempt(train, model, tiny_train, tiny_valid, epochs=3, lr=0.01)
+    if isinstance(result, Raised):
+        return {"$problem": Raised(f"train(...) raised {result.message}")}
+    if not isinstance(result, tuple | list) or len(result) != 2:
+        return {
+            "$problem": Raised(
+                f"train should return (history, best_state), it returned a {type(result).__name__}"
+            )
+        }
+    history, best = result
+    return {
+        "history": cpu(history),
+        "best": cpu(best) if isinstance(best, dict) else best,
+        "final": state_of(model),
+    }
+
+
+def _measured(weights: dict, i: dict) -> tuple[float, float]:
+    """Validation loss and accuracy per example of the tiny model with ``weights``, in evaluation mode."""
+    model = _tiny_model()
+    model.load_state_dict(weights)
+    model.eval()
+    with torch.no_grad():
+        log_ps = model(i["images"][:50])
+    return data.nll(log_ps, i["valid labels"]), data.accuracy(log_ps, i["valid labels"])
+
+
+def _judge_train(i: dict, a: dict) -> str:
+    history = value(a, "history")
+    need(isinstance(history, dict), f"train should return the history dict first, got {kind(history)}")
+    for key in ("valid_loss", "valid_accuracy"):
+        got = history.get(key, [])
+        need(
+            isinstance(got, list) and len(got) == 3,
+            f"history[{key!r}] holds {len(got) if isinstance(got, list) else got} values after 3 epochs: "
+            "append one per epoch",
+        )
+        need(
+            all(isinstance(x, float | int) for x in got),
+            f"history[{key!r}] should hold numbers (use .item())",
+        )
+    loss, accuracy = _measured(value(a, "final"), i)
+    recorded = history["valid_loss"][-1], history["valid_accuracy"][-1]
+    if abs(recorded[0] - loss) >= 1e-5 or abs(recorded[1] - accuracy) >= 1e-6:
+        fail(
+            f"the last epoch's validation loss and accuracy are {recorded[0]:.4f} and {recorded[1]:.4f}; the "
+            "model "
+            + (
+                "gives other values on validloader"
+                if at_grading()
+                else f"gives {loss:.4f} and {accuracy:.4f} on validloader"
+            )
+            + " — validate on the validation loader, in evaluation mode (model.eval(): dropout off), after "
+            "the epoch's "
+            "training pass"
+        )
+    best = value(a, "best")
+    need(best is not None, "best_state is None: keep a copy of model.state_dict() at the best epoch")
+    need(
+        isinstance(best, dict) and all(isinstance(t, torch.Tensor) for t in best.values()),
+        f"best_state should be a state_dict, got {kind(best)}",
+    )
+    lowest = min(history["valid_loss"])
+    best_loss = attempt(_measured, best, i)
+    if isinstance(best_loss, Raised) or abs(best_loss[0] - lowest) >= 1e-5:
+        fail(
+            "the model in best_state does not validate at the lowest validation loss "
+            + seen(f"({best_loss[0]:.4f} against {lowest:.4f}) " if not isinstance(best_loss, Raised) else "")
+            + "— keep a copy (copy.deepcopy(model.state_dict())) when the validation loss is the lowest so "
+            "far: "
+            "without a copy, the state changes with the model"
+        )
+    return "validation pass: per epoch, in evaluation mode, and the best epoch's weights kept"
+
+
+train_loop = Check(
+    "test_train_loop",
+    after="train_loop",
+    judge=_judge_train,
+    ask=_ask_train,
+    given=lambda ns: _train_inputs(None),
+    hidden=_train_inputs,
+)
+
+
+# ------------------------------------------------------------------------------------------ dropout
+def _images(which: str, g: torch.Generator | None, noise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST's validation images of Part 5 (which="valid") or its test images: in order in the
+    notebook,
+    in a hidden order (and perturbed, with ``noise``) at grading."""
+    if which == "valid":
+        pixels, labels = data.mnist(train=True, fashion=True)
+        index = torch.tensor(data.validation_indices())
+        pixels, labels = pixels[index], labels[index]
+    else:
+        pixels, labels = data.mnist(train=False, fashion=True)
+    return data.perturbed(pixels, labels, g, noise) if g is not None else (pixels, labels)
+
+
+def _dropout_inputs(g: torch.Generator | None) -> Inputs:
+    pixels, labels = _images("valid", g)
+    x = torch.randn(16, 1, 28, 28, generator=g or torch.Generator().manual_seed(0))
+    return Inputs({"x": x, "pixels": pixels}, {"labels": labels})
+
+
+def _ask_dropout(ns: dict, sent: dict) -> dict:
+    model, history = lookup(ns, "dropout_model"), lookup(ns, "history_dropout")
+    if isinstance(model, Raised) or not isinstance(model, nn.Module):
+        return {
+            "$problem": model
+            if isinstance(model, Raised)
+            else Raised(f"dropout_model should be a network, got {type(model).__name__}")
+        }
+    x = sent["x"].to(device_of(model))
+    was_training = model.training
+    with torch.no_grad():
+        model.train()
+        training = [cpu(attempt(model, x)) for _ in range(2)]
+        model.eval()
+        evaluation = [cpu(attempt(model, x)) for _ in range(2)]
+    model.train(was_training)
+    accuracies = history.get("valid_accuracy") if isinstance(history, dict) else history
+    return {
+        "training": training,
+        "evaluation": evaluation,
+        "history": cpu(accuracies),
+        "scores": data.scores(model, sent["pixels"]),
+    }
+
+
+def _judge_dropout(i: dict, a: dict) -> str:
+    training, evaluation = value(a, "training"), value(a, "evaluation")
+    for out in (*training, *evaluation):
+        need(
+            isinstance(out, torch.Tensor),
+            f"dropout_model(x) failed: {out.message if isinstance(out, Raised) else kind(out)}",
+        )
+    need(
+        not torch.allclose(*training),
+        "dropout_model gives the same output twice in training mode: it has no dropout — add nn.Dropout "
+        "layers "
+        "after the hidden layers' activations",
+    )
+    need(
+        torch.allclose(*evaluation),
+        "dropout_model gives different outputs in evaluation mode: dropout must stop after model.eval() "
+        "(nn.Dropout does; F.dropout needs training=self.training)",
+    )
+    history = value(a, "history", "history_dropout")
+    need(
+        isinstance(history, list) and history, "history_dropout is empty: train dropout_model with train(...)"
+    )
+    scores = tensor(a, "scores", "dropout_model(images)")
+    expect_shape(scores, (len(i["labels"]), 10), "dropout_model's scores for the validation images")
+    accuracy = data.accuracy(scores, i["labels"])
+    need(
+        accuracy >= 0.82,
+        f"validation accuracy {accuracy:.1%} (dropout_model as it is after training), expected at least 82% "
+        "— "
+        "train dropout_model for 20 epochs",
+    )
+    return (
+        f"dropout model: random in training mode, not in evaluation mode; validation accuracy {accuracy:.1%}"
+    )
+
+
+dropout_model = Check(
+    "test_dropout_model",
+    after="dropout_model",
+    judge=_judge_dropout,
+    ask=_ask_dropout,
+    given=lambda ns: _dropout_inputs(None),
+    hidden=_dropout_inputs,
+)
+
+
+# ------------------------------------------------------------------------------------------ best model
+def _best_inputs(g: torch.Generator | None) -> Inputs:
+    valid, valid_labels = _images("valid", g, noise=False)  # compared with the notebook's own loss figures
+    test, test_labels = _images("test", g, noise=False)
+    return Inputs({"valid": valid, "test": test}, {"valid labels": valid_labels, "test labels": test_labels})
+
+
+def _ask_best(ns: dict, sent: dict) -> dict:
+    import os
+
+    model, history = lookup(ns, "dropout_model"), lookup(ns, "history_dropout")
+    answers: dict = {"file": os.path.isfile("best_model.pth")}
+    if answers["file"]:
+        saved = attempt(torch.load, "best_model.pth", weights_only=True, map_location="cpu")
+        answers["saved keys"] = (
+            sorted(saved) if isinstance(saved, dict) else saved if isinstance(saved, Raised) else kind(saved)
+        )
+    answers["state keys"] = sorted(model.state_dict()) if isinstance(model, nn.Module) else model
+    answers["valid losses"] = cpu(history.get("valid_loss")) if isinstance(history, dict) else history
+    answers["test_loss"], answers["test_accuracy"] = lookup(ns, "test_loss"), lookup(ns, "test_accuracy")
+    if isinstance(model, nn.Module):
+        answers["valid scores"] = data.scores(model, sent["valid"])
+        answers["test scores"] = data.scores(model, sent["test"])
+    return answers
+
+
+def _judge_best(i: dict, a: dict) -> str:
+    need(
+        value(a, "file"),
+        "best_model.pth not found — save the best epoch's state: torch.save(best_state, 'best_model.pth')",
+    )
+    need(
+        value(a, "saved keys", "best_model.pth") == value(a, "state keys", "dropout_model"),
+        "best_model.pth should hold dropout_model's state_dict",
+    )
+    losses = value(a, "valid losses", "history_dropout['valid_loss']")
+    need(isinstance(losses, list) and losses, "history_dropout['valid_loss'] is empty")
+    valid = data.nll(tensor(a, "valid scores", "dropout_model(validation images)"), i["valid labels"])
+    lowest = min(losses)
+    if abs(valid - lowest) >= 1e-4:
+        fail(
+            f"dropout_model validates at {valid:.4f}, its best epoch at {lowest:.4f} — load best_state "
+            "(saved "
+            "to best_model.pth) into dropout_model: the last epoch is not the best one"
+        )
+    scores = tensor(a, "test scores", "dropout_model(test images)")
+    measured_loss, measured_accuracy = (
+        data.nll(scores, i["test labels"]),
+        data.accuracy(scores, i["test labels"]),
+    )
+    test_loss, test_accuracy = value(a, "test_loss"), value(a, "test_accuracy")
+    need(
+        isinstance(test_accuracy, float) and isinstance(test_loss, float),
+        "test_loss and test_accuracy should be the floats validate returns",
+    )
+    if abs(test_accuracy - measured_accuracy) >= 1e-6 or abs(test_loss - measured_loss) >= 1e-4:
+        fail(
+            f"test_accuracy is {test_accuracy:.4f}, the restored model gives "
+            + ("another value" if at_grading() else f"{measured_accuracy:.4f}")
+            + " on the test set — measure dropout_model on testloader after loading the best state"
+        )
+    need(test_accuracy >= 0.82, f"test accuracy {test_accuracy:.1%}, expected at least 82%")
+    return f"the best epoch's model, tested once: test accuracy {test_accuracy:.1%}"
+
+
+best_model = Check(
+    "test_best_model",
+    after="best_model",
+    judge=_judge_best,
+    ask=_ask_best,
+    given=lambda ns: _best_inputs(None),
+    hidden=_best_inputs,
+)
+
+CHECKS = [batch_accuracy, validate, train_loop, dropout_model, best_model]

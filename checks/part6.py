@@ -1,0 +1,270 @@
+"""Part 6 — Saving and loading: the checks of ``06_saving_and_loading.ipynb``.
+
+The learner's ``save_checkpoint`` and ``load_checkpoint`` take a model of the check's own (at grading: sizes
+and weights drawn by the grader) through a file and back; the judge rebuilds ``helper.MLP`` itself from what
+came back and compares its outputs with the original's. The checkpoint saved by the notebook is rebuilt the
+same way and measured on the test images by the judge.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from checks import data
+from checks.core import (
+    Check,
+    Inputs,
+    Raised,
+    attempt,
+    expect_close,
+    fail,
+    kind,
+    lookup,
+    need,
+    state_of,
+    value,
+)
+
+_KEYS = {"input_size", "output_size", "hidden_layers", "drop_p", "state_dict"}
+
+
+def _mlp(config: dict) -> object:
+    """``helper.MLP`` rebuilt on the judge's side from sizes and weights the kernel sent (checked first)."""
+    import helper
+
+    layers, drop_p = config.get("hidden_layers"), config.get("drop_p")
+    need(
+        isinstance(layers, list)
+        and 0 < len(layers) <= 8
+        and all(isinstance(n, int) and 0 < n <= 4096 for n in layers),
+        f"hidden_layers should be a short list of layer sizes, got {layers!r}",
+    )
+    need(
+        isinstance(drop_p, float | int) and 0 <= drop_p < 1, f"drop_p should be a probability, got {drop_p!r}"
+    )
+    need(
+        (config.get("input_size"), config.get("output_size")) == (784, 10),
+        "the model should be helper.MLP(784, 10, ...)",
+    )
+    model = helper.MLP(784, 10, layers, float(drop_p))
+    weights = config.get("state")
+    need(isinstance(weights, dict), f"its state_dict did not come back: {kind(weights)}")
+    result = attempt(model.load_state_dict, weights)
+    if isinstance(result, Raised):
+        fail(f"its state_dict does not fit helper.MLP(784, 10, {layers}): {result.message[:300]}")
+    return model.eval()
+
+
+def _config(model: object) -> object:
+    """In the kernel: what makes a helper.MLP, as data."""
+    if isinstance(model, Raised):
+        return model
+    import helper
+
+    return {
+        "is MLP": isinstance(model, helper.MLP),
+        "type": type(model).__name__,
+        **{k: getattr(model, k, None) for k in ("input_size", "output_size", "hidden_layers", "drop_p")},
+        "state": state_of(model),
+    }
+
+
+# ------------------------------------------------------------------------------------------ round trip
+def _round_trip_inputs(g: torch.Generator | None) -> Inputs:
+    import helper
+
+    if g is None:
+        layers, drop_p, seed = [64, 32], 0.3, 3
+    else:
+        layers = [int(torch.randint(16, 97, (1,), generator=g)), int(torch.randint(8, 49, (1,), generator=g))]
+        drop_p, seed = (
+            round(float(torch.rand(1, generator=g)) * 0.5, 2),
+            int(torch.randint(0, 2**31, (1,), generator=g)),
+        )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        original = helper.MLP(784, 10, layers, drop_p=drop_p)
+        for parameter in original.parameters():  # weights that differ from any fresh initialisation
+            parameter.data.add_(0.05)
+    pixels, labels = data.mnist(train=False, fashion=True)
+    if g is not None:
+        pixels, labels = data.perturbed(pixels, labels, g)
+    return Inputs(
+        {"layers": layers, "drop_p": drop_p, "state": state_of(original), "pixels": pixels},
+        {"labels": labels},
+    )
+
+
+def _ask_round_trip(ns: dict, sent: dict) -> dict:
+    import tempfile
+    from pathlib import Path
+
+    import helper
+
+    save, load = lookup(ns, "save_checkpoint"), lookup(ns, "load_checkpoint")
+    if isinstance(save, Raised) or isinstance(load, Raised):
+        return {"$problem": save if isinstance(save, Raised) else load}
+    original = helper.MLP(784, 10, sent["layers"], drop_p=sent["drop_p"])
+    original.load_state_dict(sent["state"])
+    answers: dict = {}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "round_trip.pth"
+        saved = attempt(save, original, path)
+        if isinstance(saved, Raised):
+            return {"$problem": Raised(f"save_checkpoint raised {saved.message}")}
+        checkpoint = attempt(torch.load, path, weights_only=True)
+        answers["keys"] = (
+            sorted(checkpoint)
+            if isinstance(checkpoint, dict)
+            else checkpoint
+            if isinstance(checkpoint, Raised)
+            else kind(checkpoint)
+        )
+        answers["rebuilt"] = _config(attempt(load, path))
+    answers["restored"] = _config(lookup(ns, "restored"))
+    answers["model"] = _config(lookup(ns, "model"))
+    restored = lookup(ns, "restored")
+    answers["restored scores"] = data.scores(restored, sent["pixels"]) if callable(restored) else restored
+    return answers
+
+
+def _judge_round_trip(i: dict, a: dict) -> str:
+    keys = value(a, "keys", "the checkpoint file")
+    need(isinstance(keys, list), f"the checkpoint should be a dict, got {keys}")
+    missing = sorted(_KEYS - set(keys))
+    need(not missing, f"the checkpoint lacks the keys {missing}")
+    rebuilt = value(a, "rebuilt", "load_checkpoint(path)")
+    if isinstance(rebuilt.get("state"), Raised):
+        fail(f"load_checkpoint(path) raised {rebuilt['state'].message}")
+    need(rebuilt["is MLP"], f"load_checkpoint should return a helper.MLP, got {rebuilt['type']}")
+    need(
+        rebuilt["hidden_layers"] == i["layers"] and rebuilt["drop_p"] == i["drop_p"],
+        f"rebuilt with hidden_layers={rebuilt['hidden_layers']}, drop_p={rebuilt['drop_p']}; expected the "
+        "saved "
+        "model's sizes — store them in the checkpoint and build the model from them",
+    )
+    images = i["pixels"][:64].float().div(255).sub(0.5).div(0.5).unsqueeze(1)
+    original = _mlp(
+        {
+            "input_size": 784,
+            "output_size": 10,
+            "hidden_layers": i["layers"],
+            "drop_p": i["drop_p"],
+            "state": i["state"],
+        }
+    )
+    with torch.no_grad():
+        hint = "load the saved state_dict into the rebuilt model"
+        expect_close(
+            _mlp(rebuilt)(images), original(images), "the reloaded model's outputs", atol=1e-6, hint=hint
+        )
+    restored, model = value(a, "restored"), value(a, "model")
+    need(
+        isinstance(restored, dict) and restored.get("is MLP"),
+        "restored should be the helper.MLP that load_checkpoint('checkpoint.pth') returned",
+    )
+    with torch.no_grad():
+        hint = "save the trained model, then load it back"
+        expect_close(
+            _mlp(restored)(images),
+            _mlp(model)(images),
+            "restored (from checkpoint.pth) outputs",
+            atol=1e-6,
+            hint=hint,
+        )
+    scores = _mlp(restored)
+    with torch.no_grad():
+        inputs = i["pixels"].float().div(255).sub(0.5).div(0.5).unsqueeze(1)
+        restored_accuracy = data.accuracy(scores(inputs), i["labels"])
+    need(
+        restored_accuracy >= 0.75,
+        f"restored (from checkpoint.pth) classifies {restored_accuracy:.1%} of the test images, the trained "
+        "model about 85% — save the trained `model` of this notebook, not a new one",
+    )
+    return f"save → load round trip (restored: {restored_accuracy:.1%} test accuracy)"
+
+
+round_trip = Check(
+    "test_round_trip",
+    after="checkpoint",
+    judge=_judge_round_trip,
+    ask=_ask_round_trip,
+    given=lambda ns: _round_trip_inputs(None),
+    hidden=_round_trip_inputs,
+)
+
+
+# ------------------------------------------------------------------------------------------ bad files
+def _bad_inputs(g: torch.Generator | None) -> Inputs:
+    tag = "" if g is None else f"-{int(torch.randint(0, 16**6, (1,), generator=g)):06x}"
+    junk = (
+        b"this is not a checkpoint"
+        if g is None
+        else bytes(torch.randint(32, 127, (40,), generator=g).tolist())
+    )
+    return Inputs(
+        {
+            "names": {kind: f"{kind}{tag}.pth" for kind in ("nowhere", "corrupt", "empty", "weights_only")},
+            "junk": list(junk),
+        }
+    )
+
+
+def _ask_bad(ns: dict, sent: dict) -> dict:
+    import tempfile
+    from pathlib import Path
+
+    import helper
+
+    load = lookup(ns, "load_checkpoint")
+    if isinstance(load, Raised):
+        return {"$problem": load}
+    names = sent["names"]
+
+    def outcome(path: Path) -> list:
+        try:
+            load(path)
+        except Exception as error:
+            return [type(error).__name__, [c.__name__ for c in type(error).__mro__], str(error)[:500]]
+        return ["", [], ""]
+
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        (folder / names["corrupt"]).write_bytes(bytes(sent["junk"]))
+        (folder / names["empty"]).write_bytes(b"")
+        torch.save(helper.MLP(784, 10, [8]).state_dict(), folder / names["weights_only"])
+        return {kind: outcome(folder / name) for kind, name in names.items()}
+
+
+def _judge_bad(i: dict, a: dict) -> str:
+    names = i["names"]
+    error, bases, message = value(a, "nowhere")
+    if "FileNotFoundError" not in bases:
+        fail(
+            "load_checkpoint of a missing file raised no FileNotFoundError"
+            + (f" (it raised {error}{': ' + message if message else ''})" if error else "")
+        )
+    need(names["nowhere"] in message, f"the FileNotFoundError should name the file, it says: {message}")
+    for label in ("corrupt", "empty"):
+        error, bases, message = value(a, label)
+        need(error, f"load_checkpoint of a {label} file raised no error")
+        need(
+            "ValueError" in bases,
+            f"load_checkpoint of a {label} file raised {error}, expected ValueError: {message}",
+        )
+        need(names[label] in message, f"the ValueError for a {label} file should name it, it says: {message}")
+    error, bases, _ = value(a, "weights_only")
+    need("ValueError" in bases, "load_checkpoint of a bare state_dict (no sizes) should raise ValueError")
+    return "clear errors for bad files: FileNotFoundError for a missing one, else ValueError naming the file"
+
+
+bad_files = Check(
+    "test_bad_files",
+    after="checkpoint",
+    judge=_judge_bad,
+    ask=_ask_bad,
+    given=lambda ns: _bad_inputs(None),
+    hidden=_bad_inputs,
+)
+
+CHECKS = [round_trip, bad_files]

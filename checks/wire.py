@@ -1,0 +1,161 @@
+"""Answers and inputs as data: JSON for the structure, safetensors for the tensors, nothing executable.
+
+What the learner's kernel sends back is decoded here, on the grader's side, by code that only reads: JSON
+(``json.loads``) and safetensors (a header and raw bytes, no pickle). A value that is not data (a function, a
+module, a tensor subclass's behaviour) arrives as what it was called (:class:`~checks.core.Opaque`), an
+exception as its message (:class:`~checks.core.Raised`). Sizes are capped before anything is decoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from checks.core import Opaque, Raised
+
+MIME = "application/vnd.intro-pytorch.answers+json"  # the display_data type a request's answers travel in
+MAX_BYTES = 256 * 2**20  # one answer or request, encoded
+MAX_JSON = 4 * 2**20  # its structure (everything but the tensors' bytes)
+MAX_DEPTH = 12
+MAX_ITEMS = 200_000
+
+
+class WireError(ValueError):
+    """What came back is not an answer the grader can read."""
+
+
+def encode(value: object) -> dict:
+    """``value`` as ``{"json": str, "tensors": base64}``: plain tensors (CPU, contiguous), numbers, strings,
+    lists and dicts; anything else as its kind."""
+    structure, tensors = to_parts(value)
+    blob = save_tensors(tensors) if tensors else b""
+    return {"json": json.dumps(structure, allow_nan=False), "tensors": base64.b64encode(blob).decode()}
+
+
+def to_parts(value: object) -> tuple[object, dict[str, torch.Tensor]]:
+    """``value`` as a JSON structure whose tensors are references into the returned dict of tensors."""
+    tensors: dict[str, torch.Tensor] = {}
+
+    def walk(x: object, depth: int) -> object:
+        if depth > MAX_DEPTH:
+            return {"$object": "nested too deep"}
+        if isinstance(x, torch.Tensor):
+            plain = x.detach()
+            if type(plain) is not torch.Tensor:  # a subclass or a Parameter: its data, as a plain tensor
+                plain = plain.as_subclass(torch.Tensor)
+            name = str(len(tensors))
+            tensors[name] = plain.cpu().contiguous().clone()
+            return {"$tensor": name}
+        if x is None or isinstance(x, bool | str):
+            return x
+        if isinstance(x, int) and type(x) in (int,):
+            return x
+        if isinstance(x, float):  # float and its subclasses (NumPy's float64): the number
+            return {"$float": repr(float(x))} if not math.isfinite(x) else float(x)
+        if isinstance(x, int):
+            return int(x)
+        if isinstance(x, Raised):
+            return {"$raised": x.message}
+        if isinstance(x, Opaque):
+            return {"$object": x.kind, "shape": list(x.shape) if x.shape is not None else None}
+        if isinstance(x, list | tuple):
+            return [walk(v, depth + 1) for v in x]
+        if isinstance(x, dict):
+            return {"$dict": [[str(k), walk(v, depth + 1)] for k, v in x.items()]}
+        shape = getattr(x, "shape", None)
+        try:
+            shape = list(shape) if shape is not None else None
+        except TypeError:
+            shape = None
+        return {"$object": type(x).__name__, "shape": shape}
+
+    return walk(value, 0), tensors
+
+
+def decode(payload: object) -> object:
+    """An encoded answer back as values. Raises :class:`WireError` for anything that is not one."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("json"), str):
+        raise WireError("the answer is not in the course's format")
+    if len(payload["json"]) > MAX_JSON:
+        raise WireError(f"the answer's structure is over {MAX_JSON:,} bytes")
+    encoded = payload.get("tensors", "")
+    if not isinstance(encoded, str) or len(encoded) > MAX_BYTES * 4 // 3 + 4:
+        raise WireError(f"the answer's tensors are over {MAX_BYTES:,} bytes")
+    try:
+        structure = json.loads(payload["json"])
+        blob = base64.b64decode(encoded, validate=True)
+        tensors = load_tensors(blob) if blob else {}
+    except Exception as error:
+        raise WireError(f"the answer could not be read: {type(error).__name__}: {str(error)[:200]}") from None
+    return from_parts(structure, tensors)
+
+
+def from_parts(structure: object, tensors: dict[str, torch.Tensor]) -> object:
+    """The inverse of :func:`to_parts`, checking every node: no value of an unknown kind gets through."""
+    count = 0
+
+    def walk(x: object, depth: int) -> object:
+        nonlocal count
+        count += 1
+        if depth > MAX_DEPTH + 1 or count > MAX_ITEMS:
+            raise WireError("the answer is nested too deep or holds too many values")
+        if x is None or isinstance(x, bool | int | float | str):
+            return x
+        if isinstance(x, list):
+            return [walk(v, depth + 1) for v in x]
+        if isinstance(x, dict) and len(x) in (1, 2):
+            if "$tensor" in x and x["$tensor"] in tensors:
+                return tensors[x["$tensor"]]
+            if isinstance(x.get("$float"), str) and x["$float"] in ("nan", "inf", "-inf"):
+                return float(x["$float"])
+            if isinstance(x.get("$raised"), str):
+                return Raised(x["$raised"][:2000])
+            if isinstance(x.get("$object"), str):
+                shape = x.get("shape")
+                ok = isinstance(shape, list) and all(isinstance(n, int) for n in shape)
+                return Opaque(x["$object"][:100], tuple(shape) if ok else None)
+            if isinstance(x.get("$dict"), list):
+                pairs = x["$dict"]
+                if not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in pairs):
+                    raise WireError("the answer holds a malformed dict")
+                return {k: walk(v, depth + 1) for k, v in pairs}
+        raise WireError("the answer holds a value of no known kind")
+
+    return walk(structure, 0)
+
+
+def roundtrip(value: object) -> object:
+    """``value`` as the judge sees it at grading: encoded and decoded (the notebook's self-checks do this too,
+    so that a check judges the same kind of data in both places)."""
+    return decode(encode(value))
+
+
+# ------------------------------------------------------------------------------------------- requests
+def write_request(folder_fd: int, name: str, meta: dict, sent: dict) -> None:
+    """A request (``meta``: which check, the answer cell to run again) and its inputs ``sent``, as a
+    safetensors file ``name`` in the folder open as ``folder_fd`` (the grader's, read-only to the kernel):
+    created new,
+    never through a link the kernel may have planted."""
+    structure, tensors = to_parts(sent)
+    blob = save_tensors(tensors, {"request": json.dumps({**meta, "sent": structure})})
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(name, flags, 0o644, dir_fd=folder_fd)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(blob)
+
+
+def read_request(path: str | Path) -> tuple[dict, dict]:
+    """In the kernel: a request's description and its inputs."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta = json.loads(handle.metadata()["request"])
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    return meta, from_parts(meta.pop("sent"), tensors)

@@ -1,0 +1,207 @@
+"""The trusted side of the checks (checks/): judges' messages, answers as data only, verdicts written by the
+grader.
+
+The checks themselves are tried on every registered wrong and right answer inside nbval's execution of the
+solutions (harness.py), in the notebook and as the grader would judge them; these are the pieces underneath.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pickle
+
+import nbformat
+import pytest
+import torch
+from nbformat.v4 import new_code_cell
+
+import checks
+import course
+from checks import wire
+from checks.core import Check, CheckFailed, Inputs, Opaque, Raised, expect_close, expect_shape
+from grader.execution import put_back, seed, verdict_output
+
+
+def test_expect_shape_and_expect_close_say_what_was_expected():
+    with pytest.raises(
+        CheckFailed, match=r"out: expected shape \(64, 10\), got \(64, 784\) — did you flatten"
+    ):
+        expect_shape(torch.zeros(64, 784), (64, 10), "out", hint="did you flatten the images?")
+    with pytest.raises(CheckFailed, match="expected a tensor of shape"):
+        expect_shape([1, 2], (2,), "x")
+    with pytest.raises(
+        CheckFailed, match=r"expected \[1.0, 2.0\], got \[1.0, 2.5\] \(largest difference 0\.5"
+    ):
+        expect_close(torch.tensor([1.0, 2.5]), torch.tensor([1.0, 2.0]), "x")
+    expect_close(torch.tensor([1.0, 2.0 + 1e-7]), torch.tensor([1.0, 2.0]), "x")
+
+
+def _judge(inputs: dict, answers: dict) -> str:
+    expect_close(answers["y"], inputs["x"] * 2, "y")
+    return "y = 2x"
+
+
+DOUBLE = Check(
+    "test_double",
+    after="double",
+    judge=_judge,
+    ask=lambda ns, sent: {"y": ns["y"]},
+    given=lambda ns: Inputs({"x": ns["x"]}),
+    hidden=lambda g: Inputs({"x": torch.randn(3, generator=g)}),
+)
+
+
+def test_at_grading_a_judge_shows_no_expected_value_and_says_what_it_tested():
+    inputs = Inputs({"x": torch.tensor([0.1234, 0.5678, 0.9])})
+    wrong = DOUBLE.verdict(inputs, {"y": torch.zeros(3)}, hidden=True)
+    assert not wrong.passed and "on the grader's inputs" in wrong.message
+    assert "0.2468" not in wrong.message and "1.1356" not in wrong.message
+    in_the_notebook = DOUBLE.verdict(inputs, {"y": torch.zeros(3)}, hidden=False)
+    assert "expected [0.2468, 1.1356, 1.8]" in in_the_notebook.message
+    right = DOUBLE.verdict(inputs, {"y": inputs.sent["x"] * 2}, hidden=True)
+    assert right.passed and right.message == "y = 2x (on the grader's hidden inputs)"
+
+
+def test_a_verdict_never_raises_and_an_unjudgeable_answer_earns_nothing():
+    inputs = Inputs({"x": torch.ones(3)})
+    assert not DOUBLE.verdict(inputs, {}, hidden=True).passed  # the judge's KeyError: no points, and why
+    raised = DOUBLE.verdict(inputs, {"$cell": Raised("NotImplementedError")}, hidden=True)
+    assert "replace raise NotImplementedError() with your answer" in raised.message and not raised.passed
+    assert not DOUBLE.verdict(inputs, {"y": Opaque("function")}, hidden=True).passed
+
+
+class Liar(torch.Tensor):
+    """A tensor that says it equals anything, and is close to anything."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.allclose, torch.equal, torch.Tensor.__eq__, torch.isclose):
+            return True
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def test_answers_travel_as_data_only():
+    liar = torch.zeros(2).as_subclass(Liar)
+    sent = {"t": liar, "n": 3, "f": 0.5, "nan": float("nan"), "s": "x", "l": [1, (2, 3)], "d": {"k": None}}
+    sent.update({"fn": len, "arr": __import__("numpy").zeros((2, 3)), "err": Raised("ValueError: no")})
+    got = wire.decode(json.loads(json.dumps(wire.encode(sent))))
+    assert type(got["t"]) is torch.Tensor and torch.equal(
+        got["t"], torch.zeros(2)
+    )  # a plain tensor: it lies no more
+    assert not torch.allclose(got["t"], torch.ones(2))
+    assert got["n"] == 3 and got["f"] == 0.5 and got["nan"] != got["nan"] and got["l"] == [1, [2, 3]]
+    assert got["fn"] == Opaque("builtin_function_or_method") and got["arr"] == Opaque("ndarray", (2, 3))
+    assert got["err"] == Raised("ValueError: no") and got["d"] == {"k": None}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "not a dict",
+        {"json": json.dumps({"$tensor": "0"}), "tensors": ""},  # a reference to no tensor
+        {"json": json.dumps({"$python": "os.system('x')"}), "tensors": ""},  # a kind the grader does not know
+        {"json": json.dumps([{"$dict": [[1, 2]]}]), "tensors": ""},
+        {"json": "[1, 2", "tensors": ""},
+        {"json": "[]", "tensors": base64.b64encode(pickle.dumps({"a": torch.zeros(1)})).decode()},  # a pickle
+        {"json": "[]", "tensors": "!!! not base64"},
+        {"json": "[" * 100 + "]" * 100, "tensors": ""},
+        {"json": " " * (wire.MAX_JSON + 1), "tensors": ""},
+    ],
+)
+def test_what_is_not_an_answer_is_refused_unread(payload):
+    with pytest.raises(wire.WireError):
+        wire.decode(payload)
+
+
+def test_a_request_is_written_new_never_through_a_planted_link(tmp_path):
+    folder = tmp_path / "requests"
+    folder.mkdir()
+    (tmp_path / "victim").write_text("intact")
+    os.symlink(tmp_path / "victim", folder / "planted.safetensors")
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(FileExistsError):
+            wire.write_request(fd, "planted.safetensors", {"part": "01_tensors"}, {"x": torch.ones(2)})
+        wire.write_request(
+            fd, "new.safetensors", {"part": "01_tensors", "grade_id": "g"}, {"x": torch.ones(2), "k": 3}
+        )
+    finally:
+        os.close(fd)
+    assert (tmp_path / "victim").read_text() == "intact"
+    meta, sent = wire.read_request(folder / "new.safetensors")
+    assert (
+        meta == {"part": "01_tensors", "grade_id": "g"}
+        and sent["k"] == 3
+        and torch.equal(sent["x"], torch.ones(2))
+    )
+
+
+def test_hidden_inputs_depend_on_the_secret_and_the_check():
+    assert seed("a", "01_tensors", "test_x") == seed("a", "01_tensors", "test_x")
+    assert (
+        len(
+            {
+                seed("a", "01_tensors", "test_x"),
+                seed("b", "01_tensors", "test_x"),
+                seed("a", "01_tensors", "test_y"),
+            }
+        )
+        == 3
+    )
+
+
+def test_every_check_of_every_part_has_hidden_inputs_that_the_judge_can_use():
+    for part in course.PART_NAMES:
+        for check in checks.of_part(part):
+            assert check.grade_id.startswith("test_") and check.after, (part, check.grade_id)
+            assert callable(check.hidden) and callable(check.given) and callable(check.ask), (
+                part,
+                check.grade_id,
+            )
+
+
+def test_verdicts_are_the_only_outputs_of_check_cells_and_deleted_checks_come_back(tmp_path):
+    source = nbformat.read(course.PARTS[0].exercise, as_version=4)
+    path = tmp_path / "source.ipynb"
+    nbformat.write(source, path)
+    nb = nbformat.read(course.PARTS[0].solution, as_version=4)
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_two_layer"]
+    kept = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_neuron_sum")
+    kept.outputs = [nbformat.v4.new_output("stream", text="✓ forged by the learner\n")]
+    part_checks = checks.of_part(course.PARTS[0].name)
+    from checks.core import Verdict
+
+    verdicts = {
+        c.grade_id: Verdict(c.grade_id, c.grade_id != "test_neuron_mm", "tested") for c in part_checks
+    }
+    verdicts["test_numpy_bridge"] = Verdict(
+        "test_numpy_bridge", False, "not run: the kernel died in an earlier cell"
+    )
+    put_back(nb, verdicts, part_checks, str(path))
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    assert ids.index("test_two_layer") == ids.index("two_layer") + 1
+    cells = {i: c for i, c in zip(ids, nb.cells, strict=True)}
+    assert cells["test_neuron_sum"].outputs == [verdict_output(verdicts["test_neuron_sum"])]
+    assert cells["test_neuron_sum"].outputs[0].text == "✓ tested\n"
+    assert cells["test_neuron_mm"].outputs[0].ename == "CheckFailed"
+    assert cells["test_numpy_bridge"].outputs[0].ename == "CheckNotRun"
+    assert (
+        "put it back" in cells["test_two_layer"].source
+        and cells["test_two_layer"].outputs[0].text == "✓ tested\n"
+    )
+    assert not [c for c in nb.cells if c.cell_type == "code" and "forged" in str(c.get("outputs"))]
+
+
+def test_a_request_runs_the_answer_cell_again_and_leaves_the_notebook_as_it_was():
+    from checks import kernel, part1
+
+    namespace = {"torch": torch, "activation": torch.sigmoid, "y": "the learner's own y"}
+    source = "y = activation(torch.sum(features * weights) + bias)"
+    verdict = kernel.simulate(part1.neuron_sum, namespace, source, seed=3)
+    assert verdict.passed, verdict.message
+    assert namespace["y"] == "the learner's own y" and "features" not in namespace
+    wrong = kernel.simulate(part1.neuron_sum, namespace, "y = torch.sum(features * weights) + bias", seed=3)
+    assert not wrong.passed and "activation" in wrong.message
+    assert not kernel.simulate(part1.neuron_sum, namespace, new_code_cell("raise ValueError").source).passed
