@@ -163,7 +163,7 @@ def need(condition: object, message: str) -> None:
 
 def value(answers: dict, name: str, label: str | None = None) -> object:
     """The answer called ``name``; fails with what the kernel raised while computing it."""
-    got = answers.get(name, Raised(f"NameError: name {name!r} is not defined"))
+    got = answers.get(name, Raised("no answer came back for it"))
     if isinstance(got, Raised):
         raise CheckFailed(f"{label or name}: {got.message}")
     return got
@@ -230,7 +230,7 @@ def expect_close(
         return
     tolerance = f"tolerance {atol:g} + {rtol:g}×|expected|"
     if hidden():
-        detail = f"on the grader's inputs ({tolerance})"
+        detail = f" on the grader's inputs ({tolerance})"
     else:
         worst = (actual - expected).abs().max().item()
         both = ""

@@ -17,7 +17,7 @@ either flat (``alice/01_tensors.ipynb``) or one folder per part as in ``notebook
 3. Reports (:mod:`grader.reports`): grades.csv, summary.txt (with what the class missed, check by check),
    class_report.png, feedback/, logs/, and a table.
 A re-run grades what is new or changed (the submission, the part's checks, the grader or the limits).
-``--source`` grades with another copy of the parts' nbgrader sources (say, a term's own hidden tests).
+``--source`` grades with another copy of the parts' nbgrader sources (say, other points per check).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def discover(submissions: Path) -> tuple[list[str], list[Task], dict[str, list[s
 
 # ------------------------------------------------------------------------------------------- the parts
 def part_source(part: str, sources: Path = course.SOLUTIONS) -> Path:
-    """The part's nbgrader source notebook (solutions, checks and hidden tests) in the folder of sources."""
+    """The part's nbgrader source notebook (solutions and check cells) in the folder of sources."""
     return sources / part / f"{part}.ipynb"
 
 
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--source",
         default=str(course.SOLUTIONS),
-        help="the parts' nbgrader sources, NN_topic/NN_topic.ipynb, checks and hidden tests included "
+        help="the parts' nbgrader sources, NN_topic/NN_topic.ipynb, with their check cells and points "
         "(default: the course's solutions/)",
     )
     parser.add_argument(

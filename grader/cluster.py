@@ -1,7 +1,7 @@
 """Phase 1 on Dask: each learner × part is one task, on an embedded local cluster or on a running one.
 
 A task (:class:`Job`) carries all a worker needs: the submission's bytes, the part's *exercise* source
-(solutions removed, checks and hidden tests kept), the limits and the course version; it returns
+(solutions removed, check cells kept), the limits, the secret and the course version; it returns
 (:class:`Result`) the executed notebook's bytes and what happened. So workers share no filesystem with the
 instructor and never see a solution. Each worker needs the course environment (``make env``), bubblewrap
 (``make sandbox``) and the data, which it prepares itself (from its mirror, or by download) the first time
@@ -53,7 +53,7 @@ class Job:
     student_id: str
     part: str
     submission: bytes  # the notebook as nbgrader should see it (foreign nbgrader cells already stripped)
-    source: bytes  # the part's exercise source: checks and hidden tests, no solution
+    source: bytes  # the part's exercise source: check cells, no solution
     limits: sandbox.Limits
     sandboxed: bool
     version: str

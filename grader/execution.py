@@ -200,6 +200,7 @@ class JudgedExecute(SandboxedExecute):
             i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") in ids
         }
         self._answers: dict[str, tuple[Inputs, dict] | str] = {}
+        self._timed_out: set[int] = set()
         folder = Path(self.km_scratch()) / "requests"
         folder.mkdir(mode=0o755)
         os.chmod(folder, 0o755)  # the sandbox's uid reads it; only the grader writes in it
@@ -226,6 +227,8 @@ class JudgedExecute(SandboxedExecute):
             self._running = index
         else:
             cell, resources = super().preprocess_cell(cell, resources, index)
+            if any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])):
+                self._timed_out.add(index)
         for check in self._anchors.get(index, []):
             self._ask(check, index)
         return cell, resources
@@ -234,6 +237,13 @@ class JudgedExecute(SandboxedExecute):
         """One request: the check's hidden inputs into a new file, then one line of code in the kernel that
         names
         the check; its answers come back as one display output of type checks.wire.MIME."""
+        if check.rerun and index in self._timed_out:  # it would only time out again
+            self._answers[check.grade_id] = (
+                f"your answer cell ran longer than the limit of {self.timeout} s, so the grader could not "
+                "run it "
+                "again on its inputs"
+            )
+            return
         generator = __import__("torch").Generator().manual_seed(seed(self.secret, self._part, check.grade_id))
         inputs = check.hidden(generator)
         source = self._sources.get(check.after)

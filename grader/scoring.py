@@ -1,10 +1,10 @@
 """Phase 2, trusted, in OUT/course: one gradebook for the class, feedback pages, scores.
 
 The notebooks executed in phase 1 are autograded again by nbgrader *without executing them* (Execute and
-ClearOutput are not in its preprocessor lists): nbgrader restores the check cells from the part's source,
-so an edited or deleted check scores nothing, and scores the outputs. Then it writes each learner's feedback
-(hidden tests removed, HTML sanitized). Driven through nbgrader's Python API; a feedback page that cannot be
-made is recorded with its error and never changes a score.
+ClearOutput are not in its preprocessor lists): nbgrader restores the check cells' source from the part's
+source and scores their outputs, which phase 1 made the judges' verdicts and nothing else (a ✓ line: the
+points; an error: none). Then it writes each learner's feedback (HTML sanitized). Driven through nbgrader's
+Python API; a feedback page that cannot be made is recorded with its error and never changes a score.
 """
 
 from __future__ import annotations

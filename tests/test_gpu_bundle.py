@@ -14,7 +14,7 @@ import sys
 import pytest
 
 import course
-from wrong_answers import WRONG
+from wrong_answers import RIGHT, WRONG
 
 PART = course.PARTS[0].name
 
@@ -47,7 +47,11 @@ def test_the_bundle_runs_every_check_and_wrong_answer_of_a_part(bundle):
     assert result.stdout.rstrip().endswith("all passed")
     for wrong in WRONG[PART]:
         assert f"{wrong.grade_id} caught {wrong.name!r}" in result.stdout, wrong.name
-    assert result.stdout.count("✓") == 4, result.stdout
+    for right in RIGHT[PART]:
+        assert f"{right.grade_id} passed {right.name!r}" in result.stdout, right.name
+    for check in ("test_neuron_sum", "test_neuron_mm", "test_two_layer", "test_numpy_bridge"):
+        assert f"  {check}: ✓ " in result.stdout, check
+        assert f"{check} passed 'the solution itself'" in result.stdout, check
 
 
 def test_a_wrong_solution_fails_the_run(bundle):
@@ -58,4 +62,6 @@ def test_a_wrong_solution_fails_the_run(bundle):
     (bundle / "notebooks.json").write_text(json.dumps(notebooks))
     result = _run(bundle)
     assert result.returncode == 1, result.stdout
-    assert "✗ test_neuron_sum: AssertionError" in result.stdout, result.stdout
+    assert "✗ test_neuron_sum: checks.core.CheckFailed: y should be a sigmoid output" in result.stdout, (
+        result.stdout
+    )

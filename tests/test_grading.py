@@ -20,8 +20,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 import course
+import exploits
 
 PART = course.PARTS[0].name
 SOLUTION = course.PARTS[0].solution
@@ -130,7 +132,7 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
         c for c in deleted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_numpy_bridge"
     ]
     put("deleted test cell", deleted)
-    expected["deleted test cell"] = (FULL - 1, "graded")  # its point is lost
+    expected["deleted test cell"] = (FULL, "graded")  # put back, and judged on the learner's answers
     edited = _with("numpy_bridge", "shared = torch.tensor(arr)\nindependent = torch.tensor(arr)")
     _cell(edited, "test_numpy_bridge").source = "print('all good, trust me')"
     put("edited test cell", edited)
@@ -195,6 +197,13 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     )
     put("markup", _with("numpy_bridge", markup + _answer("numpy_bridge")))
     expected["markup"] = (FULL, "graded")
+    for learner, forged in exploits.forgeries().items():  # the exploit bank: nothing earns a point
+        put(learner, forged)
+        expected[learner] = (0, "graded")
+    put("leak reader", exploits.leak_reader())
+    expected["leak reader"] = (FULL, "graded")
+    put("harmless habits", exploits.habits())
+    expected["harmless habits"] = (FULL, "graded")
     if not SANDBOX:  # without the sandbox these would really reach the network and damage files
         return expected
     # A detached process that outlives the kernel and rewrites every notebook it can find with ✓ lines.
@@ -259,6 +268,10 @@ def _grade(root: Path, out: Path, cell_timeout: int, *options: str) -> str:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
+
+
+def out_of(graded) -> Path:
+    return graded[1]
 
 
 def _rows(out: Path) -> dict[tuple[str, str], dict]:
@@ -339,15 +352,50 @@ def _part(name: str, changes: dict[str, str]) -> nbformat.NotebookNode:
     return nb
 
 
+# Harmless habits of a complete learner: the console's tqdm (stderr) inside the functions the checks call, a
+# warning while training; every notebook saved by a front end that writes no cell ids.
+HABITS = {
+    "05_inference_and_validation": (
+        "validate",
+        "    ### BEGIN SOLUTION\n",
+        "    from tqdm import tqdm\n\n    loader = tqdm(loader, desc='validating')\n",
+    ),
+    "08_transfer_learning": (
+        "extract_features",
+        "    ### BEGIN SOLUTION\n",
+        "    from tqdm import tqdm\n\n    print('features…', file=__import__('sys').stderr)\n",
+    ),
+    "03_training": (
+        "training_loop",
+        "### BEGIN SOLUTION\n",
+        "import warnings\n\nwarnings.warn('training on a CPU: this takes a minute')\n",
+    ),
+}
+
+
+def _with_habits(part: course.Part) -> nbformat.NotebookNode:
+    nb = nbformat.read(part.solution, as_version=4)
+    if part.name in HABITS:
+        grade_id, marker, habit = HABITS[part.name]
+        cell = _cell(nb, grade_id)
+        assert marker in cell.source
+        cell.source = cell.source.replace(marker, marker + habit, 1)
+    for cell in nb.cells:
+        cell.pop("id", None)
+    nb.nbformat_minor = 4
+    return nb
+
+
 @pytest.fixture(scope="class")
 def complete(tmp_path_factory):
-    """A complete learner set of every part (the solutions, as learners have them in notebooks/) and an
-    original-course-style learner, graded; then graded again with one of Part 1's checks made stricter."""
+    """A complete learner set of every part (the solutions, with harmless habits, as another front end saves
+    them) and an original-course-style learner, graded; then graded again with one of Part 1's checks worth
+    more in a copy of the sources."""
     root = tmp_path_factory.mktemp("complete-submissions")
     out = tmp_path_factory.mktemp("complete-grades")
     for part in course.PARTS:
         (root / "complete" / part.name).mkdir(parents=True)
-        (root / "complete" / part.name / f"{part.name}.ipynb").write_bytes(part.solution.read_bytes())
+        nbformat.write(_with_habits(part), root / "complete" / part.name / f"{part.name}.ipynb")
     style = root / "original style"
     style.mkdir()
     nbformat.write(_part("04_fashion_mnist", NO_FLATTEN), style / "04_fashion_mnist.ipynb")
@@ -358,16 +406,15 @@ def complete(tmp_path_factory):
     nbformat.write(_part("06_saving_and_loading", untrained), style / "06_saving_and_loading.ipynb")
     _grade(root, out, cell_timeout=600)
     first = _rows(out)
-    # The instructor makes one of Part 1's checks stricter, in a copy of the sources: the next run must grade
-    # Part 1 again with it (and nothing else), although no submission changed.
+    # The instructor makes one of Part 1's checks worth 3 points, in a copy of the sources: the next run must
+    # grade Part 1 again with it (and nothing else), although no submission changed.
     sources = tmp_path_factory.mktemp("sources")
     for part in course.PARTS:
         (sources / part.name).mkdir()
         shutil.copyfile(part.solution, sources / part.name / part.solution.name)
-    stricter = nbformat.read(sources / PART / f"{PART}.ipynb", as_version=4)
-    check = _cell(stricter, "test_numpy_bridge")
-    check.source = "assert False, 'a stricter check'\n" + check.source
-    nbformat.write(stricter, sources / PART / f"{PART}.ipynb")
+    heavier = nbformat.read(sources / PART / f"{PART}.ipynb", as_version=4)
+    _cell(heavier, "test_numpy_bridge").metadata["nbgrader"]["points"] = 3
+    nbformat.write(heavier, sources / PART / f"{PART}.ipynb")
     second = _grade(root, out, 600, "--source", str(sources))
     yield out, first, second
     for folder in (root, out, sources):
@@ -404,15 +451,14 @@ class TestACompleteSet:
         row = rows[("original style", "06_saving_and_loading")]
         assert (row["status"], float(row["score"]), float(row["max_score"])) == ("graded", 1, 4), row
 
-    def test_a_changed_check_regrades_its_part_and_nothing_else(self, complete):
+    def test_a_check_worth_more_regrades_its_part_and_nothing_else(self, complete):
         out, first, second = complete
         assert "this run executed 1 notebook(s)" in second, second
         after = _rows(out)
-        assert float(after[("complete", PART)]["score"]) == FULL - 1
+        row = after[("complete", PART)]
+        assert (float(row["score"]), float(row["max_score"])) == (FULL + 2, FULL + 2), row
         changed = {key for key in first if first[key] != after[key]}
         assert changed == {("complete", PART), ("complete", "TOTAL")}, changed
-        page = (out / "feedback" / "complete" / f"{PART}.html").read_text()
-        assert "a stricter check" in page
 
 
 class TestAClassOfBadSubmissions:
@@ -499,10 +545,80 @@ class TestAClassOfBadSubmissions:
             assert "HIDDEN TESTS" not in page.read_text(), page
         untouched = (out / "feedback" / "untouched" / f"{PART}.html").read_text()
         assert "BEGIN SOLUTION" not in untouched, "the instructor's solution leaked into feedback"
-        assert (
-            "NameError: name &#39;y&#39; is not defined" in untouched
-            or "NameError: name 'y' is not defined" in untouched
-        )
+        assert "your answer cell raised NotImplementedError" in untouched
+        assert "replace raise NotImplementedError() with your answer" in untouched
+
+    def test_no_hidden_reference_value_is_shown_anywhere(self, graded):
+        """The checks' reference values on the grader's hidden inputs (recomputed here from the run's secret)
+        appear in no feedback page, grades.csv or summary.txt: not in the judges' messages (4 decimals, as a
+        message would show them), nowhere at all in full precision; although the leak reader printed every
+        request it received into its own feedback."""
+        from checks import part1
+        from grader.execution import seed
+
+        secret = (out_of(graded) / "secret.key").read_text().strip()
+        references = []
+        for check, compute in [
+            (part1.neuron_sum, lambda i: torch.sigmoid((i["features"] * i["weights"]).sum() + i["bias"])),
+            (part1.neuron_mm, lambda i: torch.sigmoid(i["features"] @ i["weights"].T + i["bias"])),
+            (
+                part1.two_layer,
+                lambda i: torch.sigmoid(torch.sigmoid(i["features"] @ i["W1"] + i["B1"]) @ i["W2"] + i["B2"]),
+            ),
+        ]:
+            inputs = check.hidden(torch.Generator().manual_seed(seed(secret, PART, check.grade_id))).all()
+            references.append(compute(inputs).item())
+        out = out_of(graded)
+        texts = [p.read_text() for p in (out / "feedback").rglob("*.html")]
+        texts += [(out / "grades.csv").read_text(), (out / "summary.txt").read_text()]
+        leaked = (out / "feedback" / "leak reader" / f"{PART}.html").read_text()
+        assert "LEAKED" in leaked and "HISTORY" in leaked, "the leak reader printed nothing"
+        for value in references:
+            for text in texts:
+                assert f"{value:.6f}"[:8] not in text, value
+                assert f"expected [{value:.4f}" not in text and f"expected [{round(value, 4)}" not in text
+
+    def test_grades_the_summary_and_the_class_report_agree_on_every_check(self, graded):
+        """grades.csv's score of each learner is the sum of the points of the checks whose verdict passed in
+        their graded notebook, and the class report counts exactly those verdicts."""
+        out = out_of(graded)
+        state = json.loads((out / "state.json").read_text())
+        source = nbformat.read(SOLUTION, as_version=4)
+        points = {
+            c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
+            for c in source.cells
+            if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")
+        }
+        rows, counts = _rows(out), {grade_id: [0, 0, 0] for grade_id in points}
+        for learner, info in state["learners"].items():
+            row = rows[(learner, PART)]
+            executed = out / "course" / "autograded" / info["student_id"] / PART / f"{PART}.ipynb"
+            if row["status"] != "graded" or not executed.exists():  # the report counts it as never reached
+                for tally in counts.values():
+                    tally[2] += 1
+                continue
+            nb = nbformat.read(executed, as_version=4)
+            earned = 0
+            for cell in nb.cells:
+                grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+                if grade_id not in points:
+                    continue
+                kinds = [o.output_type for o in cell.outputs]
+                passed = kinds == ["stream"] and cell.outputs[0].text.startswith("✓")
+                assert passed or kinds == ["error"], (
+                    learner,
+                    grade_id,
+                    cell.outputs,
+                )  # a verdict, and only that
+                earned += points[grade_id] if passed else 0
+                never = not passed and cell.outputs[0].ename == "CheckNotRun"
+                counts[grade_id][0 if passed else 2 if never else 1] += 1
+            assert float(row["score"]) == earned, (learner, row, earned)
+        summary = (out / "summary.txt").read_text()
+        for grade_id, (passed, failed, never) in counts.items():
+            assert f"P1 {grade_id}" in summary
+            line = next(line for line in summary.splitlines() if line.strip().startswith(f"P1 {grade_id} "))
+            assert line.split()[2:7] == [str(passed), "/", str(failed), "/", str(never)], line
 
     def test_a_second_run_grades_only_newcomers_and_loses_nothing(self, graded):
         _, out, _, _, _, before, second = graded

@@ -7,9 +7,11 @@ no Jupyter, no nbgrader, no registry, no internet. Written to ``artifacts/gpu-bu
 at most 60 MiB):
 
 - ``run.py``: the runner (standard library + those packages);
-- ``helper.py``, ``course.py``, ``efficientnet_lite.py``: the course's modules;
-- ``notebooks.json``: each part's code cells, and for each check the trials of its wrong answers
-  (``tests/wrong_answers.py``, the same trials nbval runs);
+- ``helper.py``, ``course.py``, ``efficientnet_lite.py``, ``checks/``: the course's modules; ``safetensors/``,
+  copied from this environment (its compiled part is abi3: any CPython >= 3.10 on this machine's platform);
+- ``notebooks.json``: each part's code cells, and for each check the trials nbval runs: the solution itself
+  and every wrong and right answer of ``tests/wrong_answers.py``, each judged in the notebook and as the
+  grader would;
 - ``payload.tar.xz``: MNIST and Fashion-MNIST (complete), a subset of the course's cat and dog photos (the
   first 120 + 120 training and 40 + 40 test photos: all of them do not fit) and the EfficientNet-Lite0
   ImageNet weights package (torchvision's weights cannot be downloaded there).
@@ -35,8 +37,9 @@ import course
 import helper
 
 sys.path.insert(0, str(course.ROOT / "tests"))
-from harness import graded_id, trial_source
-from wrong_answers import WRONG
+from checks import kernel
+from harness import Right, graded_id, kind, trial_source
+from wrong_answers import RIGHT, WRONG
 
 OUT = course.ROOT / "artifacts" / "gpu-bundle"
 LIMIT = 60 * 2**20
@@ -44,19 +47,30 @@ CAT_DOG_SUBSET = {"train": 120, "test": 40}  # photos per class
 
 
 def notebooks(parts: list[course.Part]) -> list[dict]:
+    """Each part's code cells; before each check, the trials nbval runs: the solution itself, then every wrong
+    and right answer registered for it, each judged in the notebook and as the grader would."""
     result = []
     for part in parts:
         nb = nbformat.read(part.solution, as_version=4)
+        answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells if "nbgrader" in c.metadata}
         cells = []
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue
-            check = graded_id(cell)
-            trials = [
-                {"name": w.name, "code": trial_source(w, cell.source)}
-                for w in WRONG.get(part.name, [])
-                if check and w.grade_id == check
-            ]
+            check, trials = graded_id(cell), []
+            if check:
+                answer_cell = answers[kernel.find(part.name, check).after]
+                registered = [
+                    a for a in WRONG.get(part.name, []) + RIGHT.get(part.name, []) if a.grade_id == check
+                ]
+                trials = [
+                    {
+                        "name": a.name,
+                        "kind": kind(a),
+                        "code": trial_source(a, cell.source, part.name, answer_cell),
+                    }
+                    for a in [Right(check, "the solution itself", ""), *registered]
+                ]
             cells.append({"source": cell.source, "check": check, "trials": trials})
         result.append({"name": part.name, "cells": cells})
     return result
@@ -107,6 +121,11 @@ def main() -> int:
     out.mkdir(parents=True)
     for name in ("helper.py", "course.py", "efficientnet_lite.py"):
         shutil.copyfile(course.ROOT / name, out / name)
+    ignore = shutil.ignore_patterns("__pycache__", "flax.py", "mlx.py", "paddle.py", "tensorflow.py")
+    shutil.copytree(course.ROOT / "checks", out / "checks", ignore=ignore)
+    import safetensors  # the checks' answers travel as safetensors; its wheel is abi3 (any CPython >= 3.10)
+
+    shutil.copytree(Path(safetensors.__file__).parent, out / "safetensors", ignore=ignore)
     shutil.copyfile(course.ROOT / "tools" / "gpu_run.py", out / "run.py")
     (out / "notebooks.json").write_text(json.dumps(notebooks(parts), ensure_ascii=False))
     payload(parts, out / "payload.tar.xz")

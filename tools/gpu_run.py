@@ -77,10 +77,14 @@ def run_part(part: dict, scratch: Path) -> int:
             printed, error = run_cell(trial["code"], namespace, f"<{part['name']} trial>")
             if error:
                 failures += 1
-                print(f"  ✗ {cell['check']}: wrong answer {trial['name']!r}: {error[:300]}")
+                what = f"{trial.get('kind', 'wrong answer')} {trial['name']!r}"
+                print(f"  ✗ {cell['check']}: {what}: {error[:300]}")
             else:
-                caught = printed[printed.rfind("as it should: ") :].removeprefix("as it should: ")
-                print(f"    {cell['check']} caught {trial['name']!r}: {caught.strip()[:120]}")
+                verdict = (
+                    printed[printed.rfind("as it should: ") :].removeprefix("as it should: ").splitlines()[0]
+                )
+                how = "caught" if trial.get("kind", "wrong answer") == "wrong answer" else "passed"
+                print(f"    {cell['check']} {how} {trial['name']!r}: {verdict.strip()[:120]}")
         printed, error = run_cell(cell["source"], namespace, f"<{part['name']} cell {index}>")
         plt.close("all")
         if cell["check"]:
