@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 
+MIME = "application/vnd.intro-pytorch.answers+json"  # the display output a request's answers travel in
+
 
 def of_part(part: str) -> list:
     """The checks of the part called ``part`` ("01_tensors" …), in the notebook's order."""

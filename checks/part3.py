@@ -221,7 +221,7 @@ def _judge_step(i: dict, a: dict) -> str:
         "before loss.backward()? Gradients accumulate across backward() calls"
     )
     expect_close(weight, expected, "the first layer's weights after one step", atol=1e-6, hint=hint)
-    return "one training step: the weights moved exactly one SGD step (lr=0.01) down a fresh gradient"
+    return "one training step: the first layer moved exactly one SGD step (lr=0.01) down a fresh gradient"
 
 
 one_step = Check(

@@ -40,7 +40,7 @@ def _freeze_inputs(g: torch.Generator | None) -> Inputs:
         return Inputs({"photos": None})
     paths, _ = data.catdog_files("test")
     chosen = paths[int(torch.randint(0, len(paths), (1,), generator=g))]
-    return Inputs({"photos": data.catdog_inputs([chosen], data.GRADED_IMAGE_SIZE)})
+    return Inputs({"photos": data.catdog_inputs([chosen], data.image_size())})
 
 
 def _ask_freeze(ns: dict, sent: dict) -> dict:
@@ -79,7 +79,7 @@ def _judge_freeze(i: dict, a: dict) -> str:
     if isinstance(scores, Raised):
         fail(f"model(image) raised {scores.message}")
     expect_shape(scores, (1, 2), "model(image)", hint="the new classifier must output 2 scores: cat and dog")
-    return "frozen features, a new 2-class classifier that trains"
+    return "frozen features (no gradients), a new 2-class classifier whose parameters require them"
 
 
 freeze = Check(
@@ -166,7 +166,7 @@ def _judge_features(i: dict, a: dict) -> str:
     )
     if at_grading():
         size = value(a, "image_size")
-        need(size in (160, 224), f"image_size should be 160 or 224, it is {size!r}")
+        need(size in (128, 224), f"image_size should be 128 or 224, it is {size!r}")
         expected = _trusted_features(i["paths"], size)
     else:
         expected = i["expected"]
@@ -197,10 +197,10 @@ def _hidden_accuracy(g: torch.Generator) -> Inputs:
     themselves, to check that ``model`` holds the classifier that scores them. The labels stay with the
     judge."""
     paths, targets = data.catdog_files("test")
-    features = data.catdog_features(paths, data.GRADED_IMAGE_SIZE)
+    features = data.catdog_features(paths, data.image_size())
     order = torch.randperm(len(paths), generator=g)
     rows = torch.randperm(len(paths), generator=g)[:16]
-    photos = data.catdog_inputs([paths[k] for k in order[rows].tolist()], data.GRADED_IMAGE_SIZE)
+    photos = data.catdog_inputs([paths[k] for k in order[rows].tolist()], data.image_size())
     return Inputs(
         {"features": features[order], "photos": photos, "rows": rows},
         {"labels": torch.tensor(targets)[order]},

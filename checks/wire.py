@@ -11,16 +11,17 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from checks import MIME
 from checks.core import Opaque, Raised
 
-MIME = "application/vnd.intro-pytorch.answers+json"  # the display_data type a request's answers travel in
+__all__ = ["MIME", "WireError", "decode", "encode", "from_parts", "read_request", "request_parts", "to_parts"]
+
 MAX_BYTES = 256 * 2**20  # one answer or request, encoded
 MAX_JSON = 4 * 2**20  # its structure (everything but the tensors' bytes)
 MAX_DEPTH = 12
@@ -138,24 +139,19 @@ def roundtrip(value: object) -> object:
 
 
 # ------------------------------------------------------------------------------------------- requests
-def write_request(folder_fd: int, name: str, meta: dict, sent: dict) -> None:
-    """A request (``meta``: which check, the answer cell to run again) and its inputs ``sent``, as a
-    safetensors file ``name`` in the folder open as ``folder_fd`` (the grader's, read-only to the kernel):
-    created new,
-    never through a link the kernel may have planted."""
+def request_parts(sent: dict) -> tuple[object, bytes]:
+    """A request's inputs as the grader prepares them once per part: the structure (JSON) and the tensors
+    (safetensors bytes), copied into each request's files (``NAME.json`` and ``NAME.safetensors``)."""
     structure, tensors = to_parts(sent)
-    blob = save_tensors(tensors, {"request": json.dumps({**meta, "sent": structure})})
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(name, flags, 0o644, dir_fd=folder_fd)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(blob)
+    return structure, save_tensors(tensors) if tensors else save_tensors({})
 
 
 def read_request(path: str | Path) -> tuple[dict, dict]:
-    """In the kernel: a request's description and its inputs."""
+    """In the kernel: a request's description (``path``.json) and its inputs (with ``path``.safetensors)."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as handle:
-        meta = json.loads(handle.metadata()["request"])
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    path = Path(path)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    with safe_open(str(path.with_suffix(".safetensors")), framework="pt") as handle:
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
     return meta, from_parts(meta.pop("sent"), tensors)

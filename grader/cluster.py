@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -215,6 +216,9 @@ def run_job(job: Job) -> Result:
         os.environ["PATH"] = f"{bin_folder}{os.pathsep}{os.environ.get('PATH', '')}"
     prepare(job.part)
     readonly, environment = _environment()
+    from grader import verdicts
+
+    requests, inputs = verdicts.prepare(job.part, job.secret, _work_folder() / "requests", job.sandboxed)
     root = Path(tempfile.mkdtemp(prefix="course-", dir=_work_folder()))
     try:
         template = _template(job.part, job.source)
@@ -235,12 +239,18 @@ def run_job(job: Job) -> Result:
                 asdict(job.limits),
                 environment,
                 job.sandboxed,
-                job.secret,
+                verdicts.plan(job.part),
+                str(requests),
             )
             result = _execute(task, root, job.limits.notebook_seconds)
         result.worker = where
         executed = root / "autograded" / job.student_id / job.part / f"{job.part}.ipynb"
         if result.status == "graded":
+            # Every process of the sandbox is gone: the answers are judged here, the verdicts written.
+            record = json.loads((root / "answers.json").read_text())
+            judged = verdicts.judge(job.part, inputs, record)
+            verdicts.write(executed, job.part, judged, job.source)
+            result.verdicts = {k: {"passed": v.passed, "message": v.message} for k, v in judged.items()}
             result.executed = executed.read_bytes()
         return result
     finally:
@@ -248,8 +258,6 @@ def run_job(job: Job) -> Result:
 
 
 def _execute(task, root: Path, notebook_seconds: int) -> Result:
-    import json
-
     (root / "task.json").write_text(json.dumps(asdict(task)))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("MPLBACKEND", None)  # kernels draw inline, so the feedback shows the learner's figures

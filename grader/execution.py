@@ -1,15 +1,22 @@
-"""Phase 1: execute one learner's notebook of one part with nbgrader, its kernel in the sandbox, and judge it.
+"""Phase 1: execute one learner's notebook of one part with nbgrader, its kernel in the sandbox, and ask it
+for each check's answers.
 
 nbgrader's autograde runs here, in the grader's own (trusted) process, in a scratch course that the sandbox
 cannot see; only the *kernel* runs inside the sandbox (:class:`SandboxedKernelManager`). The learner's cells
-run in it; the check cells do not. Instead, right after each check's answer cell, :class:`JudgedExecute` sends
-the kernel a *request*: the check's inputs (drawn here, from the grader's secret, and written to a file the
-kernel can read but not change) and the name of the check; the kernel answers with data (:mod:`checks.wire`:
-JSON and safetensors, nothing executable). When every process of the sandbox is dead (the kernel's own PID
-namespace ends with it), this process runs each check's judge (:mod:`checks`) on the answers and writes its
-verdict, and only its verdict, into the check cell: the ✓ line, or the judge's message as the cell's error.
-What the learner's code printed stays in the learner's own cells and never changes a score. A check cell the
-learner deleted is put back; one the learner edited is judged as the instructor wrote it.
+run in it; the check cells do not. Instead, right after each check's answer cell, :class:`AskingExecute` sends
+the kernel a *request*: a new file in a folder of the scratch that only this process can write, with the
+check's hidden inputs (prepared by the worker, :mod:`grader.verdicts`) and, for a check that runs the answer
+cell again, that cell's source; and one line of code that names the file. The kernel answers with one display
+output of type ``checks.MIME``, JSON with the tensors as safetensors (:mod:`checks.wire`): data, tied to its
+request by the message it answers, read by no code of the kernel's choosing. The answers are kept as they
+came; the worker decodes and judges them, and writes the verdicts into the check cells, once every process of
+the sandbox is dead (the kernel's own PID namespace ends with it). This process never imports torch, nor sees
+the secret.
+
+Why a file one way and a message the other: the inputs can be large (every test image of a part), and a file
+in a folder the kernel cannot write is one the kernel can only read; the answers come as a message on the
+kernel's own socket, in reply to the request, so they cannot be confused with anything the notebook left on
+disk.
 
 Run as ``python -m grader.execution TASK.json`` (one process per task, so a crash of nbgrader or a memory
 blow-up in this process costs only this task); it writes ``result.json`` next to the task.
@@ -17,8 +24,6 @@ blow-up in this process costs only this task); it writes ``result.json`` next to
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import json
 import os
 import secrets
@@ -26,7 +31,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
@@ -38,9 +43,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Bool, Dict, Int, List, Unicode
 from traitlets.config import Config
 
-import checks
-from checks import wire
-from checks.core import Check, Inputs, Verdict
+from checks import MIME  # the package alone: this process never imports torch
 from grader.sandbox import Limits, Sandbox
 
 TICK = "✓"
@@ -154,54 +157,33 @@ def is_check(cell: NotebookNode) -> bool:
     return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
-def seed(secret: str, part: str, grade_id: str) -> int:
-    """The seed of one check's hidden inputs: from the grader's secret, the part and the check, nothing else
-    (the
-    same learner graded twice with the same secret gets the same inputs; learners cannot work them out)."""
-    digest = hashlib.sha256(f"{secret}\0{part}\0{grade_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+class AskingExecute(SandboxedExecute):
+    """The learner's cells run in the sandboxed kernel; check cells do not. Right after each check's answer
+    cell the kernel is asked for that check's answers: its request is a new file in the grader's folder of
+    the scratch (the check's hidden inputs, prepared by the worker, and the answer cell's source when the
+    check runs it again), named in one line of code; the answers come back as one display output of type
+    ``checks.MIME``, kept as they came for the worker to decode and judge (:mod:`grader.verdicts`)."""
 
-
-def verdict_output(verdict: Verdict) -> NotebookNode:
-    """A verdict as the check cell's only output: its ✓ line (full points for nbgrader) or an error (none)."""
-    if verdict.passed:
-        return NotebookNode(output_type="stream", name="stdout", text=verdict.line() + "\n")
-    name = "CheckNotRun" if verdict.message.startswith("not run") else "CheckFailed"
-    return error_output(name, verdict.message)
-
-
-class JudgedExecute(SandboxedExecute):
-    """The learner's cells run in the sandboxed kernel; check cells do not. After each check's answer cell the
-    kernel is asked for that check's answers (its request: hidden inputs in a file, one line of code naming
-    the
-    check); once the kernel is gone, each check is judged here and its verdict becomes the check cell's
-    output."""
-
-    secret = Unicode(config=True, help="the grader's secret: the seed of every hidden input")
-    source_notebook = Unicode(config=True, help="the part's exercise source: check cells to put back")
-    verdicts_file = Unicode("", config=True, help="where the verdicts are written as JSON")
+    checks = List(Dict(), config=True, help="the part's checks: grade_id, after (the answer cell), rerun")
+    requests = Unicode(
+        config=True, help="the worker's folder of prepared inputs: GRADE_ID.json, .safetensors"
+    )
+    answers_file = Unicode(config=True, help="where the answers are written, as they came, in JSON")
 
     def preprocess(self, nb, resources=None, km=None):
         self._part = resources["nbgrader"]["assignment"]
-        self._checks: list[Check] = checks.of_part(self._part)
-        ids = {check.grade_id for check in self._checks}
-        where = {
-            c.metadata["nbgrader"].get("grade_id"): i
-            for i, c in enumerate(nb.cells)
-            if "nbgrader" in c.metadata
-        }
-        self._anchors: dict[int, list[Check]] = defaultdict(list)
-        for check in self._checks:
-            self._anchors[where.get(check.after, where.get(check.grade_id, len(nb.cells) - 1))].append(check)
-        self._sources = {
-            c.metadata["nbgrader"].get("grade_id"): c.source for c in nb.cells if "nbgrader" in c.metadata
-        }
-        self._skip = {
-            i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") in ids
-        }
-        self._answers: dict[str, tuple[Inputs, dict] | str] = {}
+        ids = {check["grade_id"] for check in self.checks}
+        cells = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+        where = {grade_id: i for i, grade_id in enumerate(cells) if grade_id}
+        self._anchors: dict[int, list[dict]] = defaultdict(list)
+        for check in self.checks:  # after its answer cell; or where its check cell is; or at the end
+            anchor = where.get(check["after"], where.get(check["grade_id"], len(nb.cells) - 1))
+            self._anchors[anchor].append(check)
+        self._sources = {grade_id: nb.cells[i].source for grade_id, i in where.items()}
+        self._skip = {i for i, grade_id in enumerate(cells) if grade_id in ids}
+        self._answers: dict[str, dict] = {}
         self._timed_out: set[int] = set()
-        folder = Path(self.km_scratch()) / "requests"
+        folder = Path(self.config.SandboxedKernelManager.scratch) / "requests"
         folder.mkdir(mode=0o755)
         os.chmod(folder, 0o755)  # the sandbox's uid reads it; only the grader writes in it
         self._folder, self._folder_fd = folder, os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
@@ -209,17 +191,9 @@ class JudgedExecute(SandboxedExecute):
             nb, resources = super().preprocess(nb, resources, km)
         finally:
             os.close(self._folder_fd)
-        # Every process of the sandbox is dead now: judge, and write each verdict into its check cell.
-        died = resources.get("course", {}).get("kernel_died")
-        verdicts = {check.grade_id: self._verdict(check, died) for check in self._checks}
-        put_back(nb, verdicts, self._checks, self.source_notebook)
-        record = {grade_id: {"passed": v.passed, "message": v.message} for grade_id, v in verdicts.items()}
-        if self.verdicts_file:
-            Path(self.verdicts_file).write_text(json.dumps(record, ensure_ascii=False))
+            record = {"answers": self._answers, "kernel_died": resources.get("course", {}).get("kernel_died")}
+            Path(self.answers_file).write_text(json.dumps(record))
         return nb, resources
-
-    def km_scratch(self) -> str:
-        return self.config.SandboxedKernelManager.scratch
 
     def preprocess_cell(self, cell, resources, index):
         if index in self._skip:  # a check cell: judged by the grader, never run in the learner's kernel
@@ -230,26 +204,26 @@ class JudgedExecute(SandboxedExecute):
             if any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])):
                 self._timed_out.add(index)
         for check in self._anchors.get(index, []):
-            self._ask(check, index)
+            self._answers[check["grade_id"]] = self._ask(check, index)
         return cell, resources
 
-    def _ask(self, check: Check, index: int) -> None:
-        """One request: the check's hidden inputs into a new file, then one line of code in the kernel that
-        names
-        the check; its answers come back as one display output of type checks.wire.MIME."""
-        if check.rerun and index in self._timed_out:  # it would only time out again
-            self._answers[check.grade_id] = (
-                f"your answer cell ran longer than the limit of {self.timeout} s, so the grader could not "
-                "run it "
-                "again on its inputs"
-            )
-            return
-        generator = __import__("torch").Generator().manual_seed(seed(self.secret, self._part, check.grade_id))
-        inputs = check.hidden(generator)
-        source = self._sources.get(check.after)
-        name = f"{secrets.token_hex(8)}.safetensors"
-        meta = {"part": self._part, "grade_id": check.grade_id, "source": source if check.rerun else None}
-        wire.write_request(self._folder_fd, name, meta, inputs.sent)
+    def _ask(self, check: dict, index: int) -> dict:
+        """One request; its answers as they came (``{"payload": ...}``), or why there are none."""
+        if check["rerun"] and index in self._timed_out:  # it would only time out again
+            return {
+                "reason": f"your answer cell ran longer than the limit of {self.timeout} s, so the grader "
+                "could not run it again on its inputs"
+            }
+        prepared = Path(self.requests) / check["grade_id"]
+        name = secrets.token_hex(8)
+        meta = {
+            "part": self._part,
+            "grade_id": check["grade_id"],
+            "source": self._sources.get(check["after"]) if check["rerun"] else None,
+            "sent": json.loads(prepared.with_suffix(".json").read_text()),
+        }
+        _create(self._folder_fd, f"{name}.safetensors", prepared.with_suffix(".safetensors").read_bytes())
+        _create(self._folder_fd, f"{name}.json", json.dumps(meta).encode())
         request = new_code_cell(
             f"__import__('checks.kernel', fromlist=['answer']).answer({str(self._folder / name)!r})"
         )
@@ -257,83 +231,34 @@ class JudgedExecute(SandboxedExecute):
         try:
             self.execute_cell(request, index, store_history=False)
         except DeadKernelError:
-            self._answers[check.grade_id] = "the kernel died while the grader collected this check's answers"
+            self._answers[check["grade_id"]] = {
+                "reason": "the kernel died while the grader collected this check's answers"
+            }
             raise
         finally:
-            self.nb.cells[index] = (
-                saved  # nbclient puts the cell it ran in the notebook: the request is not kept
-            )
-            os.unlink(name, dir_fd=self._folder_fd)
-        timed_out = any(o.get("ename") == "CellTimeoutError" for o in request.outputs)
+            self.nb.cells[index] = saved  # nbclient puts the cell it ran in the notebook: not this one
+            for suffix in (".safetensors", ".json"):
+                os.unlink(name + suffix, dir_fd=self._folder_fd)
+        if any(o.get("ename") == "CellTimeoutError" for o in request.outputs):
+            return {
+                "reason": f"collecting this check's answers ran longer than the limit of {self.timeout} s "
+                "(your code, called by the check, may loop forever)"
+            }
         payloads = [
-            o["data"][wire.MIME]
+            o["data"][MIME]
             for o in request.outputs
-            if o.output_type in ("display_data", "execute_result") and wire.MIME in o.get("data", {})
+            if o.output_type in ("display_data", "execute_result") and MIME in o.get("data", {})
         ]
-        if timed_out:
-            self._answers[check.grade_id] = (
-                f"collecting this check's answers ran longer than the limit of {self.timeout} s (your code, "
-                "called by the check, may loop forever)"
-            )
-        elif not payloads:
-            self._answers[check.grade_id] = (
-                "no answer came back for this check: code in the notebook stopped the grader's request"
-            )
-        else:
-            try:
-                self._answers[check.grade_id] = inputs, wire.decode(payloads[-1])
-            except wire.WireError as error:
-                self._answers[check.grade_id] = (
-                    f"the answer that came back for this check could not be read: {error}"
-                )
-
-    def _verdict(self, check: Check, died: int | None) -> Verdict:
-        got = self._answers.get(check.grade_id)
-        if isinstance(got, tuple):
-            return check.verdict(*got, hidden=True)
-        if got is not None:
-            return Verdict(check.grade_id, False, got)
-        if died is not None:
-            return Verdict(check.grade_id, False, "not run: the kernel died in an earlier cell")
-        return Verdict(check.grade_id, False, "not run: the notebook stopped before this check")
+        if not payloads:
+            return {"reason": "no answer came back for this check: code in the notebook stopped the request"}
+        return {"payload": payloads[-1]}
 
 
-def put_back(nb: NotebookNode, verdicts: dict[str, Verdict], part_checks: list[Check], source: str) -> None:
-    """Each verdict as the only output of its check cell; a check cell missing from the notebook is put back
-    (the exercise's own) right after its answer cell, or at the end."""
-    import nbformat
-
-    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
-    originals = {}
-    if source and Path(source).exists():
-        originals = {
-            c.metadata.get("nbgrader", {}).get("grade_id"): c
-            for c in nbformat.read(source, as_version=4).cells
-        }
-    for check in part_checks:
-        cell = cells.get(check.grade_id)
-        if cell is None:
-            original = originals.get(check.grade_id)
-            cell = (
-                copy.deepcopy(original)
-                if original is not None
-                else new_code_cell("", metadata={"nbgrader": {}})
-            )
-            cell.source = (
-                "# This check cell was missing from the notebook: the grader put it back and judged your "
-                "answers.\n" + cell.source
-            )
-            after = next(
-                (
-                    i
-                    for i, c in enumerate(nb.cells)
-                    if c.metadata.get("nbgrader", {}).get("grade_id") == check.after
-                ),
-                None,
-            )
-            nb.cells.insert(len(nb.cells) if after is None else after + 1, cell)
-            cells[check.grade_id] = cell
-        cell.outputs, cell.execution_count = [verdict_output(verdicts[check.grade_id])], None
+def _create(folder_fd: int, name: str, data: bytes) -> None:
+    """A new file in the folder open as ``folder_fd``, never through a link the kernel may have planted."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(name, flags, 0o644, dir_fd=folder_fd), "wb") as handle:
+        handle.write(data)
 
 
 class CapOutputs(Preprocessor):
@@ -383,7 +308,8 @@ class Task:
     limits: dict
     environment: dict
     sandboxed: bool = True
-    secret: str = ""  # the seed of the checks' hidden inputs
+    checks: list[dict] = field(default_factory=list)  # the part's checks: grade_id, after, rerun
+    requests: str = ""  # the worker's folder of the checks' prepared inputs
 
 
 @dataclass
@@ -393,7 +319,6 @@ class Outcome:
     timed_out_cells: list[int] | None = None
     kernel_died: int | None = None
     seconds: float = 0.0
-    verdicts: dict | None = None  # grade_id → {"passed": bool, "message": str}, as the judges decided
 
 
 def autograde_config(task: Task, scratch: Path) -> Config:
@@ -403,7 +328,7 @@ def autograde_config(task: Task, scratch: Path) -> Config:
 
     c = scoring.config(Path(task.course_root))
     del c.Autograde["sanitize_preprocessors"]  # phase 1 starts from a learner's notebook: nbgrader's defaults
-    c.Autograde.autograde_preprocessors = [JudgedExecute, CapOutputs, *c.Autograde.autograde_preprocessors]
+    c.Autograde.autograde_preprocessors = [AskingExecute, CapOutputs, *c.Autograde.autograde_preprocessors]
     c.Execute.timeout = task.cell_timeout
     c.Execute.interrupt_on_timeout = True
     c.Execute.error_on_timeout = {
@@ -416,11 +341,8 @@ def autograde_config(task: Task, scratch: Path) -> Config:
     k.uid = -1 if task.uid is None or not task.sandboxed else task.uid
     k.enabled = task.sandboxed
     k.limits, k.environment = task.limits, {**task.environment, **sandbox_home(scratch)}
-    c.JudgedExecute.secret = task.secret
-    c.JudgedExecute.source_notebook = str(
-        Path(task.course_root) / "source" / task.part / f"{task.part}.ipynb"
-    )
-    c.JudgedExecute.verdicts_file = str(Path(task.course_root) / "verdicts.json")
+    c.AskingExecute.checks, c.AskingExecute.requests = task.checks, task.requests
+    c.AskingExecute.answers_file = str(Path(task.course_root) / "answers.json")
     return c
 
 
@@ -440,9 +362,8 @@ def run(task: Task) -> Outcome:
     from checks import data
     from grader.sandbox import make_scratch, remove_scratch
 
-    data.CACHE = (
-        Path(task.course_root).parent / "cache"
-    )  # the worker's own folder: computed once, for every task
+    data.CACHE = Path(task.course_root).parent / "cache"  # the worker's: computed once for all its tasks
+    data.KERNEL_CUDA = False if task.sandboxed else None  # the sandbox binds no GPU
     start = time.perf_counter()
     scratch = make_scratch(task.uid if task.sandboxed else None)
     try:
@@ -472,9 +393,7 @@ def run(task: Task) -> Outcome:
         ),
         None,
     )
-    verdicts_file = Path(task.course_root) / "verdicts.json"
-    verdicts = json.loads(verdicts_file.read_text()) if verdicts_file.exists() else None
-    return Outcome("graded", "", timed_out, died, seconds, verdicts)
+    return Outcome("graded", "", timed_out, died, seconds)
 
 
 def main(argv: list[str]) -> int:

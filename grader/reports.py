@@ -156,6 +156,7 @@ def protections(limits: Limits, why_not: str) -> dict[str, str]:
         if on
         else f"OFF ({why_not})",
         "network": "off (own network namespace)" if on else "NOT blocked (no sandbox)",
+        "verdicts": "judged by the grader outside the kernel, on hidden inputs drawn from its secret",
     }
 
 

@@ -71,6 +71,16 @@ while time.time() < end:
     time.sleep(1)
 """
 
+# Tries to reach the internet: NETWORK REACHED if it could.
+NETWORK = """
+import urllib.request
+try:
+    urllib.request.urlopen('https://pypi.org', timeout=5)
+    print('NETWORK REACHED')
+except Exception as error:
+    print('network blocked:', type(error).__name__)
+"""
+
 # Looks for what a learner must never see and tries the escapes open to root: FOUND/ESCAPED if any works.
 # Under /home, /root and /tmp only the allow-list may show: the environment, the course's modules, the data,
 # the weights cache and the sandbox's own scratch (the folders above them are there, empty, to hold them).
@@ -85,8 +95,11 @@ for path in ['{repo}/.git/HEAD', '{repo}/solutions', '{repo}/tests/wrong_answers
         print('absent', path, type(error).__name__)
 allowed = [sys.prefix, sys.base_prefix, os.environ['PYTORCH_COURSE_DATA'], os.environ['TORCH_HOME'],
            os.path.dirname(os.getcwd())] + ['{repo}/' + name for name in ('helper.py', 'course.py',
-                                                                    'efficientnet_lite.py')]
+                                                                    'efficientnet_lite.py', 'checks')]
 allowed = tuple(os.path.realpath(path) for path in allowed)
+# /tmp holds the scratch, and the folders above what is allowed (a checkout under /tmp: its environment)
+scratch = os.path.realpath(os.path.dirname(os.getcwd()))
+above = set(path.split('/')[2] for path in allowed if path.startswith('/tmp/') and path != scratch)
 for top in ('/home', '/root', '/tmp'):
     for folder, folders, files in os.walk(top):
         if os.path.realpath(folder).startswith(allowed):
@@ -95,7 +108,7 @@ for top in ('/home', '/root', '/tmp'):
         for name in files:
             if not os.path.realpath(os.path.join(folder, name)).startswith(allowed):
                 print('FOUND', os.path.join(folder, name))
-print('tmp holds', sorted(os.listdir('/tmp')))
+print('tmp holds', sorted(set(os.listdir('/tmp')) - above))
 for command in ['umount /usr', 'mount -o remount,rw /usr', 'touch /usr/escaped', 'touch {repo}/escaped']:
     result = subprocess.run(command, shell=True, capture_output=True)
     print('ESCAPED' if result.returncode == 0 else 'refused', command)
@@ -153,41 +166,16 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     )
     put("pasted cell", pasted)
     expected["pasted cell"] = (FULL, "graded")
-    put("Zoë Ångström", _solution())
-    expected["Zoë Ångström"] = (FULL, "graded")
-    network = _with(
-        "numpy_bridge",
-        "import urllib.request\ntry:\n    urllib.request.urlopen('https://pypi.org', timeout=5)\n"
-        "    print('NETWORK REACHED')\nexcept Exception as error:\n    print('network blocked:', error)\n"
-        "shared = torch.from_numpy(arr)\nindependent = torch.tensor(arr)",
-    )
-    # The learner's own answer cell carries nbgrader's marker words; feedback must still be made.
-    put("marker comment", _with("numpy_bridge", f"# {'### BEGIN HIDDEN TESTS'}\n{_answer('numpy_bridge')}"))
-    expected["marker comment"] = (FULL, "graded")
-    # DataLoader worker processes need a short TMPDIR for their sockets.
+    # The learner's own answer cell carries nbgrader's marker words (feedback must still be made), and starts
+    # DataLoader worker processes (they need a short TMPDIR for their sockets).
     workers = (
         "from torch.utils.data import DataLoader, TensorDataset\n"
         "batches = list(DataLoader(TensorDataset(torch.arange(8.0)), batch_size=2, num_workers=2))\n"
         "print('workers gave', len(batches), 'batches')\n"
     )
-    put("num_workers", _with("numpy_bridge", workers + _answer("numpy_bridge")))
-    expected["num_workers"] = (FULL, "graded")
-    # Every later cell wrapped in try/except by an IPython AST transformer, and no answers: no check prints ✓.
-    cheat = (
-        "import ast\n"
-        "class Shield(ast.NodeTransformer):\n"
-        "    def visit_Module(self, node):\n"
-        "        anything = ast.Name('BaseException', ast.Load())\n"
-        "        handler = ast.ExceptHandler(type=anything, name=None, body=[ast.Pass()])\n"
-        "        body = node.body or [ast.Pass()]\n"
-        "        node.body = [ast.Try(body=body, handlers=[handler], orelse=[], finalbody=[])]\n"
-        "        return ast.fix_missing_locations(node)\n"
-        "get_ipython().ast_transformers.append(Shield())\n"
-    )
-    exercise = nbformat.read(course.PARTS[0].exercise, as_version=4)
-    _cell(exercise, "neuron_sum").source = cheat
-    put("ast cheat", exercise)
-    expected["ast cheat"] = (0, "graded")
+    marker = f"# {'### BEGIN HIDDEN TESTS'}\n"
+    put("marker comment", _with("numpy_bridge", marker + workers + _answer("numpy_bridge")))
+    expected["marker comment"] = (FULL, "graded")
     # Hostile markup in outputs, and 50 MiB printed on one line: the feedback page stays safe and small.
     markup = (
         "from IPython.display import HTML, Javascript, display\n"
@@ -202,8 +190,8 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
         expected[learner] = (0, "graded")
     put("leak reader", exploits.leak_reader())
     expected["leak reader"] = (FULL, "graded")
-    put("harmless habits", exploits.habits())
-    expected["harmless habits"] = (FULL, "graded")
+    put("Zoë Ångström", exploits.habits())  # a name with accents and spaces, and harmless habits
+    expected["Zoë Ångström"] = (FULL, "graded")
     if not SANDBOX:  # without the sandbox these would really reach the network and damage files
         return expected
     # A detached process that outlives the kernel and rewrites every notebook it can find with ✓ lines.
@@ -216,12 +204,9 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     _cell(exercise, "neuron_sum").source = forger
     put("forger", exercise)
     expected["forger"] = (0, "graded")
-    put(
-        "snoop", _with("numpy_bridge", SNOOP.format(repo=str(REPO), root=str(root)) + _answer("numpy_bridge"))
-    )
+    snoop = SNOOP.format(repo=str(REPO), root=str(root))
+    put("snoop", _with("numpy_bridge", snoop + NETWORK + _answer("numpy_bridge")))
     expected["snoop"] = (FULL, "graded")
-    put("network", network)
-    expected["network"] = (FULL, "graded")
     targets = [
         out / "course" / "gradebook.db",
         root / "correct" / f"{PART}.ipynb",
@@ -457,8 +442,9 @@ class TestACompleteSet:
         after = _rows(out)
         row = after[("complete", PART)]
         assert (float(row["score"]), float(row["max_score"])) == (FULL + 2, FULL + 2), row
-        changed = {key for key in first if first[key] != after[key]}
+        changed = {key for key in first if first[key]["score"] != after[key]["score"]}
         assert changed == {("complete", PART), ("complete", "TOTAL")}, changed
+        assert {after[key]["max_score"] for key in after if key[1] == PART} == {str(FULL + 2)}
 
 
 class TestAClassOfBadSubmissions:
@@ -497,13 +483,11 @@ class TestAClassOfBadSubmissions:
         vandal = state["learners"]["vandal"]["student_id"]
         printed = _printed(out / "course" / "autograded" / vandal / PART / f"{PART}.ipynb")
         assert "WROTE" not in printed and printed.count("refused:") == 5, printed
-        network = state["learners"]["network"]["student_id"]
-        printed = _printed(out / "course" / "autograded" / network / PART / f"{PART}.ipynb")
-        assert "network blocked" in printed and "NETWORK REACHED" not in printed, printed
         snoop = state["learners"]["snoop"]["student_id"]
         printed = _printed(out / "course" / "autograded" / snoop / PART / f"{PART}.ipynb")
+        assert "network blocked" in printed and "NETWORK REACHED" not in printed, printed
         assert "FOUND" not in printed and "ESCAPED" not in printed, printed
-        assert printed.count("refused") == 4 and "tmp holds ['pytorch-grade-" in printed, printed
+        assert printed.count("refused ") == 4 and "tmp holds ['pytorch-grade-" in printed, printed
         assert not (REPO / "escaped").exists()
 
     @pytest.mark.skipif(not SANDBOX, reason="bubblewrap is not installed: `make sandbox`")
@@ -554,7 +538,7 @@ class TestAClassOfBadSubmissions:
         message would show them), nowhere at all in full precision; although the leak reader printed every
         request it received into its own feedback."""
         from checks import part1
-        from grader.execution import seed
+        from grader.verdicts import seed
 
         secret = (out_of(graded) / "secret.key").read_text().strip()
         references = []

@@ -21,7 +21,8 @@ import checks
 import course
 from checks import wire
 from checks.core import Check, CheckFailed, Inputs, Opaque, Raised, expect_close, expect_shape
-from grader.execution import put_back, seed, verdict_output
+from grader.execution import _create
+from grader.verdicts import put_back, seed, verdict_output
 
 
 def test_expect_shape_and_expect_close_say_what_was_expected():
@@ -119,23 +120,21 @@ def test_a_request_is_written_new_never_through_a_planted_link(tmp_path):
     folder = tmp_path / "requests"
     folder.mkdir()
     (tmp_path / "victim").write_text("intact")
-    os.symlink(tmp_path / "victim", folder / "planted.safetensors")
+    os.symlink(tmp_path / "victim", folder / "planted.json")
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         with pytest.raises(FileExistsError):
-            wire.write_request(fd, "planted.safetensors", {"part": "01_tensors"}, {"x": torch.ones(2)})
-        wire.write_request(
-            fd, "new.safetensors", {"part": "01_tensors", "grade_id": "g"}, {"x": torch.ones(2), "k": 3}
-        )
+            _create(fd, "planted.json", b"{}")
+        structure, blob = wire.request_parts({"x": torch.ones(2), "k": 3})
+        meta = {"part": "01_tensors", "grade_id": "g", "source": None, "sent": structure}
+        _create(fd, "new.json", json.dumps(meta).encode())
+        _create(fd, "new.safetensors", blob)
     finally:
         os.close(fd)
     assert (tmp_path / "victim").read_text() == "intact"
-    meta, sent = wire.read_request(folder / "new.safetensors")
-    assert (
-        meta == {"part": "01_tensors", "grade_id": "g"}
-        and sent["k"] == 3
-        and torch.equal(sent["x"], torch.ones(2))
-    )
+    meta, sent = wire.read_request(folder / "new")
+    assert meta == {"part": "01_tensors", "grade_id": "g", "source": None}
+    assert sent["k"] == 3 and torch.equal(sent["x"], torch.ones(2))
 
 
 def test_hidden_inputs_depend_on_the_secret_and_the_check():
@@ -164,8 +163,6 @@ def test_every_check_of_every_part_has_hidden_inputs_that_the_judge_can_use():
 
 def test_verdicts_are_the_only_outputs_of_check_cells_and_deleted_checks_come_back(tmp_path):
     source = nbformat.read(course.PARTS[0].exercise, as_version=4)
-    path = tmp_path / "source.ipynb"
-    nbformat.write(source, path)
     nb = nbformat.read(course.PARTS[0].solution, as_version=4)
     nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_two_layer"]
     kept = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_neuron_sum")
@@ -179,7 +176,7 @@ def test_verdicts_are_the_only_outputs_of_check_cells_and_deleted_checks_come_ba
     verdicts["test_numpy_bridge"] = Verdict(
         "test_numpy_bridge", False, "not run: the kernel died in an earlier cell"
     )
-    put_back(nb, verdicts, part_checks, str(path))
+    put_back(nb, verdicts, part_checks, source)
     ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
     assert ids.index("test_two_layer") == ids.index("two_layer") + 1
     cells = {i: c for i, c in zip(ids, nb.cells, strict=True)}

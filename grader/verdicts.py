@@ -1,0 +1,146 @@
+"""On the worker, trusted: the checks' hidden inputs before a notebook runs, their verdicts after it ran.
+
+A worker prepares each part's hidden inputs once (they depend on the part, the check and the secret, nothing
+else): :func:`prepare` draws them with the checks' own ``hidden`` functions and writes what the kernel will be
+sent, for :mod:`grader.execution` to copy into each request. When the notebook's grading process has ended
+(and with it every process of the sandbox), :func:`judge` decodes the answers it kept (:mod:`checks.wire`:
+JSON and safetensors, nothing run or unpickled) and runs each check's judge on them with what the judge alone
+keeps (labels, reference values); :func:`write` makes each verdict the only output of its check cell, putting
+back a check cell the learner deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+from nbformat.v4 import new_code_cell
+
+import checks
+from checks import data, wire
+from checks.core import Check, Inputs, Verdict
+
+MISSING = "# This check cell was missing from the notebook: the grader put it back and judged your answers."
+
+
+def seed(secret: str, part: str, grade_id: str) -> int:
+    """The seed of one check's hidden inputs: from the grader's secret, the part and the check, nothing else
+    (the
+    same learner graded twice with the same secret gets the same inputs; learners cannot work them out)."""
+    digest = hashlib.sha256(f"{secret}\0{part}\0{grade_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+
+
+def plan(part: str) -> list[dict]:
+    """What the grading process needs to know of a part's checks: which cell each follows, which rerun it."""
+    return [{"grade_id": c.grade_id, "after": c.after, "rerun": c.rerun} for c in checks.of_part(part)]
+
+
+@functools.cache
+def _inputs(part: str, secret: str, sandboxed: bool) -> dict[str, Inputs]:
+    import torch
+
+    data.KERNEL_CUDA = (
+        False if sandboxed else None
+    )  # the sandbox binds no GPU: Part 8 at the CPU's image size
+    return {
+        check.grade_id: check.hidden(torch.Generator().manual_seed(seed(secret, part, check.grade_id)))
+        for check in checks.of_part(part)
+    }
+
+
+def prepare(part: str, secret: str, folder: Path, sandboxed: bool = True) -> tuple[Path, dict[str, Inputs]]:
+    """The part's hidden inputs, drawn once per worker, and the folder where what the kernel is sent lies:
+    ``GRADE_ID.json`` (the structure) and ``GRADE_ID.safetensors`` (the tensors)."""
+    data.CACHE = folder.parent / "cache"  # what the judges compute once (Part 8's features): the worker's own
+    inputs = _inputs(part, secret, sandboxed)
+    key = hashlib.sha256(f"{part}\0{secret}\0{sandboxed}".encode()).hexdigest()[:16]
+    target = folder / f"{part}-{key}"
+    if not (target / "complete").exists():
+        building = folder / f".{part}-{key}-{os.getpid()}"
+        building.mkdir(parents=True, exist_ok=True)
+        for grade_id, each in inputs.items():
+            structure, blob = wire.request_parts(each.sent)
+            (building / f"{grade_id}.json").write_text(json.dumps(structure))
+            (building / f"{grade_id}.safetensors").write_bytes(blob)
+        (building / "complete").touch()
+        with contextlib.suppress(
+            OSError
+        ):  # another worker of this machine was faster: its folder is the same
+            building.rename(target)
+    return target, inputs
+
+
+def judge(part: str, inputs: dict[str, Inputs], record: dict) -> dict[str, Verdict]:
+    """Each check's verdict on the answers the grading process kept (``answers.json``)."""
+    answers, died = record.get("answers", {}), record.get("kernel_died")
+    verdicts = {}
+    for check in checks.of_part(part):
+        got = answers.get(check.grade_id)
+        if got is None:
+            reason = (
+                "not run: the kernel died in an earlier cell"
+                if died is not None
+                else ("not run: the notebook stopped before this check")
+            )
+            verdicts[check.grade_id] = Verdict(check.grade_id, False, reason)
+        elif "payload" in got:
+            try:
+                decoded = wire.decode(got["payload"])
+            except wire.WireError as error:
+                verdicts[check.grade_id] = Verdict(
+                    check.grade_id,
+                    False,
+                    f"the answer that came back for this check could not be read: {error}",
+                )
+                continue
+            if not isinstance(decoded, dict):
+                decoded = {"$problem": wire.Raised("the answer that came back is not a set of answers")}
+            verdicts[check.grade_id] = check.verdict(inputs[check.grade_id], decoded, hidden=True)
+        else:
+            verdicts[check.grade_id] = Verdict(check.grade_id, False, str(got.get("reason", "no answer")))
+    return verdicts
+
+
+def verdict_output(verdict: Verdict) -> NotebookNode:
+    """A verdict as the check cell's only output: its ✓ line (full points for nbgrader) or an error (none)."""
+    if verdict.passed:
+        return NotebookNode(output_type="stream", name="stdout", text=verdict.line() + "\n")
+    name = "CheckNotRun" if verdict.message.startswith("not run") else "CheckFailed"
+    return NotebookNode(
+        output_type="error", ename=name, evalue=verdict.message, traceback=[f"{name}: {verdict.message}"]
+    )
+
+
+def put_back(
+    nb: NotebookNode, verdicts: dict[str, Verdict], part_checks: list[Check], source: NotebookNode
+) -> None:
+    """Each verdict as the only output of its check cell; a check cell missing from the notebook is put back
+    (the exercise's own) right after its answer cell, or at the end."""
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+    originals = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in source.cells}
+    for check in part_checks:
+        cell = cells.get(check.grade_id)
+        if cell is None:
+            original = originals.get(check.grade_id)
+            cell = copy.deepcopy(original) if original is not None else new_code_cell("")
+            cell.source = f"{MISSING}\n{cell.source}"
+            ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+            after = ids.index(check.after) + 1 if check.after in ids else len(nb.cells)
+            nb.cells.insert(after, cell)
+            cells[check.grade_id] = cell
+        cell.outputs, cell.execution_count = [verdict_output(verdicts[check.grade_id])], None
+
+
+def write(executed: Path, part: str, verdicts: dict[str, Verdict], source: bytes) -> None:
+    """The verdicts into the executed notebook, in place."""
+    nb = nbformat.read(executed, as_version=4)
+    put_back(nb, verdicts, checks.of_part(part), nbformat.reads(source.decode(), as_version=4))
+    nbformat.write(nb, executed)
