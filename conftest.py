@@ -18,8 +18,9 @@ from wrong_answers import RIGHT, WRONG
 # so that no worker is left alone with a long one at the end. Each worker holds its current unit and the next
 # one, which waits: short units (test_checks, test_project) follow the three long ones.
 LONGEST_FIRST = (
-    "tests/test_grading.py::TestACompleteSet",
+    "tests/test_grading.py::TestACompleteSetOfTheLaterParts",
     "tests/test_grading.py::TestAClassOfBadSubmissions",
+    "tests/test_grading.py::TestACompleteSet",
     "solutions/08_transfer_learning/",
     "tests/test_downloads.py",
     "tests/test_cluster.py",

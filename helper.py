@@ -88,7 +88,7 @@ def check_environment(min_torch: tuple[int, int] = (2, 0)) -> None:
     The first cell of every notebook calls ``helper.check_environment()``; it prints a line such as
     ``PyTorch 2.13.0, torchvision 0.28.0; this notebook will use: cpu``.
     """
-    import torchvision
+    from importlib.metadata import version as installed  # torchvision's version, without its 2 s import
 
     version = tuple(int(part) for part in torch.__version__.split(".")[:2])
     if version < min_torch:
@@ -99,7 +99,7 @@ def check_environment(min_torch: tuple[int, int] = (2, 0)) -> None:
             f"'{course.KERNEL_DISPLAY_NAME}' (Kernel > Change Kernel)."
         )
     print(
-        f"PyTorch {torch.__version__}, torchvision {torchvision.__version__}; "
+        f"PyTorch {torch.__version__}, torchvision {installed('torchvision')}; "
         f"this notebook will use: {get_device()}"
     )
 
