@@ -86,8 +86,7 @@ Ask = Callable[[dict, dict], dict]
 @dataclass
 class Check:
     """One graded check of a part. ``grade_id`` is its nbgrader cell's id; ``after`` the answer cell it
-    follows
-    (at grading the request is sent right after that cell ran)."""
+    follows (at grading the request is sent right after that cell ran)."""
 
     grade_id: str
     after: str
@@ -219,8 +218,7 @@ def expect_close(
     >>> expect_close(torch.tensor([0.9, 0.1]), torch.tensor([0.5, 0.5]), "ps")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     checks.core.CheckFailed: ps: values differ from the expected ones: expected [0.5, 0.5], got [0.9, 0.1]
-    (...)
-    """
+    (...)"""
     expected = torch.as_tensor(expected).detach().cpu()
     if not isinstance(actual, torch.Tensor):
         raise CheckFailed(f"{name}: expected a tensor, got {kind(actual)}")

@@ -5,8 +5,7 @@ the course does (``ToTensor`` then ``Normalize((0.5,), (0.5,))``, or the backbon
 learner's model, and sends back only its scores. Labels never travel: the judge keeps them. At grading the
 images come in a hidden order with a small hidden perturbation (±2 grey levels, a flip, a shift of a pixel or
 two), so an answer that looks images up in the public test set instead of classifying them finds no exact
-match.
-"""
+match."""
 
 from __future__ import annotations
 
@@ -130,8 +129,7 @@ KERNEL_CUDA: bool | None = None  # whether the learner's kernel has a GPU (the g
 
 def image_size() -> int:
     """Part 8's image size in the learner's kernel: 224 with a GPU, 128 on a CPU (the notebook's own rule).
-    The
-    grader's sandbox has no GPU."""
+    The grader's sandbox has no GPU."""
     cuda = torch.cuda.is_available() if KERNEL_CUDA is None else KERNEL_CUDA
     return 224 if cuda else 128
 
@@ -168,8 +166,7 @@ def _backbone():
 def catdog_features(paths: list[Path], image_size: int) -> torch.Tensor:
     """The backbone's averaged features (N, 1280) of photos, computed on the grader's side, in evaluation
     mode. Kept on disk in :data:`CACHE` (the grader's own folder) under a key of the photos, the backbone and
-    the size:
-    every notebook a worker grades uses the same."""
+    the size: every notebook a worker grades uses the same."""
     import hashlib
 
     from safetensors.torch import load_file, save_file

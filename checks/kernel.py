@@ -34,8 +34,7 @@ def self_check(check: Check, namespace: dict) -> None:
 
 def collect(check: Check, namespace: dict, sent: dict, source: str | None) -> dict:
     """The answers of one request: for a ``rerun`` check the answer cell ``source`` runs again first, in a
-    copy
-    of the notebook's names with the request's inputs bound; the notebook's own names are left as they
+    copy of the notebook's names with the request's inputs bound; the notebook's own names are left as they
     were."""
     with unchanged_random_state():
         if not check.rerun:
@@ -97,8 +96,7 @@ def _python(source: str) -> str:
 def simulate(check: Check, namespace: dict, source: str | None, seed: int = 0) -> Verdict:
     """The verdict the grader would give on this notebook's answers, worked out here, in one process (for the
     tests): hidden inputs from ``seed``, the request's collection (``source``: the answer cell, for a
-    ``rerun``
-    check), the answers through the wire, the judge at grading."""
+    ``rerun`` check), the answers through the wire, the judge at grading."""
     import torch
 
     inputs = check.hidden(torch.Generator().manual_seed(seed))

@@ -4,8 +4,7 @@
 whose answers it knows (at grading: drawn by the grader), and measures what ``train`` returns (the history,
 the best state) itself, on a model whose layers it knows. The trained models are measured by the judge on the
 validation and test images: validation loss and accuracy computed from the model's outputs, never taken from
-the notebook.
-"""
+the notebook."""
 
 from __future__ import annotations
 
@@ -180,8 +179,7 @@ def _tiny_model() -> nn.Sequential:
 
 def _train_inputs(g: torch.Generator | None) -> Inputs:
     """64 random images, their labels; validation labels shifted by one, so the more the model learns the
-    worse
-    it validates, and the best epoch is the first."""
+    worse it validates, and the best epoch is the first."""
     g = g or torch.Generator().manual_seed(0)
     images, labels = torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g)
     with torch.random.fork_rng():
@@ -297,8 +295,7 @@ train_loop = Check(
 # ------------------------------------------------------------------------------------------ dropout
 def _images(which: str, g: torch.Generator | None, noise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Fashion-MNIST's validation images of Part 5 (which="valid") or its test images: in order in the
-    notebook,
-    in a hidden order (and perturbed, with ``noise``) at grading."""
+    notebook, in a hidden order (and perturbed, with ``noise``) at grading."""
     if which == "valid":
         pixels, labels = data.mnist(train=True, fashion=True)
         index = torch.tensor(data.validation_indices())

@@ -224,8 +224,8 @@ def keep(task: Task, result: cluster.Result, out: Path) -> None:
 
 def read_secret(path: Path) -> str:
     """The grader's secret: the seed of every check's hidden inputs. Made (random, readable by its owner only)
-    the
-    first time; a secret file that cannot be read stops the run rather than grading with another secret."""
+    the first time; a secret file that cannot be read stops the run rather than grading with another secret.
+    """
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -336,6 +336,12 @@ def autograde_config(task: Task, scratch: Path) -> Config:
         "evalue": f"this cell ran longer than the limit of {task.cell_timeout} s and was stopped",
         "traceback": [f"CellTimeoutError: this cell ran longer than the limit of {task.cell_timeout} s"],
     }
+    # nbgrader's own choices (4 s for a cell's last outputs, then the whole notebook fails; 60 s for a kernel
+    # to start) fail whole notebooks on a loaded machine: a kernel gets 5 minutes to start, and outputs that
+    # come late (a busy machine) are waited for a minute, then the cell's verdict stands without them.
+    c.Execute.startup_timeout = 300
+    c.Execute.iopub_timeout = 60
+    c.Execute.raise_on_iopub_timeout = False
     k = c.SandboxedKernelManager
     k.scratch, k.readonly, k.symlinks = str(scratch), task.readonly, task.symlinks
     k.uid = -1 if task.uid is None or not task.sandboxed else task.uid

@@ -32,8 +32,8 @@ MISSING = "# This check cell was missing from the notebook: the grader put it ba
 
 def seed(secret: str, part: str, grade_id: str) -> int:
     """The seed of one check's hidden inputs: from the grader's secret, the part and the check, nothing else
-    (the
-    same learner graded twice with the same secret gets the same inputs; learners cannot work them out)."""
+    (the same learner graded twice with the same secret gets the same inputs; learners cannot work them out).
+    """
     digest = hashlib.sha256(f"{secret}\0{part}\0{grade_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
@@ -140,7 +140,9 @@ def put_back(
 
 
 def write(executed: Path, part: str, verdicts: dict[str, Verdict], source: bytes) -> None:
-    """The verdicts into the executed notebook, in place."""
+    """The verdicts into the executed notebook, which is replaced (nbgrader leaves it read-only: mode 444)."""
     nb = nbformat.read(executed, as_version=4)
     put_back(nb, verdicts, checks.of_part(part), nbformat.reads(source.decode(), as_version=4))
-    nbformat.write(nb, executed)
+    written = executed.with_name(f".{executed.name}.verdicts")
+    nbformat.write(nb, written)
+    os.replace(written, executed)

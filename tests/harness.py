@@ -39,8 +39,7 @@ PASSES = (
 class Wrong:
     """A plausible wrong answer for the graded cell `grade_id`, and words its failure message must contain: in
     the notebook (`message`) and at grading (`graded`: the same words unless given; PASSES for a mistake in a
-    value
-    the notebook keeps for itself, which the grader measures afresh)."""
+    value the notebook keeps for itself, which the grader measures afresh)."""
 
     grade_id: str
     name: str

@@ -94,9 +94,8 @@ def test_nbval_runs_one_trial_per_registered_answer():
 @pytest.mark.parametrize("part", course.PARTS, ids=course.PART_NAMES)
 def test_every_check_cell_calls_its_trusted_check_and_holds_no_test_of_its_own(part):
     """One source for each check: the check cell of the notebook calls the check of checks/partN.py that has
-    its
-    grade_id (in the notebook the self-check, at grading the grader's verdict), and nothing else; the check
-    follows an answer cell of the notebook, after which the grader asks for its answers."""
+    its grade_id (in the notebook the self-check, at grading the grader's verdict), and nothing else; the
+    check follows an answer cell of the notebook, after which the grader asks for its answers."""
     cells = json.loads(part.solution.read_text())["cells"]
     ids = [c["metadata"]["nbgrader"]["grade_id"] for c in cells if "nbgrader" in c["metadata"]]
     module = vars(__import__(f"checks.part{part.number}", fromlist=["CHECKS"]))

@@ -129,23 +129,14 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     expected["correct"] = (FULL, "graded")
     put("untouched", nbformat.read(course.PARTS[0].exercise, as_version=4), nested=True)
     expected["untouched"] = (0, "graded")
-    put(
-        "wrong answer",
-        _with("numpy_bridge", "shared = torch.from_numpy(arr)\nindependent = torch.from_numpy(arr)"),
-    )
-    expected["wrong answer"] = (FULL - 1, "graded")
-    put("exception", _with("two_layer", "raise ValueError('oops')"))
-    expected["exception"] = (FULL - 2, "graded")
+    # An exception in one answer, a memory hog in another: each costs its own check's points.
+    exception = _with("two_layer", "raise ValueError('oops')")
+    _cell(exception, "numpy_bridge").source = "hog = bytearray(64 * 2**30)"
+    put("exception and memory hog", exception)
+    expected["exception and memory hog"] = (FULL - 3, "graded")
     put("kernel death", _with("two_layer", "import os\nos._exit(1)"))
     expected["kernel death"] = (2, "graded")  # the two checks before it keep their points
-    put("memory hog", _with("numpy_bridge", "hog = bytearray(64 * 2**30)"))
-    expected["memory hog"] = (FULL - 1, "graded")
-    deleted = _solution()
-    deleted.cells = [
-        c for c in deleted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_numpy_bridge"
-    ]
-    put("deleted test cell", deleted)
-    expected["deleted test cell"] = (FULL, "graded")  # put back, and judged on the learner's answers
+    # A wrong answer, its check cell edited to pass.
     edited = _with("numpy_bridge", "shared = torch.tensor(arr)\nindependent = torch.tensor(arr)")
     _cell(edited, "test_numpy_bridge").source = "print('all good, trust me')"
     put("edited test cell", edited)
@@ -159,13 +150,17 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     other = nbformat.read(course.PARTS[1].solution, as_version=4)
     put("another part", other)
     expected["another part"] = (0, "invalid")
-    # A check cell pasted from Part 2, nbgrader metadata and all: it becomes the learner's own cell.
+    # A check cell pasted from Part 2, nbgrader metadata and all (it becomes the learner's own cell), and a
+    # check cell deleted (put back, and judged on the learner's answers).
     pasted = _solution()
+    pasted.cells = [
+        c for c in pasted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_numpy_bridge"
+    ]
     pasted.cells.append(
         next(c for c in other.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_softmax")
     )
-    put("pasted cell", pasted)
-    expected["pasted cell"] = (FULL, "graded")
+    put("pasted and deleted cells", pasted)
+    expected["pasted and deleted cells"] = (FULL, "graded")
     # The learner's own answer cell carries nbgrader's marker words (feedback must still be made), and starts
     # DataLoader worker processes (they need a short TMPDIR for their sockets).
     workers = (
@@ -174,36 +169,30 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
         "print('workers gave', len(batches), 'batches')\n"
     )
     marker = f"# {'### BEGIN HIDDEN TESTS'}\n"
-    put("marker comment", _with("numpy_bridge", marker + workers + _answer("numpy_bridge")))
-    expected["marker comment"] = (FULL, "graded")
-    # Hostile markup in outputs, and 50 MiB printed on one line: the feedback page stays safe and small.
+    # And hostile markup in outputs, and 50 MiB printed on one line: the feedback page stays safe and small.
     markup = (
         "from IPython.display import HTML, Javascript, display\n"
         'display(HTML(\'<b>bold</b><script>alert("SCRIPT")</script><img src=x onerror="alert(1)">\'))\n'
         "display(Javascript('alert(\"JAVASCRIPT\")'))\n"
         "print('x' * (50 * 2**20))\n"
     )
-    put("markup", _with("numpy_bridge", markup + _answer("numpy_bridge")))
+    put("markup", _with("numpy_bridge", marker + workers + markup + _answer("numpy_bridge")))
     expected["markup"] = (FULL, "graded")
     for learner, forged in exploits.forgeries().items():  # the exploit bank: nothing earns a point
         put(learner, forged)
         expected[learner] = (0, "graded")
-    put("leak reader", exploits.leak_reader())
-    expected["leak reader"] = (FULL, "graded")
-    put("Zoë Ångström", exploits.habits())  # a name with accents and spaces, and harmless habits
+    # A name with accents and spaces, harmless habits, and every request printed into the learner's own cells.
+    put("Zoë Ångström", exploits.habits(exploits.LEAK_READER))
     expected["Zoë Ångström"] = (FULL, "graded")
     if not SANDBOX:  # without the sandbox these would really reach the network and damage files
         return expected
-    # A detached process that outlives the kernel and rewrites every notebook it can find with ✓ lines.
+    # A detached process that outlives the kernel and rewrites every notebook it can find with ✓ lines (in the
+    # vandal's notebook, below).
     forger = (
         "import subprocess, sys\n"
         "subprocess.Popen([sys.executable, '-c', " + repr(FORGER) + "], start_new_session=True,\n"
         "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
     )
-    exercise = nbformat.read(course.PARTS[0].exercise, as_version=4)
-    _cell(exercise, "neuron_sum").source = forger
-    put("forger", exercise)
-    expected["forger"] = (0, "graded")
     snoop = SNOOP.format(repo=str(REPO), root=str(root))
     put("snoop", _with("numpy_bridge", snoop + NETWORK + _answer("numpy_bridge")))
     expected["snoop"] = (FULL, "graded")
@@ -223,7 +212,9 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
         "        print('refused:', target, type(error).__name__)\n"
         "shared = torch.from_numpy(arr)\nindependent = torch.tensor(arr)"
     )
-    put("vandal", _with("numpy_bridge", vandal))
+    vandalised = _with("numpy_bridge", vandal)
+    _cell(vandalised, "neuron_sum").source = forger + _answer("neuron_sum")
+    put("vandal", vandalised)
     expected["vandal"] = (FULL, "graded")
     return expected
 
@@ -530,7 +521,7 @@ class TestAClassOfBadSubmissions:
     def test_a_daemon_cannot_forge_its_outputs(self, graded):
         _, out, *_ = graded
         state = json.loads((out / "state.json").read_text())
-        forger = state["learners"]["forger"]["student_id"]
+        forger = state["learners"]["vandal"]["student_id"]
         printed = _printed(out / "course" / "autograded" / forger / PART / f"{PART}.ipynb")
         assert "forged" not in printed, printed
 
@@ -539,7 +530,7 @@ class TestAClassOfBadSubmissions:
         assert "Cells stopped at the time limit: 1" in second, second
         page = (out / "feedback" / "infinite loop" / f"{PART}.html").read_text()
         assert "ran longer than the limit of 45 s" in page
-        assert (out / "feedback" / "marker comment" / f"{PART}.html").exists()
+        assert (out / "feedback" / "markup" / f"{PART}.html").exists()
 
     def test_feedback_is_safe_to_open(self, graded):
         _, out, *_ = graded
@@ -591,7 +582,7 @@ class TestAClassOfBadSubmissions:
         out = out_of(graded)
         texts = [p.read_text() for p in (out / "feedback").rglob("*.html")]
         texts += [(out / "grades.csv").read_text(), (out / "summary.txt").read_text()]
-        leaked = (out / "feedback" / "leak reader" / f"{PART}.html").read_text()
+        leaked = (out / "feedback" / "Zoë Ångström" / f"{PART}.html").read_text()
         assert "LEAKED" in leaked and "HISTORY" in leaked, "the leak reader printed nothing"
         for value in references:
             for text in texts:
