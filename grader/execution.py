@@ -365,11 +365,8 @@ def sandbox_home(scratch: Path) -> dict[str, str]:
 def run(task: Task) -> Outcome:
     from nbgrader.apps import NbGraderAPI
 
-    from checks import data
     from grader.sandbox import make_scratch, remove_scratch
 
-    data.CACHE = Path(task.course_root).parent / "cache"  # the worker's: computed once for all its tasks
-    data.KERNEL_CUDA = False if task.sandboxed else None  # the sandbox binds no GPU
     start = time.perf_counter()
     scratch = make_scratch(task.uid if task.sandboxed else None)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -113,3 +114,19 @@ def test_a_notebook_of_another_part_is_named_and_pasted_checks_become_the_learne
     own.cells.append(pasted)
     nb, reason = cli.match_part(own, course.PARTS[0].name)
     assert reason == "" and "nbgrader" not in nb.cells[-1].metadata
+
+
+def test_the_grading_process_never_imports_torch(tmp_path):
+    """What the process that runs nbgrader imports (grader.execution.run, here on an empty course):
+    nothing that decodes a tensor."""
+    program = f"""
+import sys
+from grader import execution
+task = execution.Task("x", "{course.PARTS[0].name}", {str(tmp_path)!r}, 10, [], [], None, {{}}, {{}}, False)
+print(execution.run(task).status)
+print(sorted({{m.split('.')[0] for m in sys.modules}} & {{'torch', 'numpy', 'safetensors', 'checks'}}))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, cwd=course.ROOT
+    )
+    assert result.stdout.split("\n")[:2] == ["error", "['checks']"], result.stdout + result.stderr
