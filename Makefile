@@ -4,12 +4,12 @@
 #   DATA    data root for the data sets (default: ~/.pytorch, or $PYTORCH_COURSE_DATA)
 #   MIRROR  offline copy of the data sets to use before downloading (e.g. ../shared/data)
 #   PORT    JupyterLab's port (default 8888)
-#   JOBS    parallel test workers (default 3: on 2 cores the third fills the time the others wait)
+#   JOBS    parallel test workers (default 4: on 2 cores, three left a third of the CPU time unused)
 
 PYTHON ?= python3
 VENV   ?= .venv
 PORT   ?= 8888
-JOBS   ?= 3
+JOBS   ?= 4
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.course-installed
 # The course's facts live in course.py (standard library only, so the system Python can answer).

@@ -123,7 +123,7 @@ def photo(path: Path) -> torch.Tensor:
         return torch.from_numpy(np.asarray(image.convert("RGB")).copy())
 
 
-CACHE: Path | None = None  # where the grader keeps what it computed once (set by grader.verdicts, on the worker)
+CACHE: Path | None = None  # where the grader keeps what it computed once (grader.verdicts sets it)
 KERNEL_CUDA: bool | None = None  # whether the learner's kernel has a GPU (the grader sets it; None: ours)
 
 

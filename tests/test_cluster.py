@@ -1,10 +1,11 @@
 """Grading on Dask: a real scheduler and real workers, started here on 127.0.0.1 as separate processes, each
 worker in a folder of its own; the same small class graded on the embedded default cluster.
 
-A small class (Parts 1 and 2): a correct learner, a wrong answer, an infinite loop, and a hostile notebook
-that tries to reach the scheduler and kills every process it can see. Through the scheduler, with one worker
-killed in the middle and a stale worker (another course version) in the cluster; on the embedded cluster, with
-the grading run itself killed in the middle and run again (it resumes). Both must give the same grades.csv.
+A small class (Parts 1 and 2): a correct learner, a wrong answer and a hostile notebook that tries to reach
+the scheduler and kills every process it can see (an infinite loop is graded with the class of bad
+submissions, tests/test_grading.py). Through the scheduler, with one worker killed in the middle and a stale
+worker (another course version) in the cluster; on the embedded cluster, with the grading run itself killed
+in the middle and run again (it resumes). Both must give the same grades.csv.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import course
 REPO = course.ROOT
 BIN = Path(sys.executable).parent
 PART1, PART2 = course.PARTS[0], course.PARTS[1]
-CELL_SECONDS = 20
+CELL_SECONDS = 60  # no cell here runs long on purpose: a generous limit for a loaded machine
 SANDBOX = shutil.which("bwrap") is not None
 WRONG_TWO_LAYER = "h = activation(torch.mm(features, W1))\noutput = activation(torch.mm(h, W2) + B2)"
 
@@ -62,7 +63,6 @@ os.kill(os.getpid(), signal.SIGKILL)  # and its own kernel
     learners = {
         "correct": {PART1: _notebook(PART1), PART2: _notebook(PART2)},
         "wrong answer": {PART1: _notebook(PART1, "two_layer", WRONG_TWO_LAYER)},
-        "infinite loop": {PART1: _notebook(PART1, "numpy_bridge", "while True:\n    pass")},
     }
     if SANDBOX:  # without the sandbox it would kill every process of this user
         learners["hostile"] = {PART1: _notebook(PART1, "numpy_bridge", hostile)}
@@ -73,7 +73,6 @@ os.kill(os.getpid(), signal.SIGKILL)  # and its own kernel
     expected = {
         "correct": {PART1.name: "5", PART2.name: "9"},
         "wrong answer": {PART1.name: "3"},  # test_two_layer's 2 points lost
-        "infinite loop": {PART1.name: "4"},
     }
     if SANDBOX:
         expected["hostile"] = {PART1.name: "4"}  # its kernel dies in the last exercise, before that check
@@ -280,11 +279,11 @@ def test_the_class_report_names_what_the_class_missed(graded):
     lines = summary.splitlines()
     hostile = int(SANDBOX)
     row = next(line for line in lines if line.strip().startswith("P1 test_two_layer"))
-    assert row.split()[2:7] == [str(2 + hostile), "/", "1", "/", "0"], row  # passed / failed / never reached
+    assert row.split()[2:7] == [str(1 + hostile), "/", "1", "/", "0"], row  # passed / failed / never reached
     failure = lines[lines.index(row) + 1]
     assert "1 ×" in failure and "h: values differ" in failure, failure
     row = next(line for line in lines if line.strip().startswith("P1 test_numpy_bridge"))
-    assert row.split()[2:7] == ["2", "/", "1", "/", str(hostile)], row  # the hostile kernel died before it
+    assert row.split()[2:7] == ["2", "/", "0", "/", str(hostile)], row  # the hostile kernel died before it
     assert (graded["out"] / "class_report.png").stat().st_size > 10_000
 
 
