@@ -1,9 +1,10 @@
 """Part 8 — Transfer learning: the checks of ``08_transfer_learning.ipynb``.
 
 ``extract_features`` runs on photos the check picks (at grading: picked by the grader), and the judge compares
-its features with the backbone's own, computed on its side at grading. The trained model is measured photos
-in: in the notebook on the test features it computed (checked against the whole model on 32 photos), at
-grading on every test photo sent as pixels, each flipped or shifted at random, the labels kept by the judge.
+its features with the backbone's own, computed on its side at grading. The trained classifier is measured on
+every test photo's features: in the notebook on the test features the notebook computed, at grading on the
+grader's own features of every test photo in a hidden order (the labels kept by the judge); and the whole
+model on a few photos (32 in the notebook, 16 hidden ones at grading) must score them as the classifier does.
 """
 
 from __future__ import annotations
