@@ -150,17 +150,6 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     other = nbformat.read(course.PARTS[1].solution, as_version=4)
     put("another part", other)
     expected["another part"] = (0, "invalid")
-    # A check cell pasted from Part 2, nbgrader metadata and all (it becomes the learner's own cell), and a
-    # check cell deleted (put back, and judged on the learner's answers).
-    pasted = _solution()
-    pasted.cells = [
-        c for c in pasted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_numpy_bridge"
-    ]
-    pasted.cells.append(
-        next(c for c in other.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_softmax")
-    )
-    put("pasted and deleted cells", pasted)
-    expected["pasted and deleted cells"] = (FULL, "graded")
     # The learner's own answer cell carries nbgrader's marker words (feedback must still be made), and starts
     # DataLoader worker processes (they need a short TMPDIR for their sockets).
     workers = (
@@ -176,8 +165,17 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
         "display(Javascript('alert(\"JAVASCRIPT\")'))\n"
         "print('x' * (50 * 2**20))\n"
     )
-    put("markup", _with("numpy_bridge", marker + workers + markup + _answer("numpy_bridge")))
-    expected["markup"] = (FULL, "graded")
+    # In the same notebook, a check cell pasted from Part 2, nbgrader metadata and all (it becomes the
+    # learner's own cell), and that answer's check cell deleted (put back, judged on the learner's answers).
+    marked = _with("numpy_bridge", marker + workers + markup + _answer("numpy_bridge"))
+    marked.cells = [
+        c for c in marked.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_numpy_bridge"
+    ]
+    marked.cells.append(
+        next(c for c in other.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_softmax")
+    )
+    put("markup, pasted and deleted cells", marked)
+    expected["markup, pasted and deleted cells"] = (FULL, "graded")
     for learner, forged in exploits.forgeries().items():  # the exploit bank: nothing earns a point
         put(learner, forged)
         expected[learner] = (0, "graded")
@@ -530,11 +528,11 @@ class TestAClassOfBadSubmissions:
         assert "Cells stopped at the time limit: 1" in second, second
         page = (out / "feedback" / "infinite loop" / f"{PART}.html").read_text()
         assert "ran longer than the limit of 45 s" in page
-        assert (out / "feedback" / "markup" / f"{PART}.html").exists()
+        assert (out / "feedback" / "markup, pasted and deleted cells" / f"{PART}.html").exists()
 
     def test_feedback_is_safe_to_open(self, graded):
         _, out, *_ = graded
-        page = (out / "feedback" / "markup" / f"{PART}.html").read_text()
+        page = (out / "feedback" / "markup, pasted and deleted cells" / f"{PART}.html").read_text()
         assert len(page.encode()) < 1_000_000, len(page.encode())
         assert "truncated by the grader" in page
         # the learner's source is shown escaped; what must not survive is live markup in the outputs
