@@ -127,11 +127,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# The README's settings for a scheduler and workers started by hand (grader/cluster.py, QUIET).
+QUIET = {
+    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",
+    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+}
+
+
 def _start(command: list[str], cwd: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
     cwd.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as sink:
         return subprocess.Popen(
-            command, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            command,
+            cwd=cwd,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**(env or os.environ), **QUIET},
+            start_new_session=True,
         )
 
 
