@@ -143,7 +143,7 @@ def request_parts(sent: dict) -> tuple[object, bytes]:
     """A request's inputs as the grader prepares them once per part: the structure (JSON) and the tensors
     (safetensors bytes), copied into each request's files (``NAME.json`` and ``NAME.safetensors``)."""
     structure, tensors = to_parts(sent)
-    return structure, save_tensors(tensors) if tensors else save_tensors({})
+    return structure, save_tensors(tensors)
 
 
 def read_request(path: str | Path) -> tuple[dict, dict]:

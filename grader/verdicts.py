@@ -26,6 +26,7 @@ from nbformat.v4 import new_code_cell
 import checks
 from checks import data, wire
 from checks.core import Check, Inputs, Verdict
+from grader.execution import error_output
 
 MISSING = "# This check cell was missing from the notebook: the grader put it back and judged your answers."
 
@@ -47,9 +48,8 @@ def plan(part: str) -> list[dict]:
 def _inputs(part: str, secret: str, sandboxed: bool) -> dict[str, Inputs]:
     import torch
 
-    data.KERNEL_CUDA = (
-        False if sandboxed else None
-    )  # the sandbox binds no GPU: Part 8 at the CPU's image size
+    # the sandbox binds no GPU: Part 8 at the CPU's image size
+    data.KERNEL_CUDA = False if sandboxed else None
     return {
         check.grade_id: check.hidden(torch.Generator().manual_seed(seed(secret, part, check.grade_id)))
         for check in checks.of_part(part)
@@ -71,9 +71,8 @@ def prepare(part: str, secret: str, folder: Path, sandboxed: bool = True) -> tup
             (building / f"{grade_id}.json").write_text(json.dumps(structure))
             (building / f"{grade_id}.safetensors").write_bytes(blob)
         (building / "complete").touch()
-        with contextlib.suppress(
-            OSError
-        ):  # another worker of this machine was faster: its folder is the same
+        # another worker of this machine may have been faster: its folder is the same
+        with contextlib.suppress(OSError):
             building.rename(target)
     return target, inputs
 
@@ -85,10 +84,10 @@ def judge(part: str, inputs: dict[str, Inputs], record: dict) -> dict[str, Verdi
     for check in checks.of_part(part):
         got = answers.get(check.grade_id)
         if got is None:
-            reason = (
-                "not run: the kernel died in an earlier cell"
+            reason = "not run: " + (
+                "the kernel died in an earlier cell"
                 if died is not None
-                else ("not run: the notebook stopped before this check")
+                else "the notebook stopped before this check"
             )
             verdicts[check.grade_id] = Verdict(check.grade_id, False, reason)
         elif "payload" in got:
@@ -113,9 +112,8 @@ def verdict_output(verdict: Verdict) -> NotebookNode:
     """A verdict as the check cell's only output: its ✓ line (full points for nbgrader) or an error (none)."""
     if verdict.passed:
         return NotebookNode(output_type="stream", name="stdout", text=verdict.line() + "\n")
-    name = "CheckNotRun" if verdict.message.startswith("not run") else "CheckFailed"
-    return NotebookNode(
-        output_type="error", ename=name, evalue=verdict.message, traceback=[f"{name}: {verdict.message}"]
+    return error_output(
+        "CheckNotRun" if verdict.message.startswith("not run") else "CheckFailed", verdict.message
     )
 
 

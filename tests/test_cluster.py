@@ -26,6 +26,7 @@ import nbformat
 import pytest
 
 import course
+from grader import cluster
 
 REPO = course.ROOT
 BIN = Path(sys.executable).parent
@@ -127,11 +128,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-# The README's settings for a scheduler and workers started by hand (grader/cluster.py, QUIET).
+# The README's settings for a scheduler and workers started by hand: the grader's own (grader/cluster.py), in
+# Dask's environment variables.
 QUIET = {
-    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
-    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",
-    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+    "DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
+    for key, value in cluster.QUIET.items()
 }
 
 
