@@ -118,6 +118,7 @@ sandbox:
 browser:
 	$(call system_package,chromium,chromium,the browser test will be skipped)
 
+# The environment and caches; never grades/ (the default OUT of `make grade`: records, gradebook, secret).
 clean:
-	rm -rf $(VENV) artifacts grades .pytest_cache *.egg-info
+	rm -rf $(VENV) artifacts .pytest_cache *.egg-info
 	find . -name __pycache__ -prune -exec rm -rf {} +

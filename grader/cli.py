@@ -1,28 +1,32 @@
-"""Grade a folder of learner submissions with nbgrader: grades CSV, feedback HTML, summary.
+"""Grade a folder of learner submissions with nbgrader: grades CSV, feedback HTML, summary, LMS gradebooks.
 
     python -m grader SUBMISSIONS [--out grades] [--jobs 2 | --scheduler tcp://HOST:PORT]
                                  [--cell-timeout 600] [--notebook-timeout 1800] [--memory-gb 10]
-                                 [--force] [--source solutions]
+                                 [--force] [--source solutions] [--no-sandbox]
 
 SUBMISSIONS holds one folder per learner with any of the course's notebooks under their course file names,
 either flat (``alice/01_tensors.ipynb``) or one folder per part as in ``notebooks/``
 (``alice/01_tensors/01_tensors.ipynb``). nbgrader's own ``submitted/`` folder is accepted as it is.
 
-1. Phase 1 (:mod:`grader.cluster`, :mod:`grader.execution`), in parallel on Dask: each learner × part is a
-   task that autogrades it with nbgrader in a scratch course of its own on a worker, its kernel in the
-   sandbox (:mod:`grader.sandbox`); an embedded cluster of ``--jobs`` workers on this machine, or the workers
-   of a running scheduler (``--scheduler``). Results are saved as they arrive: an interrupted run resumes.
-2. Phase 2 (:mod:`grader.scoring`), in OUT/course: nbgrader scores the executed notebooks without executing
-   them again (the check cells restored from the source) and writes the feedback.
-3. Reports (:mod:`grader.reports`): grades.csv, summary.txt (with what the class missed, check by check),
-   class_report.png, feedback/, logs/, and a table.
-A re-run grades what is new or changed (the submission, the part's checks, the grader or the limits).
-``--source`` grades with another copy of the parts' nbgrader sources (say, other points per check).
+1. On Dask (:mod:`grader.cluster`), each learner × part is one task that grades it whole on a worker: executed
+   with nbgrader in a scratch course of its own (:mod:`grader.execution`, the kernel in the sandbox,
+   :mod:`grader.sandbox`), judged (:mod:`grader.verdicts`), scored and rendered as feedback
+   (:mod:`grader.scoring`); it returns the learner × part's record (:mod:`grader.records`), stored in
+   OUT/records as it arrives. An embedded cluster of ``--jobs`` workers on this machine, or the workers of a
+   running scheduler (``--scheduler``).
+2. The merge, here: the records of the learners in SUBMISSIONS into nbgrader's gradebook (OUT/course, which
+   formgrader opens), grades.csv, the LMS gradebooks (OUT/lms), summary.txt (with what the class missed,
+   check by check), class_report.png, feedback/, logs/, and a table (:mod:`grader.reports`).
+A re-run grades what is new or changed (the submission, the part's checks, the course version, the limits,
+the sandbox) and what the grader or its machines failed on last time. ``--source`` grades with another copy
+of the parts' nbgrader sources (say, other points per check). Without a sandbox on a machine that runs the
+learners' code the run stops, unless ``--no-sandbox`` says so (trusted code only).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import functools
 import hashlib
 import json
@@ -33,7 +37,7 @@ import shutil
 import sys
 import time
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import nbformat
@@ -41,21 +45,18 @@ from nbgrader.preprocessors import ClearSolutions
 from tqdm import tqdm
 
 import course
-from grader import cluster, reports, sandbox, scoring
+from grader import cells, cluster, records, reports, sandbox, scoring
 
 
 @dataclass
-class Task:
+class Submission:
+    """A learner's notebook of a part, as found in SUBMISSIONS."""
+
     learner: str
     student_id: str
     part: str
     source: str
     digest: str = ""
-    status: str = "pending"  # graded | timed out | error | invalid | skipped (unchanged)
-    reason: str = ""
-    seconds: float = 0.0
-    timed_out_cells: list[int] = field(default_factory=list)
-    score: float | None = None
 
 
 # ------------------------------------------------------------------------------------------- discovery
@@ -67,7 +68,7 @@ def student_id(name: str) -> str:
     return f"{slug}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
 
 
-def discover(submissions: Path) -> tuple[list[str], list[Task], dict[str, list[str]]]:
+def discover(submissions: Path) -> tuple[list[str], list[Submission], dict[str, list[str]]]:
     """The learners (one folder each), their notebooks to grade, and notebooks named like no part."""
     root = submissions / "submitted" if (submissions / "submitted").is_dir() else submissions
     learners, tasks, unrecognised = [], [], {}
@@ -77,7 +78,7 @@ def discover(submissions: Path) -> tuple[list[str], list[Task], dict[str, list[s
         for part in course.PART_NAMES:
             for candidate in (folder / f"{part}.ipynb", folder / part / f"{part}.ipynb"):
                 if candidate.is_file():
-                    tasks.append(Task(folder.name, student_id(folder.name), part, str(candidate)))
+                    tasks.append(Submission(folder.name, student_id(folder.name), part, str(candidate)))
                     found.add(candidate.resolve())
                     break
         others = [
@@ -108,7 +109,7 @@ def exercise_source(part: str, sources: Path = course.SOLUTIONS) -> nbformat.Not
 def nbgrader_ids(part: str, sources: Path = course.SOLUTIONS) -> frozenset[str]:
     """The ids of the cells nbgrader tracks in a part (exercises, checks)."""
     nb = nbformat.read(part_source(part, sources), as_version=4)
-    return frozenset(c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata)
+    return frozenset(cells.grade_id(c) for c in nb.cells if cells.grade_id(c))
 
 
 def match_part(
@@ -120,7 +121,7 @@ def match_part(
     own cells: nbgrader would refuse the whole notebook for them. A notebook whose nbgrader cells all belong
     to another part is that part handed in under the wrong name: it is not graded, and the reason says so.
     """
-    ids = {c.metadata["nbgrader"].get("grade_id") for c in nb.cells if "nbgrader" in c.metadata}
+    ids = {cells.grade_id(c) for c in nb.cells if "nbgrader" in c.metadata}
     if ids and not ids & nbgrader_ids(part, sources):
         other = max(course.PART_NAMES, key=lambda name: len(ids & nbgrader_ids(name, sources)))
         if ids & nbgrader_ids(other, sources):
@@ -129,46 +130,95 @@ def match_part(
                 f"{course.part(part).number} ({part}.ipynb)"
             )
     for cell in nb.cells:
-        foreign = cell.metadata.get("nbgrader", {}).get("grade_id") not in nbgrader_ids(part, sources)
-        if "nbgrader" in cell.metadata and foreign:
+        if "nbgrader" in cell.metadata and cells.grade_id(cell) not in nbgrader_ids(part, sources):
             del cell.metadata["nbgrader"]
     return nb, ""
 
 
-def cache_key(task: Task, limits: sandbox.Limits, sources: Path = course.SOLUTIONS, secret: str = "") -> str:
-    """What a grade depends on: the submission, the part's source, the course version (the grader, the checks,
-    the course's modules, the packages), the limits and the secret the hidden inputs are drawn from. A re-run
-    executes a notebook again when any of them changed."""
+def cache_key(
+    task: Submission,
+    limits: sandbox.Limits,
+    sources: Path = course.SOLUTIONS,
+    secret: str = "",
+    sandboxed: bool = True,
+) -> str:
+    """What a record depends on: the submission, the part's source, the course version (the packages and
+    course modules that execute, judge and score a notebook), the limits, whether it ran in the sandbox and
+    the secret the hidden inputs are drawn from. A re-run grades a notebook again when any of them changed."""
     digest = hashlib.sha256()
     for piece in (
         Path(task.source).read_bytes(),
         part_source(task.part, sources).read_bytes(),
-        cluster.course_version().encode(),
+        cluster.grading_version().encode(),
         json.dumps(asdict(limits), sort_keys=True).encode(),
+        b"sandboxed" if sandboxed else b"NOT sandboxed (--no-sandbox)",
         secret.encode(),
     ):
         digest.update(hashlib.sha256(piece).digest())
     return digest.hexdigest()
 
 
-# ------------------------------------------------------------------------------------------- phase 1
+# ------------------------------------------------------------------------------------------- the records
+def record_of(task: Submission, status: str, reason: str, sources: Path) -> records.Record:
+    """A record made here, for a notebook no worker graded: an invalid one, or the grader's failure."""
+    points = checks_points(task.part, sources)
+    return records.Record(
+        task.learner,
+        task.student_id,
+        task.part,
+        task.digest,
+        status,
+        reason,
+        max_score=sum(points.values()),
+        checks={
+            grade_id: {
+                "points": 0.0,
+                "max_points": maximum,
+                "passed": False,
+                "reached": False,
+                "message": f"not run: {reason}",
+            }
+            for grade_id, maximum in points.items()
+        },
+        version=cluster.course_version(),
+        graded_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    )
+
+
+@functools.cache
+def checks_points(part: str, sources: Path = course.SOLUTIONS) -> dict[str, float]:
+    """Each check of the part and its points, in the notebook's order."""
+    nb = nbformat.read(part_source(part, sources), as_version=4)
+    return {
+        cells.grade_id(c): float(c.metadata["nbgrader"].get("points", 0))
+        for c in nb.cells
+        if cells.is_check(c)
+    }
+
+
 def job(
-    task: Task, limits: sandbox.Limits, sandboxed: bool, sources: Path, secret: str
-) -> cluster.Job | None:
-    """The task as it travels to a Dask worker, or None (and the task says why) when it cannot be graded."""
+    task: Submission, limits: sandbox.Limits, sandboxed: bool, sources: Path, secret: str
+) -> cluster.Job | records.Record:
+    """The task as it travels to a Dask worker, or its record when it cannot be graded (not a notebook of
+    this part)."""
     try:
         nb = nbformat.read(task.source, as_version=4)
         nbformat.validate(nb)
     except Exception as error:  # invalid JSON, empty file, not a notebook
-        task.status, task.reason = "invalid", f"not a readable notebook: {str(error).splitlines()[0][:200]}"
-        return None
+        reason = (
+            f"not a readable notebook: {str(error).splitlines()[0][:200]}"
+            if str(error)
+            else "not a readable notebook"
+        )
+        return record_of(task, "invalid", reason, sources)
     nb, wrong_part = match_part(nb, task.part, sources)
     if wrong_part:
-        task.status, task.reason = "invalid", wrong_part
-        return None
+        return record_of(task, "invalid", wrong_part, sources)
     return cluster.Job(
+        task.learner,
         task.student_id,
         task.part,
+        task.digest,
         nbformat.writes(nb).encode(),
         nbformat.writes(exercise_source(task.part, sources)).encode(),
         limits,
@@ -178,28 +228,20 @@ def job(
     )
 
 
-def executed_path(out: Path, task: Task) -> Path:
-    """Where phase 1 leaves a task's executed notebook for phase 2."""
-    return reports.executed_path(out, task.student_id, task.part)
-
-
-def outcome(future) -> cluster.Result:
-    """A finished Dask task's result; a task that failed on every try is an error with the reason."""
+def outcome(future, task: Submission, sources: Path) -> records.Record:
+    """A finished Dask task's record; a task that failed on every try is the grader's error, with the reason
+    (graded again by the next run)."""
     from distributed import KilledWorker
 
     try:
         return future.result()
     except KilledWorker:
-        return cluster.Result(
-            "error",
-            "grading this notebook took down the Dask worker running it on every try; it was not tried again",
-        )
-    except cluster.StaleWorker as error:
-        return cluster.Result("error", str(error))
+        reason = "grading this notebook took down the Dask worker running it on every try"
+    except (cluster.StaleWorker, cluster.NoSandbox) as error:
+        reason = str(error)
     except Exception as error:  # recorded for this task; the class goes on
-        return cluster.Result(
-            "error", f"the grader failed on it: {type(error).__name__}: {one_line(str(error))}"
-        )
+        reason = f"the grader failed on it: {type(error).__name__}: {one_line(str(error))}"
+    return record_of(task, "error", reason, sources)
 
 
 def one_line(text: str) -> str:
@@ -207,19 +249,6 @@ def one_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or ["unknown error"]
     raised = [line for line in lines[1:] if re.match(r"^[\w.]+(Error|Exception)\b", line)]
     return " — ".join([lines[0], *raised[-1:]])[:400]
-
-
-def keep(task: Task, result: cluster.Result, out: Path) -> None:
-    """A task's result, saved as it arrives: its executed notebook and log where phase 2 reads them."""
-    task.status, task.reason = result.status, result.reason
-    task.timed_out_cells, task.seconds = result.timed_out_cells, result.seconds
-    folder = out / "work" / task.student_id / task.part
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    (folder / "phase1.log").write_text(result.log)
-    if result.executed is not None:
-        executed_path(out, task).parent.mkdir(parents=True)
-        executed_path(out, task).write_bytes(result.executed)
 
 
 def read_secret(path: Path) -> str:
@@ -237,19 +266,17 @@ def read_secret(path: Path) -> str:
     return text
 
 
-def save(state: dict, path: Path) -> None:
-    """state.json, replaced whole (an interrupted run never leaves half a file)."""
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(state, indent=1, ensure_ascii=False))
-    partial.replace(path)
-
-
-def phase_one(
-    todo: list[Task], jobs: dict[str, cluster.Job], options: argparse.Namespace, out: Path, state: dict
+# ------------------------------------------------------------------------------------------- on Dask
+def grade_on_dask(
+    todo: list[Submission],
+    jobs: dict[str, cluster.Job],
+    options: argparse.Namespace,
+    out: Path,
+    sandboxed: bool,
 ) -> None:
-    sandboxed = any(job.sandboxed for job in jobs.values())
-    """Every job through Dask (an embedded cluster, or options.scheduler's); each result saved as it arrives,
-    so an interrupted run resumes where it stopped."""
+    """Every job through Dask (an embedded cluster, or options.scheduler's), on workers that run this course
+    version (and sandbox, unless --no-sandbox); each record stored as it arrives, so an interrupted run
+    resumes where it stopped."""
     from distributed import as_completed
 
     with cluster.client(options.scheduler, options.jobs, out / "dask") as dask_client:
@@ -258,67 +285,110 @@ def phase_one(
             dashboard = dask_client.dashboard_link if has_dashboard else "none (started with --no-dashboard)"
             print(f"Dask scheduler {options.scheduler}; dashboard: {dashboard}", file=sys.stderr)
         version = cluster.course_version()
-        usable, refused = cluster.usable_workers(dask_client, version, sandboxed)
+        resource, refused = cluster.enlist(dask_client, version, sandboxed)
         for address, why in refused.items():
             print(f"worker {address} refused: {why}", file=sys.stderr)
-        if not usable:
-            raise cluster.SchedulerUnreachable(
-                f"no worker of the scheduler runs this course version ({version[:12]}): start workers "
-                "from this checkout and environment (README: Scaling out)"
-            )
+        by_key = {f"{t.student_id}/{t.part}": t for t in todo}
         futures = {
             dask_client.submit(
                 cluster.run_job,
                 jobs[key],
                 key=f"grade-{task.student_id}-{task.part}-{task.digest[:12]}",
-                workers=usable,
+                resources={resource: 1},
                 retries=1,
                 pure=False,
-            ): (key, task)
-            for key, task in ((f"{t.student_id}/{t.part}", t) for t in todo)
+            ): task
+            for key, task in by_key.items()
         }
         with tqdm(total=len(futures), desc="grading", unit="notebook", file=sys.stderr) as bar:
             for future in as_completed(futures):
-                key, task = futures[future]
-                keep(task, outcome(future), out)
-                state["executed"][key] = {
-                    "digest": task.digest,
-                    "status": task.status,
-                    "reason": task.reason,
-                    "timed_out_cells": task.timed_out_cells,
-                    "seconds": round(task.seconds, 1),
-                }
-                save(state, out / "state.json")
+                task = futures[future]
+                record = outcome(future, task, options.sources)
+                records.save(out, record)
                 bar.update()
-                bar.write(
-                    f"  {task.learner} / {task.part}: {task.status} ({task.seconds:.0f} s) {task.reason}"
-                )
+                if record.status != "graded" or record.reason:  # what an instructor may act on
+                    bar.write(f"  {task.learner} / {task.part}: {record.status}: {record.reason}")
 
 
-# ------------------------------------------------------------------------------------------- phase 2
-def phase_two(tasks: list[Task], out: Path, sources: Path) -> None:
+# ------------------------------------------------------------------------------------------- the merge
+def merge(
+    out: Path,
+    learners: list[str],
+    tasks: list[Submission],
+    unrecognised: dict[str, list[str]],
+    sources: Path,
+    executed: int,
+) -> str:
+    """The records of this class (the learners and notebooks in SUBMISSIONS now) into the outputs: nbgrader's
+    gradebook and its folders in OUT/course, feedback/ and logs/ per learner, grades.csv, the LMS gradebooks,
+    summary.txt and the class report. Records of learners or notebooks no longer in SUBMISSIONS are left
+    out, and said so. Returns the summary and the table."""
+    current = {}
+    for task in tasks:
+        record = records.load(out, task.student_id, task.part)
+        if record is None or record.digest != task.digest:  # lost on the way (an interrupted merge)
+            record = record_of(task, "error", "no record of it came back from the workers", sources)
+        record.learner = task.learner
+        current[record.key] = record
     root = out / "course"
-    graded = [t for t in tasks if t.status == "graded"]
-    parts = sorted({t.part for t in graded})
+    merged_file = root / "merged.json"
+    fresh = not (root / "gradebook.db").exists()
+    merged = {} if fresh or not merged_file.exists() else json.loads(merged_file.read_text())
+    links = merged.setdefault("records", {})
+    graded = {k: r for k, r in current.items() if r.status == "graded"}
+    # the parts' sources into the gradebook: each part graded, when its source is new or changed
+    parts = sorted({r.part for r in graded.values()})
+    changed = []
     for part in parts:
-        (root / "source" / part).mkdir(parents=True, exist_ok=True)
-        nbformat.write(exercise_source(part, sources), root / "source" / part / f"{part}.ipynb")
-    scoring.generate(root, parts)
-    for task in graded:
-        target = root / "submitted" / task.student_id / task.part
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        shutil.copyfile(executed_path(out, task), target / f"{task.part}.ipynb")
-        scored = scoring.score(root, task.part, task.student_id)
-        logs = out / "logs" / task.learner
-        logs.mkdir(parents=True, exist_ok=True)
-        (logs / f"{task.part}.log").write_text(scored.log)
-        if scored.score is None:
-            task.status, task.reason = "error", scored.error
-        else:
-            task.score = scored.score
-            if scored.feedback_error:
-                task.reason = "; ".join(r for r in (task.reason, scored.feedback_error) if r)
+        exercise = nbformat.writes(exercise_source(part, sources))
+        digest = hashlib.sha256(exercise.encode()).hexdigest()
+        if merged.setdefault("sources", {}).get(part) != digest:
+            (root / "source" / part).mkdir(parents=True, exist_ok=True)
+            (root / "source" / part / f"{part}.ipynb").write_text(exercise)
+            changed.append(part)
+            merged["sources"][part] = digest
+    scoring.generate(root, changed)
+    removed = [key for key, digest in links.items() if key not in graded]
+    new = [r for k, r in graded.items() if links.get(k) != f"{r.digest}:{r.learner}"]
+    scoring.merge(root, new, [tuple(key.split("/")) for key in removed])
+    for key in removed:  # their files too: out of the outputs
+        sid, part = key.split("/")
+        learner = links[key].split(":", 1)[1]
+        for path in (
+            scoring.path(root, "autograded", sid, part),
+            scoring.path(root, "feedback", sid, part, ".html"),
+            out / "feedback" / learner / f"{part}.html",
+            out / "logs" / learner / f"{part}.log",
+        ):
+            path.unlink(missing_ok=True)
+        del links[key]
+    for record in new:
+        for name, target in (
+            ("notebook.ipynb", scoring.path(root, "autograded", record.student_id, record.part)),
+            ("feedback.html", scoring.path(root, "feedback", record.student_id, record.part, ".html")),
+            ("feedback.html", out / "feedback" / record.learner / f"{record.part}.html"),
+        ):
+            found = records.path(out, record, name)
+            if found is not None:
+                records.link(found, target)
+        links[record.key] = f"{record.digest}:{record.learner}"
+    for record in current.values():  # every log, the failures' too
+        found = records.path(out, record, "log.txt")
+        if found is not None:
+            records.link(found, out / "logs" / record.learner / f"{record.part}.log")
+    for top in (out / "feedback", out / "logs"):  # learners no longer in SUBMISSIONS: out of the outputs
+        for folder in top.glob("*/"):
+            if folder.name not in learners:
+                shutil.rmtree(folder)
+    merged_file.parent.mkdir(parents=True, exist_ok=True)
+    merged_file.write_text(json.dumps(merged, indent=1, ensure_ascii=False))
+    names = {t.student_id: t.learner for t in tasks}
+    dropped = sorted(
+        {r.learner for r in records.stored(out) if r.key not in current and r.student_id not in names}
+    )
+    ids = {name: student_id(name) for name in learners}
+    points = {part: checks_points(part, sources) for part in course.PART_NAMES}
+    return reports.write(out, ids, current, unrecognised, points, executed, dropped)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,11 +428,21 @@ def main(argv: list[str] | None = None) -> int:
     submissions, out = Path(options.submissions).resolve(), Path(options.out).resolve()
     if not submissions.is_dir():
         parser.error(f"no folder of submissions at {submissions}")
-    sources = Path(options.source).resolve()
+    sources = options.sources = Path(options.source).resolve()
     missing = [str(part_source(p, sources)) for p in course.PART_NAMES]
     missing = [path for path in missing if not Path(path).is_file()]
     if missing:
         parser.error(f"--source {sources} lacks the parts' nbgrader sources: {', '.join(missing)}")
+    sandboxed = not options.no_sandbox
+    if sandboxed and not options.scheduler:  # workers elsewhere check their own (grader.cluster.enlist)
+        why_not = sandbox.available()
+        if why_not:
+            print(
+                f"error: the learners' code cannot be sandboxed on this machine: {why_not}. Install "
+                "bubblewrap (`make sandbox`), or grade trusted notebooks only with --no-sandbox.",
+                file=sys.stderr,
+            )
+            return 2
     out.mkdir(parents=True, exist_ok=True)
     secret = read_secret(Path(options.secret_file) if options.secret_file else out / "secret.key")
     limits = sandbox.Limits(
@@ -370,49 +450,24 @@ def main(argv: list[str] | None = None) -> int:
         cell_seconds=options.cell_timeout,
         notebook_seconds=options.notebook_timeout,
     )
-    # Workers elsewhere check their own bubblewrap; on this machine, it is checked here.
-    why_not = "disabled (--no-sandbox)" if options.no_sandbox else sandbox.available()
-    state_path = out / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    for name in ("learners", "results", "executed"):
-        state.setdefault(name, {})
-
     learners, tasks, unrecognised = discover(submissions)
-    for learner in learners:
-        state["learners"].setdefault(learner, {"student_id": student_id(learner)})
+    todo: list[Submission] = []
     for task in tasks:
-        task.digest = cache_key(task, limits, sources, secret)
-        key = f"{task.student_id}/{task.part}"
-        previous = state["results"].get(key)
-        if previous and previous.get("digest") == task.digest and not options.force:
-            task.status = "skipped"
-    todo = [t for t in tasks if t.status == "pending"]
+        task.digest = cache_key(task, limits, sources, secret, sandboxed)
+        kept = records.load(out, task.student_id, task.part)
+        if options.force or kept is None or kept.digest != task.digest or not kept.final:
+            todo.append(task)
     jobs: dict[str, cluster.Job] = {}
-    to_run, resumed = [], 0
+    to_run = []
     for task in todo:
-        key = f"{task.student_id}/{task.part}"
-        earlier = state["executed"].get(key)
-        if (
-            earlier
-            and earlier["digest"] == task.digest
-            and not options.force
-            and (earlier["status"] != "graded" or executed_path(out, task).exists())
-        ):  # executed by an interrupted run: only phase 2 is left
-            task.status, task.reason = earlier["status"], earlier["reason"]
-            task.timed_out_cells, task.seconds = earlier["timed_out_cells"], earlier["seconds"]
-            resumed += 1
-            continue
-        job_or_none = job(task, limits, not why_not, sources, secret)
-        if job_or_none is not None:
-            jobs[key] = job_or_none
+        made = job(task, limits, sandboxed, sources, secret)
+        if isinstance(made, records.Record):  # not a notebook of this part: its record is made here
+            records.save(out, made)
+        else:
+            jobs[f"{task.student_id}/{task.part}"] = made
             to_run.append(task)
     # Longest first (later parts train more), so that the last notebook still running is a short one.
     to_run.sort(key=lambda t: t.part, reverse=True)
-    if resumed:
-        print(
-            f"{resumed} notebook(s) executed by an earlier, interrupted run: not executed again",
-            file=sys.stderr,
-        )
 
     started = time.perf_counter()
     if to_run and not options.scheduler:
@@ -423,30 +478,19 @@ def main(argv: list[str] | None = None) -> int:
         except helper.DataNotFoundError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-    started_phase_one = time.perf_counter()
+    started_grading = time.perf_counter()
     if to_run:
         try:
-            phase_one(to_run, jobs, options, out, state)
+            grade_on_dask(to_run, jobs, options, out, sandboxed)
         except cluster.SchedulerUnreachable as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-    executed = time.perf_counter()
-    phase_two(todo, out, sources)
+    graded = time.perf_counter()
+    report = merge(out, learners, tasks, unrecognised, sources, len(todo))
     print(
-        f"prepared in {started_phase_one - started:.0f} s, executed in {executed - started_phase_one:.0f} s, "
-        f"scored in {time.perf_counter() - executed:.0f} s",
+        f"prepared in {started_grading - started:.0f} s, graded in {graded - started_grading:.0f} s, "
+        f"merged in {time.perf_counter() - graded:.1f} s",
         file=sys.stderr,
     )
-    for task in todo:
-        state["results"][f"{task.student_id}/{task.part}"] = {
-            "digest": task.digest,
-            "status": task.status,
-            "reason": task.reason,
-            "score": task.score,
-            "timed_out_cells": task.timed_out_cells,
-            "seconds": round(task.seconds, 1),
-        }
-    save(state, state_path)
-    protections = reports.protections(limits, why_not)
-    print(reports.write(out, state, tasks, unrecognised, protections, sources))
+    print(report)
     return 0

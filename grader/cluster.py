@@ -16,9 +16,11 @@ own (``python -m grader.execution``), the notebook's kernel in the sandbox, exac
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import functools
 import hashlib
+import io
 import json
 import os
 import platform
@@ -31,15 +33,36 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
+import nbformat
+from distributed.diagnostics.plugin import WorkerPlugin
+
 import course
-from grader import sandbox
+from grader import cells, records, sandbox, scoring
 
 GRADER = Path(__file__).resolve().parent
-PACKAGES = ("torch", "torchvision", "nbgrader", "nbclient", "nbconvert", "ipykernel", "numpy")
+# The modules of the grader whose code decides a record (grading_version), and the packages that do.
+RECORD_MODULES = ("cells.py", "execution.py", "feedback.py", "sandbox.py", "scoring.py", "verdicts.py")
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "safetensors",
+    "matplotlib",
+    "nbgrader",
+    "nbclient",
+    "nbconvert",
+    "nbformat",
+    "ipykernel",
+    "ipython",
+    "jupyter_client",
+    "pyzmq",
+    "traitlets",
+    "bleach",
+)
 ALLOWED_FAILURES = 2  # workers a task may take down with it before it is recorded as an error
 
 
@@ -47,12 +70,18 @@ class StaleWorker(RuntimeError):
     """This worker runs another version of the course than the instructor's."""
 
 
+class NoSandbox(RuntimeError):
+    """This worker was sent a notebook to sandbox and cannot."""
+
+
 @dataclass(frozen=True)
 class Job:
     """One learner's notebook of one part, as it travels to a worker."""
 
+    learner: str
     student_id: str
     part: str
+    digest: str  # the record's cache key (grader.cli.cache_key)
     submission: bytes  # the notebook as nbgrader should see it (foreign nbgrader cells already stripped)
     source: bytes  # the part's exercise source: check cells, no solution
     limits: sandbox.Limits
@@ -61,27 +90,27 @@ class Job:
     secret: str  # the seed of the checks' hidden inputs (grader.execution.seed)
 
 
-@dataclass
-class Result:
-    status: str  # graded | timed out | error
-    reason: str = ""
-    timed_out_cells: list[int] = field(default_factory=list)
-    seconds: float = 0.0
-    executed: bytes | None = None  # the executed notebook, when graded
-    log: str = ""
-    worker: str = ""
-    verdicts: dict | None = None  # each check's verdict: {"passed": bool, "message": str}
+@functools.cache
+def course_version() -> str:
+    """What a worker must share with the instructor's client: all of the grader's code, the course's modules,
+    Python and the packages (a worker that differs in any of them is refused)."""
+    digest = hashlib.sha256(grading_version().encode())
+    for path in sorted(GRADER.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 @functools.cache
-def course_version() -> str:
-    """What a grade depends on besides the submission and the part's source: the grader's code, the course's
-    modules, Python and the packages that execute and score a notebook."""
+def grading_version() -> str:
+    """What a record depends on besides the submission, the part's source, the limits and the secret (the
+    cache key, grader.cli.cache_key): the modules that execute, judge and score a notebook (not the grader's
+    client, merge or reports), the course's own modules, the pinned requirements, and the versions of Python
+    and of the packages that run a kernel, talk to it and score it."""
     digest = hashlib.sha256()
-    files = sorted(GRADER.glob("*.py")) + sorted((course.ROOT / "checks").glob("*.py"))
-    files += [course.ROOT / n for n in ("helper.py", "course.py", "efficientnet_lite.py")]
+    files = [GRADER / name for name in RECORD_MODULES] + sorted((course.ROOT / "checks").glob("*.py"))
+    files += [course.ROOT / n for n in ("helper.py", "course.py", "efficientnet_lite.py", "requirements.txt")]
     for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"(missing)"))
     for name in PACKAGES:
         digest.update(f"{name}=={metadata.version(name)}".encode())
     digest.update(platform.python_version().encode())
@@ -96,15 +125,21 @@ def worker_version() -> tuple[str, str, str]:
 
 # ------------------------------------------------------------------------------------------- on a worker
 def _work_folder() -> Path:
-    """This worker's own folder (``dask worker --local-directory``), or a temporary one outside Dask."""
+    """This worker's own folder (``dask worker --local-directory``), or a private one of this process's
+    outside Dask (never a shared one in /tmp)."""
     try:
         from distributed import get_worker
 
         folder = Path(get_worker().local_directory) / "course-grader"
     except ValueError:  # not inside a Dask worker
-        folder = Path(tempfile.gettempdir()) / f"course-grader-{os.getuid()}"
+        folder = _private_folder()
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@functools.cache
+def _private_folder() -> Path:
+    return Path(tempfile.mkdtemp(prefix="course-grader-"))
 
 
 @contextlib.contextmanager
@@ -119,28 +154,55 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# As root, the locks of the sandboxes' uids: machine-wide (every worker of the machine), in a folder that only
+# root can write, made by the grader itself; never one in /tmp that another user could have made first.
+UID_LOCKS = Path("/run/intro-pytorch-grader-uids")
+
+
+def trusted_folder(path: Path) -> int:
+    """``path`` as a folder only root can touch, made if missing and opened without following a link; its
+    file descriptor. A link there, or a folder another user owns or may write, stops the grader."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as error:
+        raise RuntimeError(f"{path} is not a folder the grader made (a link, or a file): {error}") from None
+    info = os.fstat(fd)
+    if info.st_uid != 0 or info.st_mode & 0o077:
+        os.close(fd)
+        raise RuntimeError(
+            f"{path} is owned by uid {info.st_uid} with mode {info.st_mode & 0o777:o}: the grader trusts "
+            "only a folder of root's that nobody else may write; remove it and grade again"
+        )
+    return fd
+
+
 @contextlib.contextmanager
-def _sandbox_uid() -> Iterator[int | None]:
+def _sandbox_uid(locks: Path = UID_LOCKS) -> Iterator[int | None]:
     """As root, a uid of its own for this sandbox, free on this whole machine (one per running notebook,
     whichever worker runs it); otherwise None (the caller's uid, in a user namespace)."""
     if os.geteuid() != 0:
         yield None
         return
-    folder = Path(tempfile.gettempdir()) / "course-grader-uids"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    for offset in range(4096):
-        handle = open(folder / str(sandbox.FIRST_UID + offset), "a")  # noqa: SIM115 (held while in use)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            continue
-        try:
-            yield sandbox.FIRST_UID + offset
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            handle.close()
-        return
+    folder = trusted_folder(locks)
+    try:
+        for offset in range(4096):
+            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+            handle = os.open(str(sandbox.FIRST_UID + offset), flags, 0o600, dir_fd=folder)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(handle)
+                continue
+            try:
+                yield sandbox.FIRST_UID + offset
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                os.close(handle)
+            return
+    finally:
+        os.close(folder)
     raise RuntimeError("4096 sandboxes are running on this machine: no uid left for another")
 
 
@@ -150,8 +212,6 @@ _templates = threading.Lock()
 def _template(part: str, source: bytes) -> Path:
     """The part's exercise source in a gradebook, generated once per worker and source: each task's scratch
     course starts from a copy."""
-    from grader import scoring
-
     folder = _work_folder() / "templates" / f"{part}-{hashlib.sha256(source).hexdigest()[:16]}"
     with _templates, _file_lock(folder.with_suffix(".lock")):
         if not (folder / "gradebook.db").exists():
@@ -199,10 +259,11 @@ def prepare(part: str) -> None:
         helper.prepare_data(course.datasets_for({part}))
 
 
-def run_job(job: Job) -> Result:
-    """Phase 1 of one notebook, on whichever machine runs this: a scratch course, then nbgrader in a process
-    of its own, the kernel in the sandbox."""
-    from grader import execution
+def run_job(job: Job) -> records.Record:
+    """One learner's notebook of one part, graded whole on whichever machine runs this: executed in a
+    scratch course (nbgrader in a process of its own, the kernel in the sandbox), judged, scored and rendered
+    as feedback; returned as its record."""
+    from grader import execution, verdicts  # verdicts imports torch: the instructor's side never needs it
 
     where = f"{socket.gethostname()}:{course.ROOT}"
     if job.version != course_version():
@@ -210,23 +271,46 @@ def run_job(job: Job) -> Result:
             f"the worker at {where} runs course version {course_version()[:12]}, the instructor's is "
             f"{job.version[:12]}: update its checkout and environment (git pull && make env) and restart it"
         )
+    why_not = sandbox.available() if job.sandboxed else ""
+    if why_not:  # fails closed: no learner's code runs here without the sandbox it was sent to
+        raise NoSandbox(f"the worker at {where} cannot sandbox learners' code: {why_not}")
     # nbgrader runs `alembic` from PATH: the course environment's tools first, however the worker started
     bin_folder = str(Path(sys.executable).parent)
     if os.environ.get("PATH", "").split(os.pathsep)[0] != bin_folder:
         os.environ["PATH"] = f"{bin_folder}{os.pathsep}{os.environ.get('PATH', '')}"
-    prepare(job.part)
-    readonly, environment = _environment()
-    from grader import verdicts
-
-    requests, inputs = verdicts.prepare(job.part, job.secret, _work_folder() / "requests", job.sandboxed)
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):  # into the record, not a terminal
+        prepare(job.part)
+        readonly, environment = _environment()
+        requests, inputs = verdicts.prepare(job.part, job.secret, _work_folder() / "requests", job.sandboxed)
+    record = records.Record(
+        job.learner,
+        job.student_id,
+        job.part,
+        job.digest,
+        "error",
+        version=job.version,
+        limits=asdict(job.limits),
+        protections=sandbox.protections(job.limits, job.sandboxed),
+        worker=where,
+        graded_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    )
+    source = nbformat.reads(job.source.decode(), as_version=4)
+    points = {
+        cells.grade_id(c): float(c.metadata["nbgrader"].get("points", 0))
+        for c in source.cells
+        if cells.is_check(c)
+    }
+    record.max_score = sum(points.values())
     root = Path(tempfile.mkdtemp(prefix="course-", dir=_work_folder()))
+    start = time.perf_counter()
     try:
         template = _template(job.part, job.source)
         shutil.copytree(template / "source", root / "source")
         shutil.copyfile(template / "gradebook.db", root / "gradebook.db")
-        submitted = root / "submitted" / job.student_id / job.part
-        submitted.mkdir(parents=True)
-        (submitted / f"{job.part}.ipynb").write_bytes(job.submission)
+        submitted = scoring.path(root, "submitted", job.student_id, job.part)
+        submitted.parent.mkdir(parents=True)
+        submitted.write_bytes(job.submission)
         with _sandbox_uid() as uid:
             task = execution.Task(
                 job.student_id,
@@ -242,26 +326,58 @@ def run_job(job: Job) -> Result:
                 verdicts.plan(job.part),
                 str(requests),
             )
-            result = _execute(task, root, job.limits.notebook_seconds)
-        result.worker = where
-        executed = root / "autograded" / job.student_id / job.part / f"{job.part}.ipynb"
-        if result.status == "graded":
-            # Every process of the sandbox is gone: the answers are judged here, the verdicts written.
-            record = json.loads((root / "answers.json").read_text())
-            judged = verdicts.judge(job.part, inputs, record)
+            executed = _execute(task, root, job.limits.notebook_seconds, record)
+        log.write(record.log)
+        record.log = log.getvalue()
+        if executed:
+            # Every process of the sandbox is gone: the answers are judged here, the verdicts written, and
+            # nbgrader scores them (without executing anything) and renders the feedback.
+            answers = json.loads((root / "answers.json").read_text())
+            judged = verdicts.judge(job.part, inputs, answers)
             verdicts.write(executed, job.part, judged, job.source)
-            result.verdicts = {k: {"passed": v.passed, "message": v.message} for k, v in judged.items()}
-            result.executed = executed.read_bytes()
-        return result
+            shutil.copyfile(executed, submitted)
+            scored = scoring.score(root, job.part, job.student_id)
+            record.log += scored.log
+            if scored.score is None:
+                record.status, record.reason = "error", scored.error
+            else:
+                record.score, record.max_score = scored.score, scored.max_score
+                record.grades, record.comments = scored.grades, scored.comments
+                record.reason = "; ".join(r for r in (record.reason, scored.feedback_error) if r)
+                record.notebook = scoring.path(root, "autograded", job.student_id, job.part).read_bytes()
+                page = scoring.path(root, "feedback", job.student_id, job.part, ".html")
+                record.feedback = page.read_bytes() if page.exists() else None
+            for grade_id, maximum in points.items():
+                verdict = judged.get(grade_id)
+                message = verdict.message if verdict else "not run: this check is not in the grader's checks"
+                record.checks[grade_id] = {
+                    "points": float(record.grades.get(grade_id) or 0.0),
+                    "max_points": maximum,
+                    "passed": bool(verdict and verdict.passed),
+                    "reached": not message.startswith("not run"),
+                    "message": message,
+                }
+        else:
+            for grade_id, maximum in points.items():
+                record.checks[grade_id] = {
+                    "points": 0.0,
+                    "max_points": maximum,
+                    "passed": False,
+                    "reached": False,
+                    "message": f"not run: {record.reason}",
+                }
+        record.seconds = round(time.perf_counter() - start, 1)
+        return record
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _execute(task, root: Path, notebook_seconds: int) -> Result:
+def _execute(task, root: Path, notebook_seconds: int, record: records.Record) -> Path | None:
+    """The grading process (``python -m grader.execution``) on the task; the executed notebook, or None (and
+    the record says why)."""
     (root / "task.json").write_text(json.dumps(asdict(task)))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("MPLBACKEND", None)  # kernels draw inline, so the feedback shows the learner's figures
-    start = time.perf_counter()
     process = subprocess.Popen(
         _dies_with_worker([sys.executable, "-m", "grader.execution", str(root / "task.json")]),
         cwd=course.ROOT,
@@ -275,25 +391,27 @@ def _execute(task, root: Path, notebook_seconds: int) -> Result:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)  # the kernel's sandbox dies with its parent
         log, _ = process.communicate()
-        seconds = time.perf_counter() - start
-        text = (log or b"").decode(errors="replace")
-        return Result("timed out", f"the notebook ran over {notebook_seconds} s", [], seconds, None, text)
-    seconds = time.perf_counter() - start
+        record.log = (log or b"").decode(errors="replace")
+        record.status, record.reason = "timed out", f"the notebook ran over {notebook_seconds} s"
+        return None
     text = (log or b"").decode(errors="replace")
     if (root / "autograde.log").exists():
         text += (root / "autograde.log").read_text(errors="replace")
+    record.log = text
     outcome_file = root / "result.json"
     if not outcome_file.exists():
         last = next((line for line in reversed(text.strip().splitlines()) if line.strip()), "no output")
-        return Result("error", f"the grader's process failed: {last[:300]}", [], seconds, None, text)
+        record.status, record.reason = "error", f"the grader's process failed: {last[:300]}"
+        return None
     outcome = json.loads(outcome_file.read_text())
-    reason = outcome["reason"]
+    record.status, record.reason = outcome["status"], outcome["reason"]
+    record.timed_out_cells = outcome.get("timed_out_cells") or []
     if outcome.get("kernel_died") is not None:
         cell = outcome["kernel_died"] + 1
-        reason = f"the kernel died in cell {cell} of the notebook; the checks after it did not run"
-    result = Result(outcome["status"], reason, outcome.get("timed_out_cells") or [], seconds, None, text)
-    result.verdicts = outcome.get("verdicts")
-    return result
+        record.reason = f"the kernel died in cell {cell} of the notebook; the checks after it did not run"
+    if record.status != "graded":
+        return None
+    return scoring.path(root, "autograded", task.student_id, task.part)
 
 
 # ------------------------------------------------------------------------------------------- the client
@@ -350,26 +468,75 @@ def client(scheduler: str | None, jobs: int, folder: Path) -> Iterator:
             yield remote
 
 
-def usable_workers(
+def resource_name(version: str, sandboxed: bool) -> str:
+    """The Dask resource that marks a worker able to grade for this course version (and sandbox)."""
+    return f"intro-pytorch-grader-{version[:16]}" + ("-sandboxed" if sandboxed else "")
+
+
+def _can_grade(version: str, sandboxed: bool) -> str:
+    """'' when this worker grades for ``version`` (and sandboxes, when asked to), else why not."""
+    if course_version() != version:
+        return (
+            f"it runs course version {course_version()[:12]} at {socket.gethostname()}:{course.ROOT}, the "
+            f"instructor's is {version[:12]}: update its checkout and environment (git pull && make env) "
+            "and restart it"
+        )
+    why_not = sandbox.available() if sandboxed else ""
+    return (
+        f"it cannot sandbox learners' code at {socket.gethostname()}:{course.ROOT}: {why_not}"
+        if why_not
+        else ""
+    )
+
+
+class Enlist(WorkerPlugin):
+    """A Dask worker plugin: each worker checks for itself that it runs the instructor's course version (and
+    can sandbox, unless --no-sandbox), and only then takes the resource that every grading task requires.
+    Dask sets it up on every worker of the cluster, on those that join later and on those a nanny restarts,
+    so tasks go to whichever workers qualify, wherever they are."""
+
+    def __init__(self, version: str, sandboxed: bool) -> None:
+        self.version, self.sandboxed = version, sandboxed
+        self.name = resource_name(version, sandboxed)
+
+    async def setup(self, worker) -> None:
+        try:
+            why_not = _can_grade(self.version, self.sandboxed)
+        except Exception as error:  # a worker plugin that raises would stop the instructor's whole run
+            why_not = f"it could not check itself: {type(error).__name__}: {error}"
+        if why_not:
+            import logging
+
+            logging.getLogger("distributed.worker").warning("not grading for this course: %s", why_not)
+            return
+        await worker.set_resources(**{self.name: 1})
+
+
+def enlist(
     dask_client, version: str, sandboxed: bool, wait_seconds: float = 60
-) -> tuple[list[str], dict[str, str]]:
-    """The workers that run this course version (and can sandbox, when asked to), and why each other one is
-    refused."""
-    deadline = time.monotonic() + wait_seconds
-    while not dask_client.scheduler_info()["workers"] and time.monotonic() < deadline:
-        time.sleep(0.5)  # a scheduler started a moment ago: its workers are still joining
-    answers = dask_client.run(worker_version, on_error="return")
-    usable, refused = [], {}
-    for address, answer in sorted(answers.items()):
+) -> tuple[str, dict[str, str]]:
+    """The resource that the grading tasks require, once the workers that qualify have taken it, and why
+    each other worker was refused. Stops the run (SchedulerUnreachable) when no worker qualifies."""
+    plugin = Enlist(version, sandboxed)
+    try:
+        dask_client.wait_for_workers(1, timeout=wait_seconds)
+    except TimeoutError:
+        raise SchedulerUnreachable(f"no Dask worker joined the scheduler in {wait_seconds:g} s") from None
+    refused = {}
+    for address, answer in sorted(dask_client.run(_can_grade, version, sandboxed, on_error="return").items()):
         if isinstance(answer, BaseException):
             refused[address] = f"it could not report its course version: {type(answer).__name__}: {answer}"
-        elif answer[0] != version:
-            refused[address] = (
-                f"it runs course version {answer[0][:12]} at {answer[1]}, the instructor's is "
-                f"{version[:12]}: update its checkout and environment (git pull && make env) and restart it"
-            )
-        elif sandboxed and answer[2]:
-            refused[address] = f"it cannot sandbox learners' code at {answer[1]}: {answer[2]}"
-        else:
-            usable.append(address)
-    return usable, refused
+        elif answer:
+            refused[address] = answer
+    try:
+        dask_client.register_plugin(plugin, name=plugin.name)
+    except Exception as error:  # a worker that cannot even load the plugin: another environment
+        refused["(some worker)"] = f"it could not load the grader's plugin: {type(error).__name__}: {error}"
+    workers = dask_client.scheduler_info()["workers"].values()
+    if not any(plugin.name in w.get("resources", {}) for w in workers):
+        raise SchedulerUnreachable(
+            f"no worker of the scheduler can grade for this course version ({version[:12]}"
+            f"{', sandboxed' if sandboxed else ''}): start workers from this checkout and environment, with "
+            "bubblewrap (README: Scaling out)"
+        )
+    return plugin.name, refused

@@ -37,13 +37,14 @@ from pathlib import Path
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
 from nbconvert.preprocessors import Preprocessor
-from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Dict, Int, List, Unicode
 from traitlets.config import Config
 
 from checks import MIME  # the package alone: this process never imports torch
+from grader import scoring
+from grader.cells import error_output
 from grader.sandbox import Limits, Sandbox
 
 TICK = "✓"
@@ -146,15 +147,6 @@ class SandboxedExecute(Execute):
             )
             resources.setdefault("course", {})["kernel_died"] = self._running
             return nb, resources
-
-
-def error_output(name: str, value: str) -> NotebookNode:
-    return NotebookNode(output_type="error", ename=name, evalue=value, traceback=[f"{name}: {value}"])
-
-
-def is_check(cell: NotebookNode) -> bool:
-    meta = cell.metadata.get("nbgrader", {})
-    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 class AskingExecute(SandboxedExecute):
@@ -324,8 +316,6 @@ class Outcome:
 def autograde_config(task: Task, scratch: Path) -> Config:
     """Phase 2's configuration (grader.scoring), with execution in front: nbgrader's own sanitizing
     (outputs cleared, checks restored), then the sandboxed run, the ✓ rule and the output caps."""
-    from grader import scoring  # imported here: scoring → feedback → this module
-
     c = scoring.config(Path(task.course_root))
     del c.Autograde["sanitize_preprocessors"]  # phase 1 starts from a learner's notebook: nbgrader's defaults
     c.Autograde.autograde_preprocessors = [AskingExecute, CapOutputs, *c.Autograde.autograde_preprocessors]

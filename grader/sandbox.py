@@ -172,3 +172,22 @@ def available() -> str:
     finally:
         remove_scratch(scratch)
     return ""
+
+
+def protections(limits: Limits, sandboxed: bool) -> dict[str, str]:
+    """What protected one notebook, in words: for its record and the class's summary."""
+    if os.geteuid() == 0:
+        who = "a uid of its own, no capabilities"
+        processes = f", at most {limits.processes} processes"
+    else:
+        who = "your uid in a user namespace, no capabilities"
+        processes = ""
+    return {
+        "time limits": f"{limits.cell_seconds} s per cell, {limits.notebook_seconds} s per notebook",
+        "memory limit": f"{limits.memory_bytes / 2**30:g} GiB address space per process{processes}",
+        "sandbox": f"on (bubblewrap: {who}; reads only the environment and the data)"
+        if sandboxed
+        else "OFF (--no-sandbox: the learners' code ran as the grader, with its files and network)",
+        "network": "off (own network namespace)" if sandboxed else "NOT blocked (--no-sandbox)",
+        "verdicts": "judged by the grader outside the kernel, on hidden inputs drawn from its secret",
+    }

@@ -1,22 +1,28 @@
-"""Phase 2, trusted, in OUT/course: one gradebook for the class, feedback pages, scores.
+"""Scores with nbgrader, trusted: on the worker, each notebook's; on the instructor's side, the gradebook.
 
-The notebooks executed in phase 1 are autograded again by nbgrader *without executing them* (Execute and
-ClearOutput are not in its preprocessor lists): nbgrader restores the check cells' source from the part's
-source and scores their outputs, which phase 1 made the judges' verdicts and nothing else (a ✓ line: the
-points; an error: none). Then it writes each learner's feedback (HTML sanitized). Driven through nbgrader's
-Python API; a feedback page that cannot be made is recorded with its error and never changes a score.
+On the worker (:func:`score`), in the notebook's scratch course: the notebook executed and judged there is
+autograded again by nbgrader *without executing it* (Execute and ClearOutput are not in its preprocessor
+lists): nbgrader restores the check cells' source from the part's source and scores their outputs, which the
+worker made the judges' verdicts and nothing else (a ✓ line: the points; an error: none). Then it writes the
+learner's feedback (HTML sanitized). A feedback page that cannot be made is recorded with its error and never
+changes a score.
+
+On the instructor's side (:func:`merge`), in OUT/course: the records' grades and comments into the class's
+gradebook, through nbgrader's API, so that formgrader opens it as one it made itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbconvert.preprocessors.sanitize import SanitizeHTML
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps import NbGraderAPI
+from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
@@ -39,9 +45,12 @@ from grader.feedback import EscapeMarkers, HideTestDetails
 @dataclass
 class Scored:
     score: float | None = None  # None: nbgrader could not score it
+    max_score: float = 0.0
     error: str = ""  # why it could not be scored
     feedback_error: str = ""  # why its feedback page could not be made (the score stands)
     log: str = ""
+    grades: dict[str, float | None] = field(default_factory=dict)  # grade cell → nbgrader's auto_score
+    comments: dict[str, str | None] = field(default_factory=dict)  # answer cell → nbgrader's auto_comment
 
 
 # nbgrader's gradebook code trips SQLAlchemy's session warnings when driven in-process; nothing to act on.
@@ -103,12 +112,54 @@ def score(root: Path, part: str, student_id: str) -> Scored:
         return scored
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course.COURSE_ID) as gb:
         try:
-            scored.score = float(gb.find_submission(part, student_id).score)
+            submission = gb.find_submission(part, student_id)
         except MissingEntry:
             scored.error = "nbgrader recorded no score"
             return scored
+        scored.score, scored.max_score = float(submission.score), float(submission.max_score)
+        for notebook in submission.notebooks:
+            scored.grades.update({g.name: g.auto_score for g in notebook.grades})
+            scored.comments.update({c.name: c.auto_comment for c in notebook.comments})
     result = api.generate_feedback(part, student_id, force=True)
     scored.log += result.get("log", "")
     if not result["success"]:
         scored.feedback_error = f"no feedback page: {last_line(result.get('error', ''))}"
     return scored
+
+
+def path(root: Path, step: str, student_id: str, part: str, suffix: str = ".ipynb") -> Path:
+    """A learner's file of a part at one of nbgrader's steps (submitted, autograded, feedback), laid out as
+    nbgrader lays it out."""
+    layout = CourseDirectory(root=str(root))
+    return Path(layout.format_path(step, student_id, part)) / f"{part}{suffix}"
+
+
+def merge(root: Path, records: list, removed: list[tuple[str, str]]) -> None:
+    """The records' grades and comments into the class's gradebook (``root/gradebook.db``), and the
+    submissions of ``removed`` (student_id, part) out of it. Each record's submission is made as nbgrader's
+    autograde makes one (every grade and comment of the part), then given the record's auto scores and
+    comments; a grade an instructor gave by hand in formgrader is kept, and marked for review, as nbgrader
+    does."""
+    from sqlalchemy import text
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course.COURSE_ID) as gb:
+        gb.db.execute(text("PRAGMA synchronous = OFF"))  # one file, rebuilt from the records if lost
+        for student_id, part in removed:
+            with contextlib.suppress(MissingEntry):
+                gb.remove_submission(part, student_id)
+        known = {s.id for s in gb.students}
+        for record in records:
+            if record.student_id not in known:
+                gb.add_student(record.student_id)
+                known.add(record.student_id)
+            try:
+                submission = gb.find_submission(record.part, record.student_id)
+            except MissingEntry:
+                submission = gb.add_submission(record.part, record.student_id)
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    grade.auto_score = record.grades.get(grade.name, 0.0)
+                    grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
+                for comment in notebook.comments:
+                    comment.auto_comment = record.comments.get(comment.name)
+        gb.db.commit()

@@ -26,7 +26,7 @@ from nbformat.v4 import new_code_cell
 import checks
 from checks import data, wire
 from checks.core import Check, Inputs, Verdict
-from grader.execution import error_output
+from grader.cells import error_output
 
 MISSING = "# This check cell was missing from the notebook: the grader put it back and judged your answers."
 

@@ -1,18 +1,19 @@
-"""Grading on Dask: a real scheduler and real workers, started here on 127.0.0.1 as separate processes, each
-worker in a folder of its own; the same small class graded on the embedded default cluster.
+"""Grading on Dask: a real scheduler and real workers (each under its nanny), started here on 127.0.0.1 as
+separate processes, each worker in a folder of its own; the same small class graded on the embedded default
+cluster.
 
 A small class (Parts 1 and 2): a correct learner, a wrong answer and a hostile notebook that tries to reach
 the scheduler and kills every process it can see (an infinite loop is graded with the class of bad
-submissions, tests/test_grading.py). Through the scheduler, with one worker killed in the middle and a stale
-worker (another course version) in the cluster; on the embedded cluster, with the grading run itself killed
-in the middle and run again (it resumes). Both must give the same grades.csv.
+submissions, tests/test_grading.py). Through the scheduler, with one worker killed in the middle (its nanny
+restarts it, on another port) and a stale worker (another course version) in the cluster; on the embedded
+cluster, with the grading run itself killed in the middle and run again (it resumes). Both must give the same
+grades.csv.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import os
 import shutil
 import signal
@@ -92,6 +93,7 @@ def _grade_command(root: Path, out: Path, *options: str) -> list[str]:
         str(CELL_SECONDS),
         "--notebook-timeout",
         "600",
+        *([] if SANDBOX else ["--no-sandbox"]),  # the grader fails closed without bubblewrap
         *options,
     ]
 
@@ -109,10 +111,25 @@ def _scores(out: Path) -> dict[tuple[str, str], tuple[str, str]]:
 
 
 def _executed(out: Path) -> int:
-    try:
-        return len(json.loads((out / "state.json").read_text())["executed"])
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
-        return 0
+    """The records stored so far: one per notebook graded."""
+    return len(list(out.glob("records/*/*/record.json")))
+
+
+def _pgrep_children(pid: int) -> list[str]:
+    return ["pgrep", "-P", str(pid)]
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process started, directly or not, by ``pid``."""
+    found, todo = set(), [pid]
+    while todo:
+        children = subprocess.run(
+            _pgrep_children(todo.pop()), check=False, capture_output=True, text=True
+        ).stdout
+        for child in map(int, children.split()):
+            found.add(child)
+            todo.append(child)
+    return found
 
 
 def _wait_for(condition, seconds: float, what: str) -> None:
@@ -152,8 +169,9 @@ def _start(command: list[str], cwd: Path, log: Path, env: dict | None = None) ->
 def _stale_checkout(folder: Path) -> Path:
     """The course's modules and grader, one comment changed: another course version."""
     folder.mkdir()
-    for name in ("course.py", "helper.py", "efficientnet_lite.py"):
+    for name in ("course.py", "helper.py", "efficientnet_lite.py", "requirements.txt"):
         shutil.copy(REPO / name, folder / name)
+    shutil.copytree(REPO / "checks", folder / "checks", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "grader", folder / "grader", ignore=shutil.ignore_patterns("__pycache__"))
     scoring = folder / "grader" / "scoring.py"
     scoring.write_text(scoring.read_text() + "\n# last term's grader\n")
@@ -184,7 +202,8 @@ def graded(tmp_path_factory):
                 base / "scheduler.log",
             )
         )
-        worker = [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"]
+        worker = [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--memory-limit", "0"]
+        worker += ["--no-dashboard"]
         for name in ("one", "two"):
             folder = base / f"worker-{name}"
             command = [*worker, "--name", name, "--local-directory", str(folder)]
@@ -202,13 +221,20 @@ def graded(tmp_path_factory):
             text=True,
         )
         _wait_for(lambda: _executed(out) >= 1 or client.poll() is not None, 600, "a first notebook")
-        processes[1].send_signal(signal.SIGKILL)
+        # Worker one's worker process killed (not its nanny, which starts another), with all it was running.
+        nanny = processes[1].pid
+        children = subprocess.run(_pgrep_children(nanny), check=False, capture_output=True, text=True)
+        children = children.stdout.split()
+        worker_process = next(  # the nanny's worker (multiprocessing's spawn; not its resource tracker)
+            int(p) for p in children if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()
+        )
+        doomed = _descendants(worker_process) | {worker_process}
+        os.kill(worker_process, signal.SIGKILL)
         killed_during = client.poll() is None
         log, _ = client.communicate(timeout=900)
         assert client.returncode == 0, log[-4000:]
-        orphans = subprocess.run(
-            ["pgrep", "-f", str(base / "worker-one")], check=False, capture_output=True, text=True
-        ).stdout
+        orphans = sorted(pid for pid in doomed if Path(f"/proc/{pid}").exists())
+        restarted = _descendants(nanny) - doomed
 
         # Embedded (the default), its own run killed once a notebook is in, then run again: it resumes.
         local = base / "embedded"
@@ -237,6 +263,7 @@ def graded(tmp_path_factory):
             "log": log,
             "killed during": killed_during,
             "orphans": orphans,
+            "restarted": restarted,
             "local": local,
             "interrupted": interrupted,
             "executed before": executed_before,
@@ -260,9 +287,8 @@ def test_the_scheduler_grades_every_submission_once_despite_a_killed_worker(grad
         for part, score in parts.items()
     }
     assert scores == expected, graded["log"][-3000:]
-    assert not graded["orphans"].strip(), (
-        f"grading processes outlived their killed worker: {graded['orphans']}"
-    )
+    assert not graded["orphans"], f"grading processes outlived their killed worker: {graded['orphans']}"
+    assert graded["restarted"], "the nanny did not start the killed worker again"
 
 
 def test_a_stale_worker_is_refused_with_the_reason(graded):
@@ -272,15 +298,18 @@ def test_a_stale_worker_is_refused_with_the_reason(graded):
 
 def test_the_embedded_cluster_gives_the_same_grades_and_resumes(graded):
     assert graded["interrupted"] and graded["executed before"] >= 2, "the embedded run was not interrupted"
+    notebooks = sum(len(parts) for parts in graded["expected"].values())
+    left = notebooks - graded["executed before"]
     assert (
-        f"{graded['executed before']} notebook(s) executed by an earlier, interrupted run" in graded["again"]
+        f"this run executed {left} notebook(s) ({graded['executed before']} unchanged, kept)"
+        in graded["again"]
     )
     assert _scores(graded["local"]) == _scores(graded["out"])
 
 
 @pytest.mark.skipif(not SANDBOX, reason="bubblewrap is not installed: the hostile notebook is left out")
 def test_the_hostile_notebook_reached_no_scheduler(graded):
-    executed = next(graded["out"].glob("work/hostile-*/01_tensors/autograded/*/01_tensors/01_tensors.ipynb"))
+    executed = next(graded["out"].glob("course/autograded/hostile-*/01_tensors/01_tensors.ipynb"))
     nb = nbformat.read(executed, as_version=4)
     printed = "".join(
         o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
@@ -293,11 +322,12 @@ def test_the_class_report_names_what_the_class_missed(graded):
     lines = summary.splitlines()
     hostile = int(SANDBOX)
     row = next(line for line in lines if line.strip().startswith("P1 test_two_layer"))
-    assert row.split()[2:7] == [str(1 + hostile), "/", "1", "/", "0"], row  # passed / failed / never reached
+    # passed / failed / never reached / not handed in
+    assert row.split()[2:9] == [str(1 + hostile), "/", "1", "/", "0", "/", "0"], row
     failure = lines[lines.index(row) + 1]
     assert "1 ×" in failure and "h: values differ" in failure, failure
     row = next(line for line in lines if line.strip().startswith("P1 test_numpy_bridge"))
-    assert row.split()[2:7] == ["2", "/", "0", "/", str(hostile)], row  # the hostile kernel died before it
+    assert row.split()[2:9] == ["2", "/", "0", "/", str(hostile), "/", "0"], row  # the hostile kernel died
     assert (graded["out"] / "class_report.png").stat().st_size > 10_000
 
 

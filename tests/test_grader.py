@@ -4,6 +4,7 @@ output caps and what feedback shows (the verdicts themselves: tests/test_judges.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_output
 
 import course
-from grader import cli, sandbox
+from grader import cli, cluster, sandbox
 from grader.execution import CapOutputs
 from grader.feedback import EscapeMarkers
 
@@ -68,18 +69,86 @@ def test_inside_the_sandbox_the_checkout_is_absent_and_only_the_scratch_is_writa
         sandbox.remove_scratch(scratch)
 
 
-def test_the_cache_key_covers_the_submission_the_part_the_limits_and_the_secret(tmp_path):
+def test_the_cache_key_covers_the_submission_the_part_the_limits_the_sandbox_and_the_secret(tmp_path):
     notebook = tmp_path / "01_tensors.ipynb"
     notebook.write_bytes(course.PARTS[0].exercise.read_bytes())
-    task = cli.Task("a", "a-1", course.PARTS[0].name, str(notebook))
+    task = cli.Submission("a", "a-1", course.PARTS[0].name, str(notebook))
     key = cli.cache_key(task, sandbox.Limits())
     assert key == cli.cache_key(task, sandbox.Limits())
     assert key != cli.cache_key(task, sandbox.Limits(cell_seconds=20))
-    other_part = cli.Task("a", "a-1", course.PARTS[1].name, str(notebook))  # other checks, same bytes
+    other_part = cli.Submission("a", "a-1", course.PARTS[1].name, str(notebook))  # other checks, same bytes
     assert key != cli.cache_key(other_part, sandbox.Limits())
     assert key != cli.cache_key(task, sandbox.Limits(), secret="another secret")  # other hidden inputs
+    assert key != cli.cache_key(task, sandbox.Limits(), sandboxed=False)  # a --no-sandbox result is not kept
     notebook.write_bytes(notebook.read_bytes() + b" ")
     assert key != cli.cache_key(task, sandbox.Limits())
+
+
+def test_the_cache_key_follows_what_grades_not_the_reports(tmp_path):
+    """A change to the report code keeps the records; one to the code that judges them does not (the
+    course version a worker must share covers both)."""
+    program = """
+import sys
+from pathlib import Path
+from grader import cluster
+cluster.GRADER = Path(sys.argv[1])
+print(cluster.grading_version(), cluster.course_version())
+"""
+    grader = tmp_path / "grader"
+    shutil.copytree(course.ROOT / "grader", grader, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def versions() -> list[str]:
+        command = [sys.executable, "-c", program, str(grader)]
+        return subprocess.run(
+            command, capture_output=True, text=True, check=True, cwd=course.ROOT
+        ).stdout.split()
+
+    before = versions()
+    (grader / "reports.py").write_text((grader / "reports.py").read_text() + "\n# a typo fixed\n")
+    after_reports = versions()
+    assert after_reports[0] == before[0] and after_reports[1] != before[1]
+    (grader / "verdicts.py").write_text((grader / "verdicts.py").read_text() + "\n# a judge changed\n")
+    assert versions()[0] != before[0]
+
+
+def test_without_bubblewrap_the_grader_stops_before_any_notebook_runs(tmp_path):
+    (tmp_path / "learner").mkdir()
+    shutil.copy(course.PARTS[0].solution, tmp_path / "learner")
+    environment = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # no bwrap on it
+    result = subprocess.run(
+        [sys.executable, "-m", "grader", str(tmp_path), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=course.ROOT,
+        env=environment,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot be sandboxed on this machine: bubblewrap is not installed" in result.stderr
+    assert "--no-sandbox" in result.stderr and not (tmp_path / "out" / "records").exists()
+
+
+def test_the_uid_locks_live_only_in_a_folder_of_roots(tmp_path):
+    """Root's grader keeps its sandboxes' uid locks in a folder it made itself: a link planted there, or a
+    folder another user owns or may write, stops it."""
+    planted = tmp_path / "planted"
+    planted.symlink_to(tmp_path)
+    with pytest.raises(RuntimeError, match="not a folder the grader made"):
+        cluster.trusted_folder(planted)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        os.chown(foreign, 12345, 12345)
+    with pytest.raises(RuntimeError, match="owned by uid"):
+        cluster.trusted_folder(foreign)
+    if os.geteuid() == 0:
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        shared.chmod(0o777)
+        with pytest.raises(RuntimeError, match="mode 777"):
+            cluster.trusted_folder(shared)
+        os.close(cluster.trusted_folder(tmp_path / "made"))
+        assert (tmp_path / "made").stat().st_mode & 0o777 == 0o700
 
 
 def test_outputs_are_capped():

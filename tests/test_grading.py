@@ -24,6 +24,7 @@ import torch
 
 import course
 import exploits
+from grader.cli import student_id
 
 PART = course.PARTS[0].name
 SOLUTION = course.PARTS[0].solution
@@ -233,6 +234,7 @@ def _grade(root: Path, out: Path, cell_timeout: int, *options: str) -> str:
             "900",
             "--memory-gb",
             "10",
+            *([] if SANDBOX else ["--no-sandbox"]),  # the grader fails closed without bubblewrap
             *options,
         ],
         capture_output=True,
@@ -281,6 +283,14 @@ def graded(tmp_path_factory):
     (root / "infinite loop" / f"{PART}.ipynb").write_text(nbformat.writes(loop))
     expected["late learner"] = (FULL, "graded")
     expected["infinite loop"] = (FULL - 1, "graded")
+    # A learner who left the course (their folder removed): out of the outputs, and said so.
+    shutil.rmtree(root / "edited test cell")
+    del expected["edited test cell"]
+    # The correct learner's record as a run that lost its worker leaves it (the grader's failure, not a
+    # grade): graded again.
+    record = out / "records" / student_id("correct") / PART / "record.json"
+    failed = {**json.loads(record.read_text()), "status": "error", "reason": "the worker was lost"}
+    record.write_text(json.dumps(failed))
     second = _grade(root, out, cell_timeout=45)
     yield root, out, expected, summary, protected, before, second
     for folder in (root, out):  # graded copies hold the checks' hidden tests: none left behind
@@ -504,11 +514,10 @@ class TestAClassOfBadSubmissions:
             assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, (
                 f"{path} was changed by a submission"
             )
-        state = json.loads((out / "state.json").read_text())
-        vandal = state["learners"]["vandal"]["student_id"]
+        vandal = student_id("vandal")
         printed = _printed(out / "course" / "autograded" / vandal / PART / f"{PART}.ipynb")
         assert "WROTE" not in printed and printed.count("refused:") == 5, printed
-        snoop = state["learners"]["snoop"]["student_id"]
+        snoop = student_id("snoop")
         printed = _printed(out / "course" / "autograded" / snoop / PART / f"{PART}.ipynb")
         assert "network blocked" in printed and "NETWORK REACHED" not in printed, printed
         assert "FOUND" not in printed and "ESCAPED" not in printed, printed
@@ -518,8 +527,7 @@ class TestAClassOfBadSubmissions:
     @pytest.mark.skipif(not SANDBOX, reason="bubblewrap is not installed: `make sandbox`")
     def test_a_daemon_cannot_forge_its_outputs(self, graded):
         _, out, *_ = graded
-        state = json.loads((out / "state.json").read_text())
-        forger = state["learners"]["vandal"]["student_id"]
+        forger = student_id("vandal")
         printed = _printed(out / "course" / "autograded" / forger / PART / f"{PART}.ipynb")
         assert "forged" not in printed, printed
 
@@ -591,21 +599,22 @@ class TestAClassOfBadSubmissions:
         """grades.csv's score of each learner is the sum of the points of the checks whose verdict passed in
         their graded notebook, and the class report counts exactly those verdicts."""
         out = out_of(graded)
-        state = json.loads((out / "state.json").read_text())
         source = nbformat.read(SOLUTION, as_version=4)
         points = {
             c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
             for c in source.cells
             if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")
         }
-        rows, counts = _rows(out), {grade_id: [0, 0, 0] for grade_id in points}
-        for learner, info in state["learners"].items():
-            row = rows[(learner, PART)]
-            executed = out / "course" / "autograded" / info["student_id"] / PART / f"{PART}.ipynb"
-            if row["status"] != "graded" or not executed.exists():  # the report counts it as never reached
-                for tally in counts.values():
-                    tally[2] += 1
+        rows, counts = _rows(out), {grade_id: [0, 0, 0, 0] for grade_id in points}
+        for (learner, part), row in rows.items():
+            if part != PART:
                 continue
+            executed = out / "course" / "autograded" / row["student_id"] / PART / f"{PART}.ipynb"
+            if row["status"] in ("missing", "invalid"):  # the report counts it as not handed in
+                for tally in counts.values():
+                    tally[3] += 1
+                continue
+            assert row["status"] == "graded" and executed.exists(), row
             nb = nbformat.read(executed, as_version=4)
             earned = 0
             for cell in nb.cells:
@@ -624,14 +633,34 @@ class TestAClassOfBadSubmissions:
                 counts[grade_id][0 if passed else 2 if never else 1] += 1
             assert float(row["score"]) == earned, (learner, row, earned)
         summary = (out / "summary.txt").read_text()
-        for grade_id, (passed, failed, never) in counts.items():
+        for grade_id, (passed, failed, never, absent) in counts.items():
             assert f"P1 {grade_id}" in summary
             line = next(line for line in summary.splitlines() if line.strip().startswith(f"P1 {grade_id} "))
-            assert line.split()[2:7] == [str(passed), "/", str(failed), "/", str(never)], line
+            expected = [str(passed), "/", str(failed), "/", str(never), "/", str(absent)]
+            assert line.split()[2:9] == expected, line
 
-    def test_a_second_run_grades_only_newcomers_and_loses_nothing(self, graded):
+    def test_a_second_run_grades_only_newcomers_and_failures_and_loses_nothing(self, graded):
         _, out, _, _, _, before, second = graded
-        assert "this run executed 2 notebook(s)" in second, second
+        assert "this run executed 3 notebook(s)" in second, second  # the newcomers and the lost one
         after = _rows(out)
         assert after[("late learner", PART)]["score"] == str(FULL)
-        assert {k: v for k, v in after.items() if k in before} == before
+        assert after[("correct", PART)]["status"] == "graded"
+        assert {k: v for k, v in after.items() if k in before} == {
+            k: v for k, v in before.items() if k[0] != "edited test cell"
+        }
+
+    def test_a_learner_who_left_is_out_of_every_output_and_named(self, graded):
+        _, out, _, _, _, before, second = graded
+        from nbgrader.api import Gradebook, MissingEntry
+
+        gone = "edited test cell"
+        assert before[(gone, PART)]["status"] == "graded" and not any(k[0] == gone for k in _rows(out))
+        assert "Left out, no longer in the submissions" in second and gone in second
+        for lms in ("canvas.csv", "moodle.csv"):
+            assert gone not in (out / "lms" / lms).read_text()
+        assert "correct" in (out / "lms" / "canvas.csv").read_text()
+        assert not (out / "feedback" / gone).exists() and not (out / "logs" / gone).exists()
+        with Gradebook(f"sqlite:///{out / 'course' / 'gradebook.db'}", course.COURSE_ID) as gb:
+            assert gb.find_submission(PART, student_id("correct")).score == FULL
+            with pytest.raises(MissingEntry):
+                gb.find_submission(PART, student_id(gone))

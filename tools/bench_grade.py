@@ -1,8 +1,10 @@
 """Benchmark of grading: a generated class graded with 1 and 2 workers, on the embedded cluster and through a
-Dask scheduler on loopback (separate `dask scheduler` and `dask worker` processes); prints notebooks per
-minute and the speed-ups.
+Dask scheduler on loopback (separate `dask scheduler` and `dask worker` processes); prints, for each, the time
+spent grading on the workers and the time of the merge on the instructor's side, notebooks per minute and the
+speed-ups. Then the merge alone of a synthetic class of RECORDS records (the real records of the first run,
+copied to as many learners as it takes): seconds in all and per record.
 
-    python tools/bench_grade.py [--learners 4] [--parts 2]
+    python tools/bench_grade.py [--learners 4] [--parts 2] [--records 16000]
 
 Every learner hands in the solutions of the first PARTS parts (the work a correct learner's notebook does).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,18 +34,58 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _grade(submissions: Path, out: Path, *options: str) -> float:
+def _grade(submissions: Path, out: Path, *options: str) -> tuple[float, float, float]:
+    """The run's seconds in all, grading on the workers, and merging (as the grader reports them)."""
     start = time.perf_counter()
-    subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "grader", str(submissions), "--out", str(out), *options],
         check=True,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    found = re.search(r"graded in (\d+) s, merged in ([\d.]+) s", result.stderr)
+    assert found, result.stderr[-2000:]
+    return seconds, float(found[1]), float(found[2])
 
 
-def _through_scheduler(submissions: Path, out: Path, workers: int, folder: Path) -> float:
+def _merge_bench(graded: Path, folder: Path, count: int) -> tuple[float, int]:
+    """The merge alone of ``count`` records: those of the graded run ``graded``, copied to new learners (their
+    files hard-linked), merged into a fresh output as `python -m grader` merges; its seconds."""
+    from grader import cli, records
+
+    # nbgrader runs alembic from PATH, as grader/cli.py arranges
+    os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    real = list(records.stored(graded))
+    out = folder / "synthetic"
+    learners, tasks = [], []
+    for n in range(-(-count // len(real))):
+        name = f"learner {n:05d}"
+        learners.append(name)
+        for record in real:
+            if len(tasks) == count:
+                break
+            sid = cli.student_id(name)
+            copy = records.Record(**{**vars(record), "learner": name, "student_id": sid})
+            records.save(out, copy)
+            for file in records.FILES:
+                source = records.path(graded, record, file)
+                if source is not None:
+                    records.link(source, records.folder(out, sid, record.part) / file)
+            submitted = folder / "notebooks" / record.part / f"{record.part}.ipynb"
+            if not submitted.exists():
+                submitted.parent.mkdir(parents=True)
+                submitted.write_bytes(b"{}")
+            tasks.append(cli.Submission(name, sid, record.part, str(submitted), record.digest))
+    start = time.perf_counter()
+    cli.merge(out, learners, tasks, {}, course.SOLUTIONS, 0)
+    return time.perf_counter() - start, len(tasks)
+
+
+def _through_scheduler(
+    submissions: Path, out: Path, workers: int, folder: Path
+) -> tuple[float, float, float]:
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     started = [
@@ -87,6 +130,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--learners", type=int, default=4)
     parser.add_argument("--parts", type=int, default=2, help="the first N parts (default 2)")
+    parser.add_argument("--records", type=int, default=16_000, help="records merged alone (16000)")
     options = parser.parse_args()
     parts = course.PARTS[: options.parts]
     notebooks = options.learners * len(parts)
@@ -105,15 +149,23 @@ def main() -> int:
             ("scheduler, 1 worker", lambda out: _through_scheduler(submissions, out, 1, folder)),
             ("scheduler, 2 workers", lambda out: _through_scheduler(submissions, out, 2, folder)),
         ]:
-            seconds = run(folder / label.replace(", ", "-").replace(" ", "-"))
+            seconds, grading, merging = run(folder / label.replace(", ", "-").replace(" ", "-"))
             runs[label] = seconds
             print(
-                f"  {label:<22} {seconds:6.0f} s   {notebooks / seconds * 60:5.1f} notebooks/min", flush=True
+                f"  {label:<22} {seconds:6.0f} s (grading {grading:4.0f} s, merge {merging:5.1f} s = "
+                f"{merging / seconds:4.1%})   {notebooks / seconds * 60:5.1f} notebooks/min",
+                flush=True,
             )
         for kind in ("embedded", "scheduler"):
             ratio = runs[f"{kind}, 1 worker"] / runs[f"{kind}, 2 workers"]
             print(f"  speed-up, 2 workers over 1 ({kind}): {ratio:.2f}×")
         print(f"  on this machine: {os.cpu_count()} cores")
+        seconds, merged = _merge_bench(folder / "embedded-1-worker", folder, options.records)
+        print(
+            f"  the merge alone, {merged:,} records: {seconds:.1f} s, "
+            f"{seconds / merged * 1000:.1f} ms per record",
+            flush=True,
+        )
     return 0
 
 
