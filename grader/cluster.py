@@ -406,6 +406,7 @@ def _execute(task, root: Path, notebook_seconds: int, record: records.Record) ->
     outcome = json.loads(outcome_file.read_text())
     record.status, record.reason = outcome["status"], outcome["reason"]
     record.timed_out_cells = outcome.get("timed_out_cells") or []
+    record.grading_process_mb = outcome.get("peak_mb", 0.0)
     if outcome.get("kernel_died") is not None:
         cell = outcome["kernel_died"] + 1
         record.reason = f"the kernel died in cell {cell} of the notebook; the checks after it did not run"

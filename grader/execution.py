@@ -49,6 +49,12 @@ from grader.sandbox import Limits, Sandbox
 
 TICK = "✓"
 TEXT_LIMIT = 100_000  # bytes of one text output kept in the graded notebook and its feedback
+CELL_OUTPUT_LIMIT = 8 * 2**20  # bytes of output kept of one cell as they arrive (before TEXT_LIMIT's cut)
+# What the trusted process takes in from a kernel, at most: messages of ANSWER_LIMIT bytes (the largest
+# answer, Part 6's model, is a few MB), QUEUED of them waiting in ZMQ's queue; a kernel that sends more loses
+# them.
+ANSWER_LIMIT = 96 * 2**20
+QUEUED = 100
 IMAGE_LIMIT = 2_000_000
 
 
@@ -62,6 +68,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     environment = Dict(config=True)
     limits = Dict(config=True)
     enabled = Bool(True, config=True, help="False: no bubblewrap (trusted code only)")
+    cgroups = List(Unicode(), config=True, help="the sandbox's own cgroups (grader.sandbox.confined)")
 
     def sandbox(self) -> Sandbox:
         return Sandbox(
@@ -72,6 +79,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             Limits(**self.limits),
             dict(self.environment),
             self.enabled,
+            tuple(self.cgroups),
         )
 
     async def _async_pre_start_kernel(self, **kw):
@@ -80,6 +88,18 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.ip = str(Path(self.scratch) / "kernel" / "k")
         self.connection_file = str(Path(self.scratch) / "kernel" / "connection.json")
         return await super()._async_pre_start_kernel(**kw)
+
+    def client(self, **kwargs):
+        """The grader's end of the kernel's channels, taking in no message over ANSWER_LIMIT bytes (ZMQ drops
+        a longer one, and the connection, which it opens again) and queueing at most QUEUED of them (more are
+        dropped), so that no kernel can make this process hold more, whatever it sends."""
+        import zmq
+        import zmq.asyncio
+
+        context = zmq.asyncio.Context()
+        context.setsockopt(zmq.MAXMSGSIZE, ANSWER_LIMIT)
+        context.setsockopt(zmq.RCVHWM, QUEUED)
+        return super().client(context=context, **kwargs)
 
     def write_connection_file(self, **kwargs) -> tuple[str, dict]:
         result = super().write_connection_file(**kwargs)
@@ -128,10 +148,36 @@ class SandboxedExecute(Execute):
         kwargs["kernel_manager_class"] = SandboxedKernelManager
         super().__init__(**kwargs)
         self._running = -1
+        self._asking = False  # a request of the grader's is running: its answer has a budget of its own
+        self._kept: dict[int, int] = defaultdict(int)  # cell → bytes of output kept as they came
+        self._dropped: dict[int, int] = defaultdict(int)
 
     def preprocess_cell(self, cell, resources, index):
         self._running = index
         return super().preprocess_cell(cell, resources, index)
+
+    def output(self, outs, msg, display_id, cell_index):
+        """Each output as it arrives, within the cell's budget (CELL_OUTPUT_LIMIT bytes): a print loop of
+        gigabytes costs this process a few megabytes. Text over the budget is cut, with a note, and what
+        follows is dropped; the grader's answers (during a request) have the wire's own cap."""
+        content = msg.get("content", {})
+        answer = self._asking and MIME in content.get("data", {})
+        size = _size(content)
+        limit = ANSWER_LIMIT if answer else CELL_OUTPUT_LIMIT
+        room = limit - self._kept[cell_index]
+        if size > room:
+            if not self._dropped[cell_index] and msg["msg_type"] == "stream" and room > 0:
+                content["text"] = content.get("text", "")[:room] + (
+                    f"\n… truncated by the grader: this cell's output is over {limit // 2**20} MB; the rest "
+                    "of it was dropped as it came\n"
+                )
+                self._kept[cell_index] = limit
+                self._dropped[cell_index] += size - room
+                return super().output(outs, msg, display_id, cell_index)
+            self._dropped[cell_index] += size
+            return None
+        self._kept[cell_index] += size
+        return super().output(outs, msg, display_id, cell_index)
 
     def preprocess(self, nb, resources=None, km=None):
         try:
@@ -220,6 +266,7 @@ class AskingExecute(SandboxedExecute):
             f"__import__('checks.kernel', fromlist=['answer']).answer({str(self._folder / name)!r})"
         )
         saved = self.nb.cells[index]
+        self._asking = True
         try:
             self.execute_cell(request, index, store_history=False)
         except DeadKernelError:
@@ -228,6 +275,7 @@ class AskingExecute(SandboxedExecute):
             }
             raise
         finally:
+            self._asking = False
             self.nb.cells[index] = saved  # nbclient puts the cell it ran in the notebook: not this one
             for suffix in (".safetensors", ".json"):
                 os.unlink(name + suffix, dir_fd=self._folder_fd)
@@ -244,6 +292,13 @@ class AskingExecute(SandboxedExecute):
         if not payloads:
             return {"reason": "no answer came back for this check: code in the notebook stopped the request"}
         return {"payload": payloads[-1]}
+
+
+def _size(content: dict) -> int:
+    """About how many bytes an output's message holds (its text, its data, its traceback)."""
+    pieces = [content.get("text", ""), content.get("evalue", ""), *content.get("traceback", [])]
+    pieces += [v if isinstance(v, str) else json.dumps(v) for v in content.get("data", {}).values()]
+    return sum(len(p) for p in pieces if isinstance(p, str))
 
 
 def _create(folder_fd: int, name: str, data: bytes) -> None:
@@ -311,9 +366,10 @@ class Outcome:
     timed_out_cells: list[int] | None = None
     kernel_died: int | None = None
     seconds: float = 0.0
+    peak_mb: float = 0.0  # this process's peak resident memory (the kernel's output passes through it)
 
 
-def autograde_config(task: Task, scratch: Path) -> Config:
+def autograde_config(task: Task, scratch: Path, cgroups: tuple[str, ...] = ()) -> Config:
     """Phase 2's configuration (grader.scoring), with execution in front: nbgrader's own sanitizing
     (outputs cleared, checks restored), then the sandboxed run, the ✓ rule and the output caps."""
     c = scoring.config(Path(task.course_root))
@@ -335,7 +391,7 @@ def autograde_config(task: Task, scratch: Path) -> Config:
     k = c.SandboxedKernelManager
     k.scratch, k.readonly, k.symlinks = str(scratch), task.readonly, task.symlinks
     k.uid = -1 if task.uid is None or not task.sandboxed else task.uid
-    k.enabled = task.sandboxed
+    k.enabled, k.cgroups = task.sandboxed, list(cgroups)
     k.limits, k.environment = task.limits, {**task.environment, **sandbox_home(scratch)}
     c.AskingExecute.checks, c.AskingExecute.requests = task.checks, task.requests
     c.AskingExecute.answers_file = str(Path(task.course_root) / "answers.json")
@@ -355,13 +411,14 @@ def sandbox_home(scratch: Path) -> dict[str, str]:
 def run(task: Task) -> Outcome:
     from nbgrader.apps import NbGraderAPI
 
-    from grader.sandbox import make_scratch, remove_scratch
+    from grader.sandbox import confined, make_scratch, remove_scratch
 
     start = time.perf_counter()
     scratch = make_scratch(task.uid if task.sandboxed else None)
     try:
-        api = NbGraderAPI(config=autograde_config(task, scratch))
-        result = api.autograde(task.part, task.student_id, force=True, create=True)
+        with confined(Limits(**task.limits)) as cgroups:
+            api = NbGraderAPI(config=autograde_config(task, scratch, cgroups))
+            result = api.autograde(task.part, task.student_id, force=True, create=True)
     finally:
         remove_scratch(scratch)
     (Path(task.course_root) / "autograde.log").write_text(result.get("log", ""))
@@ -389,6 +446,15 @@ def run(task: Task) -> Outcome:
     return Outcome("graded", "", timed_out, died, seconds)
 
 
+def peak_memory_mb() -> float:
+    """This process's peak resident memory (VmHWM: since its exec, unlike getrusage's, which counts the
+    worker it was forked from)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def main(argv: list[str]) -> int:
     task_file = Path(argv[0])
     task = Task(**json.loads(task_file.read_text()))
@@ -396,6 +462,7 @@ def main(argv: list[str]) -> int:
         outcome = run(task)
     except Exception as error:  # recorded for this task; the class goes on
         outcome = Outcome("error", f"the grader failed on it: {type(error).__name__}: {str(error)[:300]}")
+    outcome.peak_mb = peak_memory_mb()
     (task_file.parent / "result.json").write_text(json.dumps(asdict(outcome)))
     return 0
 

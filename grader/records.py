@@ -41,6 +41,7 @@ class Record:
     comments: dict[str, str | None] = field(default_factory=dict)  # nbgrader's auto_comment of each answer
     timed_out_cells: list[int] = field(default_factory=list)
     seconds: float = 0.0  # the notebook's grading on its worker, execution and scoring
+    grading_process_mb: float = 0.0  # peak memory of the trusted process the kernel's outputs went through
     worker: str = ""
     version: str = ""  # the course version it was graded with (grader.cluster.course_version)
     limits: dict = field(default_factory=dict)

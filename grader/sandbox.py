@@ -18,12 +18,16 @@ What it promises (README, "What the sandbox guarantees"):
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,9 +39,10 @@ FIRST_UID = 3_000_000  # uids of the sandboxes when the grader runs as root: one
 class Limits:
     """What one learner's notebook may use."""
 
-    memory_bytes: int = 10 * 2**30
+    memory_bytes: int = 10 * 2**30  # the whole sandbox's (cgroup), and each process's address space
     file_bytes: int = 2 * 2**30
-    processes: int = 512  # applied when the sandbox has a uid of its own (the grader runs as root)
+    processes: int = 512  # the whole sandbox's (cgroup), or its uid's (the grader runs as root)
+    shm_bytes: int = 2**30  # its /dev/shm, a tmpfs of its own (DataLoader workers share tensors there)
     cell_seconds: int = 600
     notebook_seconds: int = 1800
 
@@ -53,9 +58,25 @@ class Sandbox:
     limits: Limits = field(default_factory=Limits)
     environment: dict[str, str] = field(default_factory=dict)
     enabled: bool = True  # False: limits and a clean environment only (`--no-sandbox`, trusted code)
+    cgroups: tuple[str, ...] = ()  # its own cgroup folders (memory, pids), made by :func:`confined`
 
     def command(self, argv: list[str]) -> list[str]:
-        """`argv` run inside the sandbox: prlimit → bwrap → (as root: setpriv to the sandbox's uid) → argv."""
+        """`argv` run inside the sandbox: (its cgroups) → prlimit → bwrap → (as root: setpriv to the sandbox's
+        uid) → argv."""
+        return [*self._confine(), *self._command(argv)]
+
+    def _confine(self) -> list[str]:
+        """The command's prefix that puts it, before it starts anything, into the sandbox's own cgroups."""
+        if not self.cgroups:
+            return []
+        if self.cgroups[0] == SYSTEMD:
+            memory, processes = self.limits.memory_bytes, self.limits.processes
+            scope = ["systemd-run", "--scope", "--quiet", "--collect"]
+            return [*scope, f"-pMemoryMax={memory}", "-pMemorySwapMax=0", f"-pTasksMax={processes}", "--"]
+        moves = " && ".join(f'echo $$ > "${n + 1}/cgroup.procs"' for n in range(len(self.cgroups)))
+        return ["sh", "-c", f'{moves} && shift {len(self.cgroups)} && exec "$@"', "sh", *self.cgroups]
+
+    def _command(self, argv: list[str]) -> list[str]:
         limits = [f"--as={self.limits.memory_bytes}", f"--fsize={self.limits.file_bytes}"]
         if not self.enabled:
             variables = [f"{name}={value}" for name, value in sorted(self.environment.items())]
@@ -102,7 +123,8 @@ class Sandbox:
             args += ["--ro-bind", str(path), str(path)]
         for target, link in self.symlinks:
             args += ["--symlink", target, link]
-        args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--perms", "1777", "--size", str(self.limits.shm_bytes), "--tmpfs", "/dev/shm"]
         args += ["--bind", str(self.scratch), str(self.scratch)]
         # The sandbox's own root (a tmpfs holding the folders above the mounts) read-only: as a normal user
         # the kernel's uid owns those folders and could otherwise write into them (harmless, but confusing).
@@ -174,17 +196,100 @@ def available() -> str:
     return ""
 
 
+SYSTEMD = "systemd-run"  # the sandbox in a transient scope of systemd's, its limits set by systemd
+CGROUP_PREFIX = "intro-pytorch-grader-"
+
+
+def confinement() -> str:
+    """How this machine limits a whole sandbox's memory and processes: "systemd-run" (cgroup v2 or v1 through
+    systemd, as root), "cgroup v1" (the memory and pids hierarchies, writable: as root in most containers),
+    or "" (none: each process's address space only, and as root the uid's process count)."""
+    if os.geteuid() != 0:
+        return ""
+    if shutil.which("systemd-run") and Path("/run/systemd/system").is_dir():
+        return SYSTEMD
+    return "cgroup v1" if _v1_folders() else ""
+
+
+def _v1_folders() -> list[Path]:
+    """This process's own cgroup folders in the memory and pids hierarchies of cgroup v1, when both are
+    there and writable; else []."""
+    own = {}
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for controller in controllers.split(","):
+                own[controller] = path
+    except (OSError, ValueError):
+        return []
+    folders = [Path("/sys/fs/cgroup") / c / own.get(c, "/").lstrip("/") for c in ("memory", "pids")]
+    if all((f / "cgroup.procs").is_file() and os.access(f, os.W_OK) for f in folders):
+        return folders
+    return []
+
+
+@contextlib.contextmanager
+def confined(limits: Limits) -> Iterator[tuple[str, ...]]:
+    """Cgroups of the sandbox's own for the time it runs, with its memory and process limits (what
+    :attr:`Sandbox.cgroups` takes): systemd makes its scope itself; under cgroup v1 they are made here, in
+    this process's own cgroups, and removed afterwards with anything left in them; () where neither is
+    possible."""
+    kind = confinement()
+    if kind != "cgroup v1":
+        yield (SYSTEMD,) if kind == SYSTEMD else ()
+        return
+    memory, pids = (f / f"{CGROUP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}" for f in _v1_folders())
+    made = []
+    try:
+        for folder, settings in (
+            (memory, {"memory.limit_in_bytes": limits.memory_bytes, "memory.swappiness": 0}),
+            (pids, {"pids.max": limits.processes}),
+        ):
+            folder.mkdir()
+            made.append(folder)
+            for name, value in settings.items():
+                if (folder / name).exists():
+                    (folder / name).write_text(str(value))
+        yield tuple(str(f) for f in made)
+    finally:
+        for folder in made:
+            _remove_cgroup(folder)
+
+
+def _remove_cgroup(folder: Path) -> None:
+    """A cgroup folder of the sandbox's, every process still in it killed first."""
+    for _ in range(50):
+        try:
+            folder.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:  # busy: processes are still in it
+            with contextlib.suppress(OSError):
+                for pid in (folder / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
+            time.sleep(0.1)
+
+
 def protections(limits: Limits, sandboxed: bool) -> dict[str, str]:
     """What protected one notebook, in words: for its record and the class's summary."""
+    kind = confinement()
     if os.geteuid() == 0:
         who = "a uid of its own, no capabilities"
-        processes = f", at most {limits.processes} processes"
     else:
         who = "your uid in a user namespace, no capabilities"
-        processes = ""
+    memory = f"{limits.memory_bytes / 2**30:g} GiB"
+    if kind:
+        whole = f"{memory} for the whole sandbox and at most {limits.processes} processes ({kind}), "
+    elif os.geteuid() == 0:
+        whole = f"no whole-sandbox limit (no cgroups here), at most {limits.processes} processes (its uid), "
+    else:
+        whole = "no whole-sandbox limit (no cgroups for a normal user), "
     return {
         "time limits": f"{limits.cell_seconds} s per cell, {limits.notebook_seconds} s per notebook",
-        "memory limit": f"{limits.memory_bytes / 2**30:g} GiB address space per process{processes}",
+        "memory limit": f"{whole}{memory} address space per process",
+        "shared memory": f"{limits.shm_bytes / 2**20:g} MiB /dev/shm of its own",
         "sandbox": f"on (bubblewrap: {who}; reads only the environment and the data)"
         if sandboxed
         else "OFF (--no-sandbox: the learners' code ran as the grader, with its files and network)",

@@ -144,6 +144,9 @@ def merge(root: Path, records: list, removed: list[tuple[str, str]]) -> None:
 
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course.COURSE_ID) as gb:
         gb.db.execute(text("PRAGMA synchronous = OFF"))  # one file, rebuilt from the records if lost
+        # nbgrader's API commits after every call, and a commit would expire every object the session holds
+        # (each next record loading the part's cells again): not here, where this is the only writer.
+        gb.db().expire_on_commit = False
         for student_id, part in removed:
             with contextlib.suppress(MissingEntry):
                 gb.remove_submission(part, student_id)

@@ -199,3 +199,10 @@ print(sorted({{m.split('.')[0] for m in sys.modules}} & {{'torch', 'numpy', 'saf
         [sys.executable, "-c", program], capture_output=True, text=True, check=True, cwd=course.ROOT
     )
     assert result.stdout.split("\n")[:2] == ["error", "['checks']"], result.stdout + result.stderr
+
+
+def test_the_grading_process_takes_in_any_answer_the_wire_allows():
+    from checks import wire
+    from grader import execution
+
+    assert execution.ANSWER_LIMIT >= wire.MAX_BYTES * 4 // 3 + wire.MAX_JSON

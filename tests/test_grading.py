@@ -24,6 +24,7 @@ import torch
 
 import course
 import exploits
+from grader import sandbox
 from grader.cli import student_id
 
 PART = course.PARTS[0].name
@@ -116,6 +117,34 @@ for command in ['umount /usr', 'mount -o remount,rw /usr', 'touch /usr/escaped',
 """
 
 
+# Resources the limits must contain, all in one answer cell: 2 GB printed in a loop (the grader keeps a few MB
+# of it, as it arrives), /dev/shm filled up (a tmpfs of the sandbox's own, 1 GiB), and where the machine gives
+# the sandbox cgroups of its own, a memory hog spread over 20 processes (12 GiB, over the 10 GiB limit).
+HOGS = """
+import multiprocessing, os, subprocess, time
+chunk = 'x' * 2**20
+for _ in range(2 * 2**10):
+    print(chunk, flush=True)
+filled = subprocess.run(['dd', 'if=/dev/zero', 'of=/dev/shm/fill', 'bs=1M'], capture_output=True, text=True)
+print('SHM', os.path.getsize('/dev/shm/fill') // 2**20, 'MiB:', filled.stderr.strip().splitlines()[0])
+os.remove('/dev/shm/fill')
+"""
+SPREAD_HOG = """
+def hog():
+    block = bytearray(600 * 2**20)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    time.sleep(5)
+
+hogs = [multiprocessing.get_context('fork').Process(target=hog) for _ in range(20)]
+for h in hogs:
+    h.start()
+for h in hogs:
+    h.join()
+print('HOGS KILLED', sum(h.exitcode == -9 for h in hogs), 'of', len(hogs))
+"""
+
+
 def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     """Write the submissions; return learner → (expected Part 1 score or None, expected status)."""
 
@@ -185,6 +214,9 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     expected["Zoë Ångström"] = (FULL, "graded")
     if not SANDBOX:  # without the sandbox these would really reach the network and damage files
         return expected
+    hogs = HOGS + (SPREAD_HOG if sandbox.confinement() else "")  # without cgroups it would take 12 GiB
+    put("resource hog", _with("numpy_bridge", hogs + _answer("numpy_bridge")))
+    expected["resource hog"] = (None, "graded")  # whatever the OOM killer picks: the rest of the class counts
     # A detached process that outlives the kernel and rewrites every notebook it can find with ✓ lines (in the
     # vandal's notebook, below).
     forger = (
@@ -523,6 +555,25 @@ class TestAClassOfBadSubmissions:
         assert "FOUND" not in printed and "ESCAPED" not in printed, printed
         assert printed.count("refused ") == 4 and "tmp holds ['pytorch-grade-" in printed, printed
         assert not (REPO / "escaped").exists()
+
+    @pytest.mark.skipif(not SANDBOX, reason="bubblewrap is not installed: `make sandbox`")
+    def test_the_limits_contain_a_print_flood_a_shm_filler_and_a_spread_memory_hog(self, graded):
+        _, out, _, summary, *_ = graded
+        record = json.loads((out / "records" / student_id("resource hog") / PART / "record.json").read_text())
+        assert record["status"] == "graded", record
+        assert record["grading_process_mb"] < 500, record  # 2 GB printed through it (alone: 100 MB)
+        page = (out / "feedback" / "resource hog" / f"{PART}.html").read_text()
+        assert "output is over 8 MB; the rest of it was dropped as it came" in page
+        assert len(page.encode()) < 1_000_000
+        printed = _printed(
+            out / "course" / "autograded" / student_id("resource hog") / PART / f"{PART}.ipynb"
+        )
+        if "SHM" in printed:  # the kernel lived on (the OOM killer may pick it)
+            assert "SHM 1024 MiB: dd: error writing '/dev/shm/fill': No space left on device" in printed
+        if sandbox.confinement():
+            assert "for the whole sandbox" in summary
+            killed = [line for line in printed.splitlines() if line.startswith("HOGS KILLED")]
+            assert "kernel died" in record["reason"] or (killed and not killed[0].startswith("HOGS KILLED 0"))
 
     @pytest.mark.skipif(not SANDBOX, reason="bubblewrap is not installed: `make sandbox`")
     def test_a_daemon_cannot_forge_its_outputs(self, graded):

@@ -57,27 +57,28 @@ def _merge_bench(graded: Path, folder: Path, count: int) -> tuple[float, int]:
 
     # nbgrader runs alembic from PATH, as grader/cli.py arranges
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-    real = list(records.stored(graded))
+    by_part: dict[str, list] = {}
+    for record in records.stored(graded):
+        by_part.setdefault(record.part, []).append(record)
     out = folder / "synthetic"
     learners, tasks = [], []
-    for n in range(-(-count // len(real))):
+    for n in range(-(-count // len(by_part))):
         name = f"learner {n:05d}"
         learners.append(name)
-        for record in real:
-            if len(tasks) == count:
-                break
-            sid = cli.student_id(name)
+        sid = cli.student_id(name)
+        for part, real in sorted(by_part.items())[: count - len(tasks)]:
+            record = real[n % len(real)]
             copy = records.Record(**{**vars(record), "learner": name, "student_id": sid})
             records.save(out, copy)
             for file in records.FILES:
                 source = records.path(graded, record, file)
                 if source is not None:
-                    records.link(source, records.folder(out, sid, record.part) / file)
-            submitted = folder / "notebooks" / record.part / f"{record.part}.ipynb"
+                    records.link(source, records.folder(out, sid, part) / file)
+            submitted = folder / "notebooks" / part / f"{part}.ipynb"
             if not submitted.exists():
                 submitted.parent.mkdir(parents=True)
                 submitted.write_bytes(b"{}")
-            tasks.append(cli.Submission(name, sid, record.part, str(submitted), record.digest))
+            tasks.append(cli.Submission(name, sid, part, str(submitted), record.digest))
     start = time.perf_counter()
     cli.merge(out, learners, tasks, {}, course.SOLUTIONS, 0)
     return time.perf_counter() - start, len(tasks)
