@@ -37,6 +37,7 @@ import shutil
 import sys
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -273,10 +274,11 @@ def grade_on_dask(
     options: argparse.Namespace,
     out: Path,
     sandboxed: bool,
+    arrived: Callable[[records.Record], None],
 ) -> None:
     """Every job through Dask (an embedded cluster, or options.scheduler's), on workers that run this course
     version (and sandbox, unless --no-sandbox); each record stored as it arrives, so an interrupted run
-    resumes where it stopped."""
+    resumes where it stopped; ``arrived`` merges it."""
     from distributed import as_completed
 
     with cluster.client(options.scheduler, options.jobs, out / "dask") as dask_client:
@@ -305,12 +307,119 @@ def grade_on_dask(
                 task = futures[future]
                 record = outcome(future, task, options.sources)
                 records.save(out, record)
+                arrived(record)
                 bar.update()
                 if record.status != "graded" or record.reason:  # what an instructor may act on
                     bar.write(f"  {task.learner} / {task.part}: {record.status}: {record.reason}")
 
 
 # ------------------------------------------------------------------------------------------- the merge
+class Merge:
+    """The records of this class into the outputs: into nbgrader's gradebook and its folders in OUT/course as
+    they arrive (:meth:`add`), then (:meth:`finish`) whatever is left, feedback/ and logs/ per learner,
+    grades.csv, the LMS gradebooks, summary.txt and the class report. Records of learners or notebooks no
+    longer in SUBMISSIONS are left out, and said so. ``course/merged.json`` says which record is in the
+    gradebook and the folders."""
+
+    def __init__(self, out: Path, sources: Path, parts: set[str]) -> None:
+        self.out, self.sources, self.root = out, sources, out / "course"
+        self.merged_file = self.root / "merged.json"
+        fresh = not (self.root / "gradebook.db").exists()
+        self.merged = (
+            {} if fresh or not self.merged_file.exists() else json.loads(self.merged_file.read_text())
+        )
+        self.links = self.merged.setdefault("records", {})
+        changed = []  # each part's source into the gradebook, when it is new or changed
+        for part in sorted(parts):
+            exercise = nbformat.writes(exercise_source(part, sources))
+            digest = hashlib.sha256(exercise.encode()).hexdigest()
+            if self.merged.setdefault("sources", {}).get(part) != digest:
+                (self.root / "source" / part).mkdir(parents=True, exist_ok=True)
+                (self.root / "source" / part / f"{part}.ipynb").write_text(exercise)
+                changed.append(part)
+                self.merged["sources"][part] = digest
+        scoring.generate(self.root, changed)
+
+    def __enter__(self) -> Merge:
+        self.book = scoring.ClassGradebook(self.root).__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.book.__exit__(*exc)
+        self.merged_file.parent.mkdir(parents=True, exist_ok=True)
+        self.merged_file.write_text(json.dumps(self.merged, indent=1, ensure_ascii=False))
+
+    def add(self, record: records.Record) -> None:
+        """One record into the gradebook and nbgrader's folders (a graded one; the others have no notebook)
+        and out of them when it is no longer graded."""
+        if record.status != "graded":
+            if record.key in self.links:
+                self._remove(record.key)
+            return
+        if self.links.get(record.key) == f"{record.digest}:{record.learner}":
+            return
+        self.book.add(record)
+        for name, target in (
+            ("notebook.ipynb", scoring.path(self.root, "autograded", record.student_id, record.part)),
+            ("feedback.html", scoring.path(self.root, "feedback", record.student_id, record.part, ".html")),
+            ("feedback.html", self.out / "feedback" / record.learner / f"{record.part}.html"),
+        ):
+            found = records.path(self.out, record, name)
+            if found is not None:
+                records.link(found, target)
+        self.links[record.key] = f"{record.digest}:{record.learner}"
+
+    def _remove(self, key: str) -> None:
+        sid, part = key.split("/")
+        learner = self.links[key].split(":", 1)[1]
+        self.book.remove(sid, part)
+        for path in (
+            scoring.path(self.root, "autograded", sid, part),
+            scoring.path(self.root, "feedback", sid, part, ".html"),
+            self.out / "feedback" / learner / f"{part}.html",
+            self.out / "logs" / learner / f"{part}.log",
+        ):
+            path.unlink(missing_ok=True)
+        del self.links[key]
+
+    def finish(
+        self,
+        learners: list[str],
+        tasks: list[Submission],
+        unrecognised: dict[str, list[str]],
+        executed: int,
+        per_check: bool = False,
+    ) -> str:
+        """Every record of the class merged, the others taken out; the reports. Returns the summary and the
+        table."""
+        out = self.out
+        current = {}
+        for task in tasks:
+            record = records.load(out, task.student_id, task.part)
+            if record is None or record.digest != task.digest:  # lost on the way (an interrupted run)
+                record = record_of(task, "error", "no record of it came back from the workers", self.sources)
+            record.learner = task.learner
+            current[record.key] = record
+            self.add(record)
+        for key in [k for k in self.links if k not in current]:
+            self._remove(key)
+        for record in current.values():  # every log, the failures' too
+            found = records.path(out, record, "log.txt")
+            if found is not None:
+                records.link(found, out / "logs" / record.learner / f"{record.part}.log")
+        for top in (out / "feedback", out / "logs"):  # learners no longer in SUBMISSIONS: out of the outputs
+            for folder in top.glob("*/"):
+                if folder.name not in learners:
+                    shutil.rmtree(folder)
+        names = {t.student_id for t in tasks}
+        dropped = sorted(
+            {r.learner for r in records.stored(out) if r.key not in current and r.student_id not in names}
+        )
+        ids = {name: student_id(name) for name in learners}
+        points = {part: checks_points(part, self.sources) for part in course.PART_NAMES}
+        return reports.write(out, ids, current, unrecognised, points, executed, dropped, per_check)
+
+
 def merge(
     out: Path,
     learners: list[str],
@@ -319,76 +428,9 @@ def merge(
     sources: Path,
     executed: int,
 ) -> str:
-    """The records of this class (the learners and notebooks in SUBMISSIONS now) into the outputs: nbgrader's
-    gradebook and its folders in OUT/course, feedback/ and logs/ per learner, grades.csv, the LMS gradebooks,
-    summary.txt and the class report. Records of learners or notebooks no longer in SUBMISSIONS are left
-    out, and said so. Returns the summary and the table."""
-    current = {}
-    for task in tasks:
-        record = records.load(out, task.student_id, task.part)
-        if record is None or record.digest != task.digest:  # lost on the way (an interrupted merge)
-            record = record_of(task, "error", "no record of it came back from the workers", sources)
-        record.learner = task.learner
-        current[record.key] = record
-    root = out / "course"
-    merged_file = root / "merged.json"
-    fresh = not (root / "gradebook.db").exists()
-    merged = {} if fresh or not merged_file.exists() else json.loads(merged_file.read_text())
-    links = merged.setdefault("records", {})
-    graded = {k: r for k, r in current.items() if r.status == "graded"}
-    # the parts' sources into the gradebook: each part graded, when its source is new or changed
-    parts = sorted({r.part for r in graded.values()})
-    changed = []
-    for part in parts:
-        exercise = nbformat.writes(exercise_source(part, sources))
-        digest = hashlib.sha256(exercise.encode()).hexdigest()
-        if merged.setdefault("sources", {}).get(part) != digest:
-            (root / "source" / part).mkdir(parents=True, exist_ok=True)
-            (root / "source" / part / f"{part}.ipynb").write_text(exercise)
-            changed.append(part)
-            merged["sources"][part] = digest
-    scoring.generate(root, changed)
-    removed = [key for key, digest in links.items() if key not in graded]
-    new = [r for k, r in graded.items() if links.get(k) != f"{r.digest}:{r.learner}"]
-    scoring.merge(root, new, [tuple(key.split("/")) for key in removed])
-    for key in removed:  # their files too: out of the outputs
-        sid, part = key.split("/")
-        learner = links[key].split(":", 1)[1]
-        for path in (
-            scoring.path(root, "autograded", sid, part),
-            scoring.path(root, "feedback", sid, part, ".html"),
-            out / "feedback" / learner / f"{part}.html",
-            out / "logs" / learner / f"{part}.log",
-        ):
-            path.unlink(missing_ok=True)
-        del links[key]
-    for record in new:
-        for name, target in (
-            ("notebook.ipynb", scoring.path(root, "autograded", record.student_id, record.part)),
-            ("feedback.html", scoring.path(root, "feedback", record.student_id, record.part, ".html")),
-            ("feedback.html", out / "feedback" / record.learner / f"{record.part}.html"),
-        ):
-            found = records.path(out, record, name)
-            if found is not None:
-                records.link(found, target)
-        links[record.key] = f"{record.digest}:{record.learner}"
-    for record in current.values():  # every log, the failures' too
-        found = records.path(out, record, "log.txt")
-        if found is not None:
-            records.link(found, out / "logs" / record.learner / f"{record.part}.log")
-    for top in (out / "feedback", out / "logs"):  # learners no longer in SUBMISSIONS: out of the outputs
-        for folder in top.glob("*/"):
-            if folder.name not in learners:
-                shutil.rmtree(folder)
-    merged_file.parent.mkdir(parents=True, exist_ok=True)
-    merged_file.write_text(json.dumps(merged, indent=1, ensure_ascii=False))
-    names = {t.student_id: t.learner for t in tasks}
-    dropped = sorted(
-        {r.learner for r in records.stored(out) if r.key not in current and r.student_id not in names}
-    )
-    ids = {name: student_id(name) for name in learners}
-    points = {part: checks_points(part, sources) for part in course.PART_NAMES}
-    return reports.write(out, ids, current, unrecognised, points, executed, dropped)
+    """The stored records of this class merged into the outputs at once (what a run does as they arrive)."""
+    with Merge(out, sources, {t.part for t in tasks}) as merging:
+        return merging.finish(learners, tasks, unrecognised, executed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -412,6 +454,11 @@ def main(argv: list[str] | None = None) -> int:
         default=str(course.SOLUTIONS),
         help="the parts' nbgrader sources, NN_topic/NN_topic.ipynb, with their check cells and points "
         "(default: the course's solutions/)",
+    )
+    parser.add_argument(
+        "--lms-checks",
+        action="store_true",
+        help="a column per check too in the LMS gradebooks (OUT/lms), beside the one per part",
     )
     parser.add_argument(
         "--no-sandbox", action="store_true", help="run learners' code without bubblewrap (trusted code only)"
@@ -478,15 +525,16 @@ def main(argv: list[str] | None = None) -> int:
         except helper.DataNotFoundError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-    started_grading = time.perf_counter()
-    if to_run:
-        try:
-            grade_on_dask(to_run, jobs, options, out, sandboxed)
-        except cluster.SchedulerUnreachable as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-    graded = time.perf_counter()
-    report = merge(out, learners, tasks, unrecognised, sources, len(todo))
+    with Merge(out, sources, {t.part for t in tasks}) as merging:
+        started_grading = time.perf_counter()
+        if to_run:
+            try:  # each record merged into the gradebook as it arrives, while the workers grade the others
+                grade_on_dask(to_run, jobs, options, out, sandboxed, merging.add)
+            except cluster.SchedulerUnreachable as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+        graded = time.perf_counter()
+        report = merging.finish(learners, tasks, unrecognised, len(todo), options.lms_checks)
     print(
         f"prepared in {started_grading - started:.0f} s, graded in {graded - started_grading:.0f} s, "
         f"merged in {time.perf_counter() - graded:.1f} s",

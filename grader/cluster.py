@@ -1,16 +1,19 @@
-"""Phase 1 on Dask: each learner × part is one task, on an embedded local cluster or on a running one.
+"""Grading on Dask: each learner × part is one task, on an embedded local cluster or on a running one.
 
 A task (:class:`Job`) carries all a worker needs: the submission's bytes, the part's *exercise* source
-(solutions removed, check cells kept), the limits, the secret and the course version; it returns
-(:class:`Result`) the executed notebook's bytes and what happened. So workers share no filesystem with the
-instructor and never see a solution. Each worker needs the course environment (``make env``), bubblewrap
-(``make sandbox``) and the data, which it prepares itself (from its mirror, or by download) the first time
-a part needs them. A worker whose course version (:func:`course_version`: the grader's code, the course's
-modules and the versions of the packages that execute and score a notebook) differs from the instructor's is
-refused, with the reason.
+(solutions removed, check cells kept), the limits, the secret and the course version; it returns the learner ×
+part's record (:class:`grader.records.Record`): so workers share no filesystem with the instructor and never
+see a solution. Each worker needs the course environment (``make env``), bubblewrap (``make sandbox``) and the
+data, which it prepares itself (from its mirror, or by download) the first time a part needs them.
 
-On the worker, :func:`run_job` builds a scratch course in its own folder and runs nbgrader in a process of its
-own (``python -m grader.execution``), the notebook's kernel in the sandbox, exactly as on one machine.
+Workers are chosen by what they are (:class:`Enlist`, a worker plugin): one whose course version
+(:func:`course_version`: the grader's code, the course's modules and the packages) matches the instructor's
+and that can sandbox takes the resource every grading task requires; the others are refused, with the
+reason.
+
+On the worker, :func:`run_job` builds a scratch course in its own folder, runs nbgrader in a process of its
+own (``python -m grader.execution``, the notebook's kernel in the sandbox), judges the answers, scores the
+verdicts and renders the feedback (:mod:`grader.scoring`).
 """
 
 from __future__ import annotations
@@ -117,10 +120,10 @@ def grading_version() -> str:
     return digest.hexdigest()
 
 
-def worker_version() -> tuple[str, str, str]:
-    """What the instructor's client asks every worker: its course version, where it runs, and why it cannot
-    sandbox a notebook ('' when it can)."""
-    return course_version(), f"{socket.gethostname()}:{course.ROOT}", sandbox.available()
+@functools.cache
+def _sandbox_here() -> str:
+    """Why this machine cannot sandbox a notebook ('' when it can), asked once per worker process."""
+    return sandbox.available()
 
 
 # ------------------------------------------------------------------------------------------- on a worker
@@ -271,7 +274,7 @@ def run_job(job: Job) -> records.Record:
             f"the worker at {where} runs course version {course_version()[:12]}, the instructor's is "
             f"{job.version[:12]}: update its checkout and environment (git pull && make env) and restart it"
         )
-    why_not = sandbox.available() if job.sandboxed else ""
+    why_not = _sandbox_here() if job.sandboxed else ""
     if why_not:  # fails closed: no learner's code runs here without the sandbox it was sent to
         raise NoSandbox(f"the worker at {where} cannot sandbox learners' code: {why_not}")
     # nbgrader runs `alembic` from PATH: the course environment's tools first, however the worker started
@@ -482,7 +485,7 @@ def _can_grade(version: str, sandboxed: bool) -> str:
             f"instructor's is {version[:12]}: update its checkout and environment (git pull && make env) "
             "and restart it"
         )
-    why_not = sandbox.available() if sandboxed else ""
+    why_not = _sandbox_here() if sandboxed else ""
     return (
         f"it cannot sandbox learners' code at {socket.gethostname()}:{course.ROOT}: {why_not}"
         if why_not
@@ -494,7 +497,7 @@ class Enlist(WorkerPlugin):
     """A Dask worker plugin: each worker checks for itself that it runs the instructor's course version (and
     can sandbox, unless --no-sandbox), and only then takes the resource that every grading task requires.
     Dask sets it up on every worker of the cluster, on those that join later and on those a nanny restarts,
-    so tasks go to whichever workers qualify, wherever they are."""
+    so tasks go to whichever workers qualify, wherever they are; as many at once as the worker has threads."""
 
     def __init__(self, version: str, sandboxed: bool) -> None:
         self.version, self.sandboxed = version, sandboxed
@@ -510,7 +513,7 @@ class Enlist(WorkerPlugin):
 
             logging.getLogger("distributed.worker").warning("not grading for this course: %s", why_not)
             return
-        await worker.set_resources(**{self.name: 1})
+        await worker.set_resources(**{self.name: worker.state.nthreads})  # a notebook a thread
 
 
 def enlist(

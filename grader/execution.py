@@ -50,6 +50,7 @@ from grader.sandbox import Limits, Sandbox
 TICK = "✓"
 TEXT_LIMIT = 100_000  # bytes of one text output kept in the graded notebook and its feedback
 CELL_OUTPUT_LIMIT = 8 * 2**20  # bytes of output kept of one cell as they arrive (before TEXT_LIMIT's cut)
+DROPPED = "dropped by the grader"
 # What the trusted process takes in from a kernel, at most: messages of ANSWER_LIMIT bytes (the largest
 # answer, Part 6's model, is a few MB), QUEUED of them waiting in ZMQ's queue; a kernel that sends more loses
 # them.
@@ -168,8 +169,8 @@ class SandboxedExecute(Execute):
         if size > room:
             if not self._dropped[cell_index] and msg["msg_type"] == "stream" and room > 0:
                 content["text"] = content.get("text", "")[:room] + (
-                    f"\n… truncated by the grader: this cell's output is over {limit // 2**20} MB; the rest "
-                    "of it was dropped as it came\n"
+                    f"\n… {DROPPED}: this cell's output is over {limit // 2**20} MB; the rest of it was "
+                    "dropped as it came\n"
                 )
                 self._kept[cell_index] = limit
                 self._dropped[cell_index] += size - room
@@ -321,7 +322,9 @@ class CapOutputs(Preprocessor):
         if len(joined.encode()) <= limit:
             return text
         kept = joined.encode()[:limit].decode(errors="ignore")
-        return kept + f"\n… truncated by the grader ({len(joined.encode()):,} bytes in all)\n"
+        dropped = joined.rfind(DROPPED, len(joined) - 500)  # more was dropped as it came: say so too
+        tail = joined[dropped:] if dropped >= 0 else ""
+        return kept + f"\n… truncated by the grader ({len(joined.encode()):,} bytes in all)\n" + tail
 
     def preprocess_cell(self, cell, resources, index):
         for output in cell.get("outputs", []):
@@ -401,7 +404,7 @@ def autograde_config(task: Task, scratch: Path, cgroups: tuple[str, ...] = ()) -
 def sandbox_home(scratch: Path) -> dict[str, str]:
     return {
         "HOME": str(scratch / "home"),
-        "TMPDIR": str(scratch),  # short: multiprocessing's socket paths (DataLoader workers) fit
+        "TMPDIR": str(scratch / "work"),  # short: multiprocessing's socket paths (DataLoader workers) fit
         "MPLCONFIGDIR": str(scratch / "home" / "matplotlib"),
         "JUPYTER_RUNTIME_DIR": str(scratch / "home" / "runtime"),
         "IPYTHONDIR": str(scratch / "home" / "ipython"),

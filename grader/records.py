@@ -5,7 +5,8 @@ judges the answers, scores the verdicts with nbgrader and renders the feedback p
 :class:`Record`: status and reason, each check's points and message, nbgrader's grades and comments, the
 scored notebook, the feedback page, the log, timings, and the course version, limits and protections it ran
 under. The instructor's side stores it as it arrives (``OUT/records/STUDENT_ID/PART/``) and only merges
-records into the class's outputs (:mod:`grader.reports`, :func:`grader.scoring.merge`).
+records into the class's outputs (:class:`grader.cli.Merge`, :mod:`grader.reports`,
+:class:`grader.scoring.ClassGradebook`).
 
 Only records of work that was judged are kept as results (:attr:`Record.final`): ``graded`` (also a notebook
 stopped at its time limit, or whose kernel died: the learner's code did it) and ``invalid`` (not a notebook of
@@ -19,7 +20,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 FILES = ("notebook.ipynb", "feedback.html", "log.txt")  # beside record.json
@@ -125,7 +126,3 @@ def link(source: Path, target: Path) -> None:
     except OSError:
         shutil.copyfile(source, partial)
     os.replace(partial, target)
-
-
-def as_dict(record: Record) -> dict:
-    return {k: v for k, v in asdict(record).items() if k not in ("notebook", "feedback", "log")}

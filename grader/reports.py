@@ -99,29 +99,25 @@ def class_report_chart(tallies: list[CheckTally], path: Path) -> None:
 
 
 def lms_gradebooks(
-    out: Path, table: list[tuple[str, dict[str, float | None]]], maxima: dict[str, float]
+    out: Path, table: list[tuple[str, dict[str, float | None]]], columns: dict[str, float]
 ) -> None:
-    """The gradebooks an LMS imports, one column per part handed in (README, "Grades into Canvas or Moodle"):
-    lms/canvas.csv (Canvas's gradebook import: its student columns, a Points Possible row; the learner's
-    folder name as the SIS Login ID) and lms/moodle.csv (Moodle's "Import grades from CSV": one identifier
-    column, the folder name, to map onto username or email, and a column per grade item)."""
+    """The gradebooks an LMS imports, a column each (title → points possible; README, "Grades into Canvas or
+    Moodle"): lms/canvas.csv (Canvas's gradebook import: its student columns, a Points Possible row; the
+    learner's folder name as the SIS Login ID) and lms/moodle.csv (Moodle's "Import grades from CSV": one
+    identifier column, the folder name, to map onto username or email, and a column per grade item)."""
     folder = out / "lms"
     folder.mkdir(exist_ok=True)
-    titles = {p.name: f"Part {p.number}: {p.title}" for p in course.PARTS}
-    parts = [p for p in course.PART_NAMES if p in maxima]
     with open(folder / "canvas.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(
-            ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *(titles[p] for p in parts)]
-        )
-        writer.writerow(["Points Possible", "", "", "", "", *(f"{maxima[p]:g}" for p in parts)])
+        writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *columns])
+        writer.writerow(["Points Possible", "", "", "", "", *(f"{m:g}" for m in columns.values())])
         for name, scores in table:
-            writer.writerow([name, "", "", name, "", *(_cell(scores.get(p)) for p in parts)])
+            writer.writerow([name, "", "", name, "", *(_cell(scores.get(c)) for c in columns)])
     with open(folder / "moodle.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["username", *(titles[p] for p in parts)])
+        writer.writerow(["username", *columns])
         for name, scores in table:
-            writer.writerow([name, *(_cell(scores.get(p)) for p in parts)])
+            writer.writerow([name, *(_cell(scores.get(c)) for c in columns)])
 
 
 def _cell(score: float | None) -> str:
@@ -136,12 +132,21 @@ def write(
     checks: dict[str, dict[str, float]],
     executed: int,
     dropped: list[str],
+    per_check: bool = False,
 ) -> str:
-    """grades.csv, lms/, summary.txt and class_report.png for the learners in SUBMISSIONS (learner → student
-    id), from their records (STUDENT_ID/PART → record) and each part's checks (grade_id → points); returns
-    the summary and the table."""
+    """grades.csv, lms/ (a column per part handed in, and with ``per_check`` per check too), summary.txt and
+    class_report.png for the learners in SUBMISSIONS (learner → student id), from their records
+    (STUDENT_ID/PART → record) and each part's checks (grade_id → points); returns the summary and the
+    table."""
     learners = list(ids)
     maxima = {part: sum(points.values()) for part, points in checks.items()}
+    handed_in = {r.part for r in current.values()}  # a part nobody handed in yet gets no column
+    columns: dict[str, float] = {}
+    for p in course.PARTS:
+        if p.name in handed_in:
+            columns[f"Part {p.number}: {p.title}"] = maxima[p.name]
+            if per_check:
+                columns |= {f"Part {p.number}: {g}": points for g, points in checks[p.name].items()}
     rows, table, lms = [], [], []
     for name in sorted(learners):
         sid = ids[name]
@@ -156,7 +161,12 @@ def write(
             rows.append([name, sid, part, f"{score:g}", f"{maxima[part]:g}", status, reason])
             line.append(f"{score:g}" if record else "–")
             # an LMS gets a score for every part handed in; none for what the grader could not grade yet
-            scores[part] = score if record and record.status != "error" else (0.0 if not record else None)
+            known = not record or record.status != "error"
+            number = course.part(part).number
+            scores[f"Part {number}: {course.part(part).title}"] = score if known else None
+            for grade_id in checks[part]:
+                verdict = record.checks.get(grade_id, {}) if record and status == "graded" else {}
+                scores[f"Part {number}: {grade_id}"] = float(verdict.get("points", 0.0)) if known else None
         rows.append([name, sid, "TOTAL", f"{total:g}", f"{total_max:g}", "", ""])
         table.append([*line, f"{total:g}/{total_max:g}"])
         lms.append((name, scores))
@@ -164,8 +174,7 @@ def write(
         writer = csv.writer(f)
         writer.writerow(["learner", "student_id", "part", "score", "max_score", "status", "reason"])
         writer.writerows(rows)
-    handed_in = {r.part for r in current.values()}  # a part nobody handed in yet gets no column
-    lms_gradebooks(out, lms, {p: m for p, m in maxima.items() if p in handed_in})
+    lms_gradebooks(out, lms, columns)
 
     names = {sid: name for name, sid in ids.items()}
     kept = len(current) - executed

@@ -126,6 +126,15 @@ class Sandbox:
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += ["--perms", "1777", "--size", str(self.limits.shm_bytes), "--tmpfs", "/dev/shm"]
         args += ["--bind", str(self.scratch), str(self.scratch)]
+        for private in ("work", "home"):  # the kernel's own files: in memory, sized, never on the host's disk
+            args += [
+                "--perms",
+                "1777",
+                "--size",
+                str(self.limits.file_bytes),
+                "--tmpfs",
+                str(self.scratch / private),
+            ]
         # The sandbox's own root (a tmpfs holding the folders above the mounts) read-only: as a normal user
         # the kernel's uid owns those folders and could otherwise write into them (harmless, but confusing).
         args += ["--remount-ro", "/"]
@@ -165,14 +174,16 @@ def readonly(extra: Iterable[Path]) -> tuple[Path, ...]:
 
 
 def make_scratch(uid: int | None) -> Path:
-    """A fresh, short scratch folder (so AF_UNIX socket paths stay under 108 bytes), writable by the
-    sandbox's uid and nobody else: work/ (the working folder), home/ and the kernel's sockets."""
+    """A fresh, short scratch folder (so AF_UNIX socket paths stay under 108 bytes): work/ (the working folder
+    and TMPDIR) and home/, where the sandbox mounts tmpfs of its own, and kernel/, the kernel's sockets; as
+    root, only kernel/ (and those mount points) belong to the sandbox's uid."""
     scratch = Path(tempfile.mkdtemp(prefix="pytorch-grade-"))
     for name in ("work", "home", "kernel"):
         (scratch / name).mkdir()
-    if uid is not None:
-        for path in [scratch, *scratch.iterdir()]:
+    if uid is not None:  # the sandbox writes its sockets in kernel/; work/ and home/ are tmpfs of its own
+        for path in scratch.iterdir():
             os.chown(path, uid, uid)
+        scratch.chmod(0o755)
     return scratch
 
 

@@ -134,35 +134,47 @@ def path(root: Path, step: str, student_id: str, part: str, suffix: str = ".ipyn
     return Path(layout.format_path(step, student_id, part)) / f"{part}{suffix}"
 
 
-def merge(root: Path, records: list, removed: list[tuple[str, str]]) -> None:
-    """The records' grades and comments into the class's gradebook (``root/gradebook.db``), and the
-    submissions of ``removed`` (student_id, part) out of it. Each record's submission is made as nbgrader's
-    autograde makes one (every grade and comment of the part), then given the record's auto scores and
-    comments; a grade an instructor gave by hand in formgrader is kept, and marked for review, as nbgrader
-    does."""
-    from sqlalchemy import text
+class ClassGradebook:
+    """The class's gradebook (``root/gradebook.db``), open for a whole run: each record's grades and comments
+    put in as it arrives (:meth:`add`), submissions taken out (:meth:`remove`), all through nbgrader's API, so
+    that formgrader opens it as one it made itself. A submission is made as nbgrader's autograde makes one
+    (every grade and comment of the part), then given the record's auto scores and comments; a grade an
+    instructor gave by hand in formgrader is kept, and marked for review, as nbgrader does."""
 
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course.COURSE_ID) as gb:
-        gb.db.execute(text("PRAGMA synchronous = OFF"))  # one file, rebuilt from the records if lost
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __enter__(self) -> ClassGradebook:
+        from sqlalchemy import text
+
+        self.gb = Gradebook(f"sqlite:///{self.root / 'gradebook.db'}", course.COURSE_ID)
+        self.gb.db.execute(text("PRAGMA synchronous = OFF"))  # one file, made again from the records if lost
         # nbgrader's API commits after every call, and a commit would expire every object the session holds
         # (each next record loading the part's cells again): not here, where this is the only writer.
-        gb.db().expire_on_commit = False
-        for student_id, part in removed:
-            with contextlib.suppress(MissingEntry):
-                gb.remove_submission(part, student_id)
-        known = {s.id for s in gb.students}
-        for record in records:
-            if record.student_id not in known:
-                gb.add_student(record.student_id)
-                known.add(record.student_id)
-            try:
-                submission = gb.find_submission(record.part, record.student_id)
-            except MissingEntry:
-                submission = gb.add_submission(record.part, record.student_id)
-            for notebook in submission.notebooks:
-                for grade in notebook.grades:
-                    grade.auto_score = record.grades.get(grade.name, 0.0)
-                    grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
-                for comment in notebook.comments:
-                    comment.auto_comment = record.comments.get(comment.name)
-        gb.db.commit()
+        self.gb.db().expire_on_commit = False
+        self.students = {s.id for s in self.gb.students}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.gb.db.commit()
+        self.gb.close()
+
+    def add(self, record) -> None:
+        if record.student_id not in self.students:
+            self.gb.add_student(record.student_id)
+            self.students.add(record.student_id)
+        try:
+            submission = self.gb.find_submission(record.part, record.student_id)
+        except MissingEntry:
+            submission = self.gb.add_submission(record.part, record.student_id)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                grade.auto_score = record.grades.get(grade.name, 0.0)
+                grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
+            for comment in notebook.comments:
+                comment.auto_comment = record.comments.get(comment.name)
+        self.gb.db.commit()
+
+    def remove(self, student_id: str, part: str) -> None:
+        with contextlib.suppress(MissingEntry):
+            self.gb.remove_submission(part, student_id)

@@ -58,13 +58,15 @@ def test_inside_the_sandbox_the_checkout_is_absent_and_only_the_scratch_is_writa
         box = sandbox.Sandbox(scratch, sandbox.readonly([]), sandbox.system_links(), uid)
         script = (
             f"test ! -e {course.ROOT}/.git && test ! -e {course.SOLUTIONS} && test -r {course.ROOT}/helper.py"
-            " && touch written && ! touch /usr/x 2>/dev/null && id -u"
+            " && touch written && test -e written && ! touch /usr/x 2>/dev/null"
+            + (" && ! touch ../x 2>/dev/null" if uid is not None else "")  # as root: the scratch is not its
+            + " && id -u"
         )
         command = box.command(["/bin/sh", "-c", script])
         result = subprocess.run(command, check=False, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() != "0" or uid is None  # root's grader runs the learner as another uid
-        assert (scratch / "work" / "written").exists()
+        assert not (scratch / "work" / "written").exists()  # its working folder is a tmpfs of its own
     finally:
         sandbox.remove_scratch(scratch)
 
