@@ -128,12 +128,14 @@ def _sandbox_here() -> str:
 
 # ------------------------------------------------------------------------------------------- on a worker
 def _work_folder() -> Path:
-    """This worker's own folder (``dask worker --local-directory``), or a private one of this process's
-    outside Dask (never a shared one in /tmp)."""
+    """The grader's folder in the workspace of this worker (``dask worker --local-directory``: Dask's
+    ``dask-scratch-space``), shared by the workers started in the same one (the embedded cluster's), so that
+    each part's gradebook template, hidden inputs and judges' cache are made once per machine, not once per
+    worker; or a private one of this process's outside Dask (never a shared one in /tmp)."""
     try:
         from distributed import get_worker
 
-        folder = Path(get_worker().local_directory) / "course-grader"
+        folder = Path(get_worker().local_directory).parent / "course-grader"
     except ValueError:  # not inside a Dask worker
         folder = _private_folder()
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
-"""Phase 1: execute one learner's notebook of one part with nbgrader, its kernel in the sandbox, and ask it
-for each check's answers.
+"""On the worker: execute one learner's notebook of one part with nbgrader, its kernel in the sandbox, and ask
+it for each check's answers.
 
 nbgrader's autograde runs here, in the grader's own (trusted) process, in a scratch course that the sandbox
 cannot see; only the *kernel* runs inside the sandbox (:class:`SandboxedKernelManager`). The learner's cells
@@ -373,10 +373,10 @@ class Outcome:
 
 
 def autograde_config(task: Task, scratch: Path, cgroups: tuple[str, ...] = ()) -> Config:
-    """Phase 2's configuration (grader.scoring), with execution in front: nbgrader's own sanitizing
+    """The scoring configuration (grader.scoring), with execution in front: nbgrader's own sanitizing
     (outputs cleared, checks restored), then the sandboxed run, the ✓ rule and the output caps."""
     c = scoring.config(Path(task.course_root))
-    del c.Autograde["sanitize_preprocessors"]  # phase 1 starts from a learner's notebook: nbgrader's defaults
+    del c.Autograde["sanitize_preprocessors"]  # from a learner's notebook: nbgrader's own defaults
     c.Autograde.autograde_preprocessors = [AskingExecute, CapOutputs, *c.Autograde.autograde_preprocessors]
     c.Execute.timeout = task.cell_timeout
     c.Execute.interrupt_on_timeout = True

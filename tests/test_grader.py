@@ -86,31 +86,28 @@ def test_the_cache_key_covers_the_submission_the_part_the_limits_the_sandbox_and
     assert key != cli.cache_key(task, sandbox.Limits())
 
 
-def test_the_cache_key_follows_what_grades_not_the_reports(tmp_path):
+def test_the_cache_key_follows_what_grades_not_the_reports(tmp_path, monkeypatch):
     """A change to the report code keeps the records; one to the code that judges them does not (the
     course version a worker must share covers both)."""
-    program = """
-import sys
-from pathlib import Path
-from grader import cluster
-cluster.GRADER = Path(sys.argv[1])
-print(cluster.grading_version(), cluster.course_version())
-"""
     grader = tmp_path / "grader"
     shutil.copytree(course.ROOT / "grader", grader, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cluster, "GRADER", grader)
 
-    def versions() -> list[str]:
-        command = [sys.executable, "-c", program, str(grader)]
-        return subprocess.run(
-            command, capture_output=True, text=True, check=True, cwd=course.ROOT
-        ).stdout.split()
+    def versions() -> tuple[str, str]:
+        cluster.grading_version.cache_clear()
+        cluster.course_version.cache_clear()
+        return cluster.grading_version(), cluster.course_version()
 
-    before = versions()
-    (grader / "reports.py").write_text((grader / "reports.py").read_text() + "\n# a typo fixed\n")
-    after_reports = versions()
-    assert after_reports[0] == before[0] and after_reports[1] != before[1]
-    (grader / "verdicts.py").write_text((grader / "verdicts.py").read_text() + "\n# a judge changed\n")
-    assert versions()[0] != before[0]
+    try:
+        before = versions()
+        (grader / "reports.py").write_text((grader / "reports.py").read_text() + "\n# a typo fixed\n")
+        after_reports = versions()
+        assert after_reports[0] == before[0] and after_reports[1] != before[1]
+        (grader / "verdicts.py").write_text((grader / "verdicts.py").read_text() + "\n# a judge changed\n")
+        assert versions()[0] != before[0]
+    finally:
+        monkeypatch.undo()
+        versions()  # the real ones again, for the other tests of this process
 
 
 def test_without_bubblewrap_the_grader_stops_before_any_notebook_runs(tmp_path):
