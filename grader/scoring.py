@@ -94,6 +94,12 @@ def last_line(text: str) -> str:
     return (lines or ["unknown error"])[-1][:300]
 
 
+def empty_gradebook(path: Path) -> None:
+    """A new gradebook of the course at ``path``, with no assignment (nbgrader's own, schema stamped)."""
+    with Gradebook(f"sqlite:///{path}", course.COURSE_ID):
+        pass
+
+
 def generate(root: Path, parts: list[str]) -> None:
     """The parts' sources (solutions cleared, tests kept) into the class gradebook."""
     api = NbGraderAPI(config=config(root))

@@ -209,7 +209,7 @@ def graded(tmp_path_factory):
             command = [*worker, "--name", name, "--local-directory", str(folder)]
             processes.append(_start(command, folder, base / f"worker-{name}.log"))
         stale_env = {**os.environ, "PYTHONPATH": str(_stale_checkout(base / "stale"))}
-        command = [*worker, "--name", "stale", "--local-directory", str(base / "worker-stale")]
+        command = [*worker, "--no-nanny", "--name", "stale", "--local-directory", str(base / "worker-stale")]
         processes.append(_start(command, base / "worker-stale", base / "worker-stale.log", stale_env))
 
         # Through the scheduler; worker one killed once the first notebook is in.

@@ -122,12 +122,14 @@ for command in ['umount /usr', 'mount -o remount,rw /usr', 'touch /usr/escaped',
 # gives the sandbox cgroups of its own, a memory hog spread over 20 processes (8 GiB, over the class's 5 GiB).
 HOGS = """
 import multiprocessing, os, subprocess, time
-chunk = 'x' * 2**20
-for _ in range(2**9):
-    print(chunk, flush=True)
 filled = subprocess.run(['dd', 'if=/dev/zero', 'of=/dev/shm/fill', 'bs=1M'], capture_output=True, text=True)
 print('SHM', os.path.getsize('/dev/shm/fill') // 2**20, 'MiB:', filled.stderr.strip().splitlines()[0])
 os.remove('/dev/shm/fill')
+"""
+FLOOD = """
+chunk = 'x' * 2**20
+for _ in range(2**9):  # last: the cell's output past 8 MB is dropped
+    print(chunk, flush=True)
 """
 SPREAD_HOG = """
 def hog():
@@ -214,7 +216,7 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     expected["Zoë Ångström"] = (FULL, "graded")
     if not SANDBOX:  # without the sandbox these would really reach the network and damage files
         return expected
-    hogs = HOGS + (SPREAD_HOG if sandbox.confinement() else "")  # without cgroups it would take 12 GiB
+    hogs = HOGS + (SPREAD_HOG if sandbox.confinement() else "") + FLOOD  # without cgroups: 8 GiB taken
     put("resource hog", _with("numpy_bridge", hogs + _answer("numpy_bridge")))
     expected["resource hog"] = (None, "graded")  # whatever the OOM killer picks: the rest of the class counts
     # A detached process that outlives the kernel and rewrites every notebook it can find with ✓ lines (in the
@@ -250,7 +252,9 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     return expected
 
 
-def _grade(root: Path, out: Path, cell_timeout: int, *options: str, memory_gb: int = 10) -> str:
+def _grade(
+    root: Path, out: Path, cell_timeout: int, *options: str, memory_gb: int = 10, jobs: int = 2
+) -> str:
     result = subprocess.run(
         [
             sys.executable,
@@ -259,7 +263,7 @@ def _grade(root: Path, out: Path, cell_timeout: int, *options: str, memory_gb: i
             "--out",
             str(out),
             "--jobs",
-            "2",
+            str(jobs),
             "--cell-timeout",
             str(cell_timeout),
             "--notebook-timeout",
@@ -323,7 +327,8 @@ def graded(tmp_path_factory):
     record = out / "records" / student_id("correct") / PART / "record.json"
     failed = {**json.loads(record.read_text()), "status": "error", "reason": "the worker was lost"}
     record.write_text(json.dumps(failed))
-    second = _grade(root, out, 45, "--lms-checks", memory_gb=5)  # a report's option: it regrades nothing
+    # A report's option (it regrades nothing); one worker for the three notebooks to grade.
+    second = _grade(root, out, 45, "--lms-checks", memory_gb=5, jobs=1)
     yield root, out, expected, summary, protected, before, second
     for folder in (root, out):  # graded copies hold the checks' hidden tests: none left behind
         shutil.rmtree(folder, ignore_errors=True)
@@ -443,7 +448,7 @@ def complete(tmp_path_factory):
     heavier = nbformat.read(sources / PART / f"{PART}.ipynb", as_version=4)
     _cell(heavier, "test_numpy_bridge").metadata["nbgrader"]["points"] = 3
     nbformat.write(heavier, sources / PART / f"{PART}.ipynb")
-    second = _grade(root, out, 600, "--source", str(sources))
+    second = _grade(root, out, 600, "--source", str(sources), jobs=1)  # one notebook to grade
     yield out, first, second
     for folder in (root, out, sources):
         shutil.rmtree(folder, ignore_errors=True)
@@ -568,12 +573,13 @@ class TestAClassOfBadSubmissions:
         printed = _printed(
             out / "course" / "autograded" / student_id("resource hog") / PART / f"{PART}.ipynb"
         )
-        if "SHM" in printed:  # the kernel lived on (the OOM killer may pick it)
-            assert "SHM 1024 MiB: dd: error writing '/dev/shm/fill': No space left on device" in printed
+        assert "SHM 1024 MiB: dd: error writing '/dev/shm/fill': No space left on device" in printed, printed
         if sandbox.confinement():
             assert "for the whole sandbox" in summary
-            killed = [line for line in printed.splitlines() if line.startswith("HOGS KILLED")]
-            assert "kernel died" in record["reason"] or (killed and not killed[0].startswith("HOGS KILLED 0"))
+            # how many hogs the OOM killer took depends on how many held their memory at once (the machine's
+            # load): the kernel either died of it or went on to say so
+            ran = any(line.startswith("HOGS KILLED") for line in printed.splitlines())
+            assert "kernel died" in record["reason"] or ran, record["reason"]
 
     @pytest.mark.skipif(not SANDBOX, reason="bubblewrap is not installed: `make sandbox`")
     def test_a_daemon_cannot_forge_its_outputs(self, graded):
