@@ -568,7 +568,8 @@ class TestAClassOfBadSubmissions:
         assert record["status"] == "graded", record
         assert record["grading_process_mb"] < 300, record  # 512 MB printed through it (alone: 100 MB)
         page = (out / "feedback" / "resource hog" / f"{PART}.html").read_text()
-        assert "output is over 8 MB; the rest of it was dropped as it came" in page, "no note of the cut"
+        if "kernel died" not in record["reason"]:  # the OOM killer may take the kernel before its flood
+            assert "output is over 8 MB; the rest of it was dropped as it came" in page, "no note of the cut"
         assert len(page.encode()) < 1_000_000
         printed = _printed(
             out / "course" / "autograded" / student_id("resource hog") / PART / f"{PART}.ipynb"
