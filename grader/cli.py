@@ -420,19 +420,6 @@ class Merge:
         return reports.write(out, ids, current, unrecognised, points, executed, dropped, per_check)
 
 
-def merge(
-    out: Path,
-    learners: list[str],
-    tasks: list[Submission],
-    unrecognised: dict[str, list[str]],
-    sources: Path,
-    executed: int,
-) -> str:
-    """The stored records of this class merged into the outputs at once (what a run does as they arrive)."""
-    with Merge(out, sources, {t.part for t in tasks}) as merging:
-        return merging.finish(learners, tasks, unrecognised, executed)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__.split("\n\n")[0])
     parser.add_argument("submissions")

@@ -80,7 +80,8 @@ def _merge_bench(graded: Path, folder: Path, count: int) -> tuple[float, int]:
                 submitted.write_bytes(b"{}")
             tasks.append(cli.Submission(name, sid, part, str(submitted), record.digest))
     start = time.perf_counter()
-    cli.merge(out, learners, tasks, {}, course.SOLUTIONS, 0)
+    with cli.Merge(out, course.SOLUTIONS, {t.part for t in tasks}) as merging:  # as a run's end merges
+        merging.finish(learners, tasks, {}, 0)
     return time.perf_counter() - start, len(tasks)
 
 
