@@ -36,14 +36,40 @@ _STAGES = [
 class _SameConv(nn.Conv2d):
     """Conv2d with TensorFlow's 'SAME' padding (asymmetric where needed): the weights were trained with it."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def pads(self, x: torch.Tensor) -> list[int]:
+        """F.pad's [left, right, top, bottom] for ``x``."""
         pads = []
         for size, kernel, stride in zip(
             reversed(x.shape[-2:]), reversed(self.weight.shape[-2:]), reversed(self.stride), strict=True
         ):
             total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
             pads += [total // 2, total - total // 2]
-        return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return pads
+
+    def forward(self, x: torch.Tensor, bn: nn.BatchNorm2d | None = None) -> torch.Tensor:
+        """The convolution, then ``bn`` if given. In evaluation mode ``bn`` is folded into the convolution's
+        weights (the same function, one pass over the activations fewer), and symmetric padding is the
+        convolution's own (no padded copy of ``x``): about twice as fast on a CPU."""
+        weight, bias = self.weight, self.bias
+        fold = bn is not None and not bn.training
+        if fold:
+            scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+            weight = weight * scale.reshape(-1, 1, 1, 1)
+            bias = bn.bias - bn.running_mean * scale
+        left, right, top, bottom = self.pads(x)
+        if (left, top) == (right, bottom):
+            y = F.conv2d(x, weight, bias, self.stride, (top, left), self.dilation, self.groups)
+        else:
+            y = F.conv2d(
+                F.pad(x, [left, right, top, bottom]), weight, bias, self.stride, 0, self.dilation, self.groups
+            )
+        return y if fold or bn is None else bn(y)
+
+
+def _relu6(x: torch.Tensor) -> torch.Tensor:
+    """ReLU6 in place on a convolution's fresh output (F.relu6 is several times slower on channels-last
+    tensors on a CPU); no backward pass needs the value it overwrites."""
+    return x.clamp_(0, 6)
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -65,8 +91,8 @@ class _MBConv(nn.Module):
         self.skip = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
-        y = self._bn2(self._project_conv(F.relu6(self._bn1(self._depthwise_conv(y)))))
+        y = _relu6(self._expand_conv(x, self._bn0)) if self.expand else x
+        y = self._project_conv(_relu6(self._depthwise_conv(y, self._bn1)), self._bn2)
         return x + y if self.skip else y
 
 
@@ -82,10 +108,10 @@ class _Features(nn.Module):
         self._conv_head, self._bn1 = _SameConv(320, 1280, 1, bias=False), _bn(1280)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        x = _relu6(self._conv_stem(x, self._bn0))
         for block in self._blocks:
             x = block(x)
-        return F.relu6(self._bn1(self._conv_head(x)))
+        return _relu6(self._conv_head(x, self._bn1))
 
 
 class EfficientNetLite0(nn.Module):

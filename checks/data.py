@@ -184,8 +184,8 @@ def catdog_features(paths: list[Path], image_size: int) -> torch.Tensor:
     model = backbone.model.eval()
     batches = []
     with torch.no_grad():
-        for start in range(0, len(paths), 50):
-            images = catdog_inputs(paths[start : start + 50], image_size)
+        for start in range(0, len(paths), 32):
+            images = catdog_inputs(paths[start : start + 32], image_size)
             batches.append(torch.flatten(model.avgpool(model.features(images)), 1))
     features = torch.cat(batches) if batches else torch.zeros(0, 1280)
     _features[key] = features

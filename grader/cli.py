@@ -325,6 +325,9 @@ class Merge:
         self.out, self.sources, self.root = out, sources, out / "course"
         self.merged_file = self.root / "merged.json"
         fresh = not (self.root / "gradebook.db").exists()
+        if fresh:
+            self.root.mkdir(parents=True, exist_ok=True)
+            scoring.empty_gradebook(self.root / "gradebook.db")
         self.merged = (
             {} if fresh or not self.merged_file.exists() else json.loads(self.merged_file.read_text())
         )
@@ -457,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
         "run); keep it from learners, and keep it between runs so that grades stay the same",
     )
     options = parser.parse_args(argv)
-    # nbgrader runs `alembic` from PATH: the course environment's tools first, wherever this was started from
+    # the course environment's tools first on PATH, wherever this was started from (nbgrader would run
+    # `alembic` from it for a gradebook it made itself; each one here starts from scoring.empty_gradebook)
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     submissions, out = Path(options.submissions).resolve(), Path(options.out).resolve()
     if not submissions.is_dir():

@@ -231,8 +231,7 @@ def _template(part: str, source: bytes) -> Path:
 
 
 def _empty_gradebook() -> Path:
-    """An empty gradebook of the course, made once per worker folder: nbgrader stamps every new gradebook
-    with its schema's version by running `alembic heads` (2.5 s of CPU); each part's template starts from a
+    """An empty gradebook of the course, made once per worker folder; each part's template starts from a
     copy."""
     empty = _work_folder() / "empty-gradebook.db"
     with _file_lock(empty.with_suffix(".lock")):
