@@ -638,7 +638,7 @@ def fit(
     ``{"train_loss": [...], "valid_loss": [...], "valid_accuracy": [...]}``, one value per epoch, e.g.::
 
         history = fit(model, trainloader, nn.NLLLoss(), optim.Adam(model.parameters()), epochs=2,
-                      validloader=testloader)
+                      validloader=validloader)
     """
     from tqdm.auto import tqdm
 

@@ -72,7 +72,25 @@ def _ask_softmax(namespace: dict, sent: dict) -> dict:
     return {
         "softmax(scores)": attempt(softmax, sent["scores"]),
         "softmax(big)": attempt(softmax, sent["big"]),
+        "library": _library_softmax(softmax, sent["scores"]),
     }
+
+
+def _library_softmax(softmax, scores: torch.Tensor) -> list[str]:
+    """PyTorch's own softmax operations in the autograd graph of ``softmax(scores)``: a call of
+    torch.softmax, F.softmax, Tensor.softmax, nn.Softmax or log_softmax leaves its backward node there
+    (``SoftmaxBackward0``), however it was imported or renamed. A formula of exp and sum leaves none."""
+    out = attempt(softmax, scores.detach().clone().requires_grad_())
+    found, todo, seen = set(), [getattr(out, "grad_fn", None)], set()
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if "Softmax" in node.name():
+            found.add(node.name())
+        todo += [parent for parent, _ in node.next_functions]
+    return sorted(found)
 
 
 def _judge_softmax(i: dict, a: dict) -> str:
@@ -99,7 +117,17 @@ def _judge_softmax(i: dict, a: dict) -> str:
         f"softmax of large scores gave {big.tolist()} — subtract each row's maximum first",
     )
     expect_close(big, torch.softmax(i["big"], dim=1), "softmax of large scores")
-    return "softmax: rows of probabilities that sum to 1, equal to torch.softmax, finite for large scores"
+    library = value(a, "library")
+    named = ", ".join(library) if isinstance(library, list) else library
+    need(
+        not library,
+        f"softmax calls PyTorch's own softmax ({named} in its autograd graph): the right values, but the "
+        "exercise asks for the formula — torch.exp of the scores divided by their torch.sum over each row",
+    )
+    return (
+        "softmax: rows of probabilities that sum to 1, equal to torch.softmax, finite for large scores, and "
+        "no call of PyTorch's softmax in its autograd graph"
+    )
 
 
 softmax = Check(

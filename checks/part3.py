@@ -120,11 +120,21 @@ log_softmax = Check(
 
 # ------------------------------------------------------------------------------------------ cross-entropy
 def _ask_ce(ns: dict, sent: dict) -> dict:
-    return {"ce_loss": cpu(lookup(ns, "ce_loss")), "state": state_of(lookup(ns, "model"))}
+    ce_loss = lookup(ns, "ce_loss")
+    copied = [
+        name for name in ("loss", "nll_loss") if isinstance(ce_loss, torch.Tensor) and ce_loss is ns.get(name)
+    ]
+    return {"ce_loss": cpu(ce_loss), "state": state_of(lookup(ns, "model")), "copied": copied}
 
 
 def _judge_ce(i: dict, a: dict) -> str:
     ce_loss = tensor(a, "ce_loss")
+    copied = value(a, "copied")
+    need(
+        not copied,
+        f"ce_loss is the very tensor `{copied[0] if copied else ''}` computed above, not a loss of your own: "
+        "compute it here, from model(images) and labels with criterion",
+    )
     expect_shape(ce_loss, (), "ce_loss", hint="a loss is a single number (a 0-dimensional tensor)")
     weights = value(a, "state", "model's parameters")
     need(

@@ -217,11 +217,34 @@ def _ask_train(ns: dict, sent: dict) -> dict:
             )
         }
     history, best = result
+    # Early stopping: the same training again, with patience (and the random generator seeded, so that
+    # dropout's masks do not depend on what the notebook drew before)
+    with torch.random.fork_rng():
+        torch.manual_seed(sent["shuffle seed"])
+        again = _tiny_model()
+        again.load_state_dict(sent["init"])
+        shuffle = torch.Generator().manual_seed(sent["shuffle seed"])
+        tiny_train = DataLoader(
+            TensorDataset(sent["images"], sent["labels"]), batch_size=16, shuffle=True, generator=shuffle
+        )
+        stopped = attempt(
+            train, again, tiny_train, tiny_valid, epochs=PATIENCE_EPOCHS, lr=0.01, patience=PATIENCE
+        )
+    if not isinstance(stopped, Raised):
+        stopped = (
+            stopped[0].get("valid_loss")
+            if isinstance(stopped, tuple | list) and stopped and isinstance(stopped[0], dict)
+            else Raised(f"it returned {kind(stopped)}")
+        )
     return {
         "history": cpu(history),
         "best": cpu(best) if isinstance(best, dict) else best,
         "final": state_of(model),
+        "patience": cpu(stopped),
     }
+
+
+PATIENCE_EPOCHS, PATIENCE = 4, 2  # the check's run of early stopping
 
 
 def _measured(weights: dict, i: dict) -> tuple[float, float]:
@@ -279,7 +302,36 @@ def _judge_train(i: dict, a: dict) -> str:
             "far: "
             "without a copy, the state changes with the model"
         )
-    return "validation pass: per epoch, in evaluation mode, and the best epoch's weights kept"
+    stopped = a.get("patience", Raised("no answer"))
+    run = f"train(..., epochs={PATIENCE_EPOCHS}, patience={PATIENCE})"
+    if isinstance(stopped, Raised):
+        fail(f"{run} raised {stopped.message} — keep the notebook's signature, patience included")
+    need(
+        isinstance(stopped, list) and stopped and all(isinstance(x, float | int) for x in stopped),
+        f"{run}: history['valid_loss'] should be a list of numbers, got {kind(stopped)}",
+    )
+    losses = ", ".join(f"{x:.4f}" for x in stopped)
+    best, without, should_stop = float("inf"), 0, None  # the epoch after which it should have stopped
+    for number, loss in enumerate(stopped, start=1):
+        best, without = (loss, 0) if loss < best else (best, without + 1)
+        if without >= PATIENCE:
+            should_stop = number
+            break
+    if should_stop is not None and should_stop < len(stopped):
+        fail(
+            f"{run} ran {len(stopped)} epochs, validation losses {losses}: it should stop after epoch "
+            f"{should_stop}, after {PATIENCE} in a row without a new lowest validation loss — add 1 to "
+            "epochs_without_improvement after such an epoch, and set it back to 0 at each new lowest loss"
+        )
+    if should_stop is None and len(stopped) < PATIENCE_EPOCHS:
+        fail(
+            f"{run} stopped after epoch {len(stopped)}, validation losses {losses}, although only {without} "
+            f"epoch(s) in a row had brought no new lowest loss: it should go on until {PATIENCE} have"
+        )
+    return (
+        "validation pass: per epoch, in evaluation mode, the best epoch's weights kept, and early stopping "
+        "after `patience` epochs without improvement"
+    )
 
 
 train_loop = Check(

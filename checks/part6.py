@@ -243,6 +243,12 @@ def _judge_bad(i: dict, a: dict) -> str:
         fail(
             "load_checkpoint of a missing file raised no FileNotFoundError"
             + (f" (it raised {error}{': ' + message if message else ''})" if error else "")
+            + (
+                " — `except Exception` also catches the FileNotFoundError that torch.load raises: check that "
+                "the file exists before the try, or catch FileNotFoundError first and raise it again"
+                if error and error != "FileNotFoundError"
+                else ""
+            )
         )
     need(names["nowhere"] in message, f"the FileNotFoundError should name the file, it says: {message}")
     for label in ("corrupt", "empty"):

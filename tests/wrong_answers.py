@@ -10,11 +10,12 @@ model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReL
 
 # Part 5's `train`, given but for its validation pass ({validation}, at the loop's indentation).
 TRAIN_5 = """
-def train(model, trainloader, validloader, epochs, lr=0.001):
+def train(model, trainloader, validloader, epochs, lr=0.001, patience=None):
     criterion = nn.NLLLoss()
     optimizer = optim.Adam(model.parameters(), lr=lr)
     history = {{"train_loss": [], "valid_loss": [], "valid_accuracy": []}}
     best_state, best_loss = None, float("inf")
+    epochs_without_improvement = 0
     for epoch in range(epochs):
         model.train()
         running_loss = 0.0
@@ -26,6 +27,8 @@ def train(model, trainloader, validloader, epochs, lr=0.001):
             running_loss += loss.item() * labels.shape[0]
         history["train_loss"].append(running_loss / len(trainloader.dataset))
 {validation}
+        if patience is not None and epochs_without_improvement >= patience:
+            break
     return history, best_state
 """
 
@@ -108,6 +111,19 @@ WRONG = {
             "overflows on large scores",
             "def softmax(x):\n    return torch.exp(x) / torch.exp(x).sum(dim=1, keepdim=True)",
             "maximum first",
+        ),
+        Wrong(
+            "test_softmax",
+            "PyTorch's softmax",
+            "def softmax(x):\n    return torch.softmax(x, dim=1)",
+            "the formula",
+        ),
+        Wrong(
+            "test_softmax",
+            "F.softmax under another name",
+            "from torch.nn.functional import softmax as _library\n\n\n"
+            "def softmax(x):\n    return _library(x, 1)\n",
+            "asks for the formula",
         ),
         Wrong(
             "test_network_class",
@@ -200,6 +216,8 @@ class Network(nn.Module):
             "ce_loss = nn.CrossEntropyLoss(reduction='none')(model(images), labels)",
             "ce_loss: expected shape ()",
         ),
+        Wrong("test_ce_loss", "the loss of the cell above, copied", "ce_loss = loss", "computed above"),
+        Wrong("test_ce_loss", "nll_loss copied (the same number)", "ce_loss = nll_loss", "computed above"),
         Wrong("test_one_step", "no step", "model = copy.deepcopy(model_before)", "did not change"),
         Wrong(
             "test_one_step",
@@ -388,6 +406,36 @@ def validate(model, loader, criterion):
             ),
             "validate on the validation loader",
         ),
+        Wrong(
+            "test_train_loop",
+            "early stopping that never counts (it never stops)",
+            TRAIN_5.format(
+                validation="""
+        valid_loss, valid_accuracy = validate(model, validloader, criterion)
+        history["valid_loss"].append(valid_loss)
+        history["valid_accuracy"].append(valid_accuracy)
+        if valid_loss < best_loss:
+            best_loss, best_state = valid_loss, copy.deepcopy(model.state_dict())
+"""
+            ),
+            "it should stop after epoch 3",
+        ),
+        Wrong(
+            "test_train_loop",
+            "stopped at the first epoch without improvement, whatever the patience",
+            TRAIN_5.format(
+                validation="""
+        valid_loss, valid_accuracy = validate(model, validloader, criterion)
+        history["valid_loss"].append(valid_loss)
+        history["valid_accuracy"].append(valid_accuracy)
+        if valid_loss < best_loss:
+            best_loss, best_state = valid_loss, copy.deepcopy(model.state_dict())
+        elif patience is not None:
+            epochs_without_improvement = patience
+"""
+            ),
+            "stopped after epoch 2",
+        ),
         Wrong("test_dropout_model", "no dropout layers", "dropout_model = model", "it has no dropout"),
         Wrong(
             "test_dropout_model",
@@ -501,6 +549,22 @@ def load_checkpoint(path):
     return _good_load(path)
 """,
             "raised no FileNotFoundError",
+        ),
+        Wrong(
+            "test_bad_files",
+            "every error turned into a ValueError, a missing file too",
+            """
+def load_checkpoint(path):
+    try:
+        checkpoint = torch.load(path, weights_only=True)
+        model = helper.MLP(checkpoint["input_size"], checkpoint["output_size"], checkpoint["hidden_layers"],
+                           checkpoint["drop_p"])
+        model.load_state_dict(checkpoint["state_dict"])
+    except Exception as error:
+        raise ValueError(f"{path} is not a valid checkpoint: {error}") from error
+    return model
+""",
+            "also catches the FileNotFoundError",
         ),
     ],
     "07_loading_image_data": [
@@ -640,6 +704,21 @@ RIGHT = {
     ],
     "02_neural_networks": [
         Right(
+            "test_softmax",
+            "log-sum-exp, the sums reshaped with view",
+            "def softmax(x):\n    return torch.exp(x - torch.logsumexp(x, dim=1).view(-1, 1))",
+        ),
+        Right(
+            "test_softmax",
+            "under no_grad, the maximum from torch.max",
+            """
+def softmax(x):
+    with torch.no_grad():
+        e = (x - torch.max(x, dim=1, keepdim=True)[0]).exp()
+        return e / e.sum(1, keepdim=True)
+""",
+        ),
+        Right(
             "test_network_class",
             "activation modules, flattening inside forward",
             """
@@ -694,8 +773,9 @@ optimizer.step()
         history["valid_loss"].append(valid_loss)
         history["valid_accuracy"].append(correct / len(validloader.dataset))
         if valid_loss < best_loss:
-            best_loss = valid_loss
+            best_loss, best_epoch = valid_loss, epoch
             best_state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+        epochs_without_improvement = epoch - best_epoch
 """
             ),
         ),
@@ -733,6 +813,24 @@ dropout_model = copy.deepcopy(dropout_model)
 dropout_model.load_state_dict(best_state)
 torch.save(dropout_model.state_dict(), "best_model.pth")
 test_loss, test_accuracy = validate(dropout_model, testloader, nn.NLLLoss())
+""",
+        ),
+    ],
+    "07_loading_image_data": [
+        Right(
+            "test_transforms",
+            "transforms.v2, a gentler crop and colour jitter",
+            """
+from torchvision.transforms import v2
+
+to_input = [
+    v2.ToImage(),
+    v2.ToDtype(torch.float32, scale=True),
+    v2.Normalize(helper.IMAGENET_MEAN, helper.IMAGENET_STD),
+]
+crop = v2.RandomResizedCrop(224, scale=(0.5, 1.0))
+train_transforms = v2.Compose([crop, v2.RandomHorizontalFlip(), v2.ColorJitter(0.3, 0.3), *to_input])
+test_transforms = v2.Compose([v2.Resize(255), v2.CenterCrop(224), *to_input])
 """,
         ),
     ],
