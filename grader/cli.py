@@ -508,11 +508,12 @@ def main(argv: list[str] | None = None) -> int:
     to_run.sort(key=lambda t: t.part, reverse=True)
 
     started = time.perf_counter()
-    if to_run and not options.scheduler:
-        import helper
+    needed = course.datasets_for({t.part for t in to_run})
+    if needed and not options.scheduler:
+        import helper  # and torch with it: only where a part needs data (Part 1 needs none)
 
         try:  # one clear message, before any notebook runs (remote workers prepare their own)
-            helper.prepare_data(course.datasets_for({t.part for t in to_run}))
+            helper.prepare_data(needed)
         except helper.DataNotFoundError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

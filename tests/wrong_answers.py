@@ -486,7 +486,7 @@ test_loss, test_accuracy = validate(dropout_model, testloader, nn.NLLLoss())
         Wrong(
             "test_round_trip",
             "a new, untrained model saved and restored",
-            "model = helper.MLP(784, 10, [512, 256, 128], drop_p=0.2)\n"
+            "model = helper.MLP(784, 10, [256, 128], drop_p=0.2)\n"
             "save_checkpoint(model, 'checkpoint.pth')\nrestored = load_checkpoint('checkpoint.pth')",
             "save the trained `model`",
         ),
@@ -513,7 +513,7 @@ def load_checkpoint(path):
             """
 def load_checkpoint(path):
     checkpoint = torch.load(path, weights_only=True)
-    model = helper.MLP(784, 10, [512, 256, 128])
+    model = helper.MLP(784, 10, [256, 128])
     model.load_state_dict(checkpoint["state_dict"])
     return model
 """,
@@ -522,7 +522,7 @@ def load_checkpoint(path):
         Wrong(
             "test_round_trip",
             "the untrained model saved",
-            "restored = helper.MLP(784, 10, [512, 256, 128], drop_p=0.2)",
+            "restored = helper.MLP(784, 10, [256, 128], drop_p=0.2)",
             "save the trained model",
         ),
         Wrong(
@@ -781,7 +781,7 @@ optimizer.step()
         ),
         Right(
             "test_dropout_model",
-            "a module class with F.dropout, 15 epochs",
+            "a module class with F.dropout, 10 epochs",
             """
 import torch.nn.functional as F
 
@@ -802,7 +802,7 @@ class DropoutNet(nn.Module):
 
 torch.manual_seed(7)
 dropout_model = DropoutNet()
-history_dropout, best_state = train(dropout_model, small_trainloader, validloader, epochs=15)
+history_dropout, best_state = train(dropout_model, small_trainloader, validloader, epochs=10)
 """,
         ),
         Right(
