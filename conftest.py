@@ -16,17 +16,17 @@ from wrong_answers import RIGHT, WRONG
 
 # `make test` hands whole test modules and notebooks to its workers in collection order: the longest first,
 # so that no worker is left alone with a long one at the end. Each worker holds its current unit and the next
-# one, which waits: with four workers the eight longest go first (durations in seconds, measured at 673df18).
+# one, which waits: with four workers the eight longest go first (durations in seconds, measured at ca06d81).
 LONGEST_FIRST = (
-    "tests/test_grading.py::TestAClassOfBadSubmissions",  # 524
-    "tests/test_grading.py::TestACompleteSet",  # 589
-    "tests/test_grading.py::TestACompleteSetOfTheLaterParts",  # 568
-    "tests/test_cluster.py",  # 359
+    "tests/test_grading.py::TestAClassOfBadSubmissions",  # 503
+    "tests/test_grading.py::TestACompleteSet",  # 477
+    "tests/test_grading.py::TestACompleteSetOfTheLaterParts",  # 429
+    "tests/test_cluster.py",  # 365
     "tests/test_lab.py",
-    "solutions/08_transfer_learning/",  # 180 (its feature extraction)
+    "solutions/08_transfer_learning/",  # 105 (its feature extraction)
     "tests/test_exercises.py",
     "solutions/05_inference_and_validation/",
-    "tests/test_downloads.py",  # 115
+    "tests/test_downloads.py",  # 65
     "solutions/07_loading_image_data/",
     "solutions/04_fashion_mnist/",
     "solutions/03_training/",
