@@ -196,18 +196,22 @@ def _train_inputs(g: torch.Generator | None) -> Inputs:
     )
 
 
+def _tiny_train(sent: dict) -> DataLoader:
+    """The check's training loader, shuffled the same way each time it is made."""
+    shuffle = torch.Generator().manual_seed(sent["shuffle seed"])
+    return DataLoader(
+        TensorDataset(sent["images"], sent["labels"]), batch_size=16, shuffle=True, generator=shuffle
+    )
+
+
 def _ask_train(ns: dict, sent: dict) -> dict:
     train = lookup(ns, "train")
     if isinstance(train, Raised) or not callable(train):
         return {"$problem": train if isinstance(train, Raised) else Raised("train is not a function")}
-    shuffle = torch.Generator().manual_seed(sent["shuffle seed"])
-    tiny_train = DataLoader(
-        TensorDataset(sent["images"], sent["labels"]), batch_size=16, shuffle=True, generator=shuffle
-    )
     tiny_valid = DataLoader(TensorDataset(sent["images"][:50], sent["valid labels"]), batch_size=16)
     model = _tiny_model()
     model.load_state_dict(sent["init"])
-    result = attempt(train, model, tiny_train, tiny_valid, epochs=3, lr=0.01)
+    result = attempt(train, model, _tiny_train(sent), tiny_valid, epochs=3, lr=0.01)
     if isinstance(result, Raised):
         return {"$problem": Raised(f"train(...) raised {result.message}")}
     if not isinstance(result, tuple | list) or len(result) != 2:
@@ -223,12 +227,8 @@ def _ask_train(ns: dict, sent: dict) -> dict:
         torch.manual_seed(sent["shuffle seed"])
         again = _tiny_model()
         again.load_state_dict(sent["init"])
-        shuffle = torch.Generator().manual_seed(sent["shuffle seed"])
-        tiny_train = DataLoader(
-            TensorDataset(sent["images"], sent["labels"]), batch_size=16, shuffle=True, generator=shuffle
-        )
         stopped = attempt(
-            train, again, tiny_train, tiny_valid, epochs=PATIENCE_EPOCHS, lr=0.01, patience=PATIENCE
+            train, again, _tiny_train(sent), tiny_valid, epochs=PATIENCE_EPOCHS, lr=0.01, patience=PATIENCE
         )
     if not isinstance(stopped, Raised):
         stopped = (

@@ -462,20 +462,21 @@ def client(scheduler: str | None, jobs: int, folder: Path) -> Iterator:
 
     with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES, **QUIET}):
         if scheduler is None:
-            _forkserver()
-            with (
-                LocalCluster(
-                    n_workers=max(1, jobs),
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    memory_limit=0,
-                    silence_logs=logging.ERROR,
-                    local_directory=str(folder),
-                ) as cluster,
-                Client(cluster) as embedded,
-            ):
-                yield embedded
+            with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+                _preload_forkserver()
+                with (
+                    LocalCluster(
+                        n_workers=max(1, jobs),
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        memory_limit=0,
+                        silence_logs=logging.ERROR,
+                        local_directory=str(folder),
+                    ) as cluster,
+                    Client(cluster) as embedded,
+                ):
+                    yield embedded
             return
         try:
             remote = Client(scheduler, timeout="15s")
@@ -500,14 +501,12 @@ WORKER_MODULES = [
 ]
 
 
-def _forkserver() -> None:
-    """The embedded cluster's workers start by forking a server process that imported WORKER_MODULES once
-    (Dask's ``multiprocessing-method: forkserver``; the server itself imports nothing else and runs no
-    threads), instead of each spawning a fresh interpreter and importing them again."""
-    import dask
+def _preload_forkserver() -> None:
+    """The embedded cluster's workers fork from a server process that imported WORKER_MODULES once (Dask's
+    ``forkserver`` method, which the caller sets; the server imports nothing else and runs no threads),
+    instead of each spawning a fresh interpreter that imports them again."""
     from distributed.utils import get_mp_context
 
-    dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
     get_mp_context().set_forkserver_preload(WORKER_MODULES)  # after Dask's own list: this one wins
 
 

@@ -32,6 +32,15 @@ def train(model, trainloader, validloader, epochs, lr=0.001, patience=None):
     return history, best_state
 """
 
+# A validation pass that keeps the best epoch's weights and never counts the epochs without improvement
+VALIDATED = """
+        valid_loss, valid_accuracy = validate(model, validloader, criterion)
+        history["valid_loss"].append(valid_loss)
+        history["valid_accuracy"].append(valid_accuracy)
+        if valid_loss < best_loss:
+            best_loss, best_state = valid_loss, copy.deepcopy(model.state_dict())
+"""
+
 WRONG = {
     "01_tensors": [
         Wrong("test_neuron_sum", "no activation", "y = torch.sum(features * weights) + bias", "activation"),
@@ -409,28 +418,15 @@ def validate(model, loader, criterion):
         Wrong(
             "test_train_loop",
             "early stopping that never counts (it never stops)",
-            TRAIN_5.format(
-                validation="""
-        valid_loss, valid_accuracy = validate(model, validloader, criterion)
-        history["valid_loss"].append(valid_loss)
-        history["valid_accuracy"].append(valid_accuracy)
-        if valid_loss < best_loss:
-            best_loss, best_state = valid_loss, copy.deepcopy(model.state_dict())
-"""
-            ),
+            TRAIN_5.format(validation=VALIDATED),
             "it should stop after epoch 3",
         ),
         Wrong(
             "test_train_loop",
             "stopped at the first epoch without improvement, whatever the patience",
             TRAIN_5.format(
-                validation="""
-        valid_loss, valid_accuracy = validate(model, validloader, criterion)
-        history["valid_loss"].append(valid_loss)
-        history["valid_accuracy"].append(valid_accuracy)
-        if valid_loss < best_loss:
-            best_loss, best_state = valid_loss, copy.deepcopy(model.state_dict())
-        elif patience is not None:
+                validation=VALIDATED
+                + """        elif patience is not None:
             epochs_without_improvement = patience
 """
             ),
