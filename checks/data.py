@@ -51,6 +51,20 @@ def perturbed(
     return pixels, labels
 
 
+def fashion_images(
+    which: str, g: torch.Generator | None, noise: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST's validation images of Parts 4 and 5 (which="valid") or its test images: in order in the
+    notebook, in a hidden order (and perturbed, with ``noise``) at grading."""
+    if which == "valid":
+        pixels, labels = mnist(train=True, fashion=True)
+        index = torch.tensor(validation_indices())
+        pixels, labels = pixels[index], labels[index]
+    else:
+        pixels, labels = mnist(train=False, fashion=True)
+    return perturbed(pixels, labels, g, noise) if g is not None else (pixels, labels)
+
+
 def scores(model: object, pixels: torch.Tensor) -> object:
     """In the kernel: the model's outputs for MNIST-like pixels, normalised as the course's loaders do, in
     batches, in evaluation mode (the model's mode is restored); flattened for a network without nn.Flatten."""

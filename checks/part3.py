@@ -9,6 +9,7 @@ judge).
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -118,6 +119,53 @@ log_softmax = Check(
 )
 
 
+# ---------------------------------------------------------------------------------------- the loss, predicted
+def _ask_expected(ns: dict, sent: dict) -> dict:
+    expected = lookup(ns, "expected_loss")
+    if isinstance(expected, torch.Tensor) and expected.numel() == 1:
+        expected = expected.item()
+    return {"expected_loss": expected}
+
+
+def _judge_expected(i: dict, a: dict) -> str:
+    expected = value(a, "expected_loss")
+    need(
+        isinstance(expected, int | float) and not isinstance(expected, bool),
+        f"expected_loss should be a Python float, got {kind(expected)}",
+    )
+    ln10 = math.log(10)
+    if abs(expected - ln10) > 0.02:
+        if abs(expected - 0.1) < 0.02:
+            fail(
+                f"expected_loss is {expected:g}, the probability an untrained network gives the true class; "
+                "the cross-entropy is minus the logarithm of that probability"
+            )
+        if abs(expected + ln10) < 0.02:
+            fail(
+                f"expected_loss is {expected:g}: a loss is never negative, −log(p) with p below 1 is positive"
+            )
+        if abs(expected - 1) < 0.02:
+            fail(
+                f"expected_loss is {expected:g}, −log10(1/10): the cross-entropy uses the natural logarithm "
+                "(math.log, torch.log)"
+            )
+        fail(
+            f"expected_loss is {expected:g}: an untrained network gives each of the 10 classes about the "
+            "same probability, so each image's loss is about −log(that probability) — what is it?"
+        )
+    return f"expected_loss = {expected:.4f}: −log(1/10) = ln 10, the loss of a network that guesses uniformly"
+
+
+expected_loss = Check(
+    "test_expected_loss",
+    after="expected_loss",
+    judge=_judge_expected,
+    ask=_ask_expected,
+    given=lambda ns: Inputs(),
+    hidden=lambda g: Inputs(),
+)
+
+
 # ------------------------------------------------------------------------------------------ cross-entropy
 def _ask_ce(ns: dict, sent: dict) -> dict:
     ce_loss = lookup(ns, "ce_loss")
@@ -162,6 +210,74 @@ ce_loss = Check(
     ask=_ask_ce,
     given=_given_batch,
     hidden=_batch,
+    rerun=True,
+)
+
+
+# ------------------------------------------------------------------------------------------ a loss per task
+def _task_inputs(g: torch.Generator) -> Inputs:
+    n = int(torch.randint(6, 12, (1,), generator=g))
+    return Inputs(
+        {
+            "predicted_price": torch.randn(n, generator=g) + 3,
+            "true_price": torch.randn(n, generator=g) + 3,
+            "spam_scores": 2 * torch.randn(n, generator=g),
+            "is_spam": torch.randint(0, 2, (n,), generator=g).float(),
+        }
+    )
+
+
+def _given_task(ns: dict) -> Inputs:
+    return Inputs(pick(ns, "predicted_price", "true_price", "spam_scores", "is_spam"))
+
+
+def _ask_task(ns: dict, sent: dict) -> dict:
+    return {
+        "regression_loss": cpu(lookup(ns, "regression_loss")),
+        "binary_loss": cpu(lookup(ns, "binary_loss")),
+    }
+
+
+def _judge_task(i: dict, a: dict) -> str:
+    predicted, true = i["predicted_price"], i["true_price"]
+    regression = tensor(a, "regression_loss")
+    expect_shape(regression, (), "regression_loss", hint="a loss is a single number (a 0-dimensional tensor)")
+    mse = nn.MSELoss()(predicted, true)
+    if not is_close(regression, mse, atol=1e-5):
+        others = {
+            "the mean absolute error (nn.L1Loss)": nn.L1Loss()(predicted, true),
+            "the sum of the squared errors, not their mean": nn.MSELoss(reduction="sum")(predicted, true),
+            "the root of the mean squared error": nn.MSELoss()(predicted, true).sqrt(),
+        }
+        for name, loss in others.items():
+            if is_close(regression, loss, atol=1e-5):
+                fail(f"regression_loss is {name}: the task asks for the mean squared error, nn.MSELoss()")
+    hint = "the mean squared error of the prices: nn.MSELoss()(predicted_price, true_price)"
+    expect_close(regression, mse, "regression_loss", atol=1e-5, hint=hint)
+    scores, targets = i["spam_scores"], i["is_spam"]
+    binary = tensor(a, "binary_loss")
+    expect_shape(binary, (), "binary_loss", hint="a loss is a single number (a 0-dimensional tensor)")
+    bce = nn.BCEWithLogitsLoss()(scores, targets)
+    if is_close(binary, nn.BCEWithLogitsLoss()(torch.sigmoid(scores), targets), atol=1e-5):
+        fail(
+            "binary_loss is BCEWithLogitsLoss of sigmoid(spam_scores): the sigmoid is applied twice — "
+            "BCEWithLogitsLoss takes the raw scores and applies the sigmoid itself"
+        )
+    hint = "the binary cross-entropy of the raw scores: nn.BCEWithLogitsLoss()(spam_scores, is_spam)"
+    expect_close(binary, bce, "binary_loss", atol=1e-5, hint=hint)
+    return (
+        "regression_loss is the mean squared error, binary_loss the binary cross-entropy of the scores"
+        + seen(f": {regression.item():.4f} and {binary.item():.4f}")
+    )
+
+
+task_losses = Check(
+    "test_task_losses",
+    after="task_losses",
+    judge=_judge_task,
+    ask=_ask_task,
+    given=_given_task,
+    hidden=_task_inputs,
     rerun=True,
 )
 
@@ -289,4 +405,4 @@ training_loop = Check(
     hidden=lambda g: mnist_inputs(False, g),
 )
 
-CHECKS = [log_softmax, ce_loss, one_step, training_loop]
+CHECKS = [expected_loss, log_softmax, ce_loss, task_losses, one_step, training_loop]

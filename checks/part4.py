@@ -1,8 +1,9 @@
 """Part 4 — Fashion-MNIST: the checks of ``04_fashion_mnist.ipynb``.
 
-The network is the learner's design, so the judge tests what it does: log-probabilities for a batch of
-images, the same for an image whichever batch it comes in, and at least 85% of the Fashion-MNIST test images
-right (at grading in a hidden order, slightly perturbed, the labels kept by the judge).
+The network and its training are the learner's design, so the judge tests what they do: log-probabilities
+for a batch of images, the same for an image whichever batch it comes in, and at least 87% of the 10,000
+validation images of the notebook's split right (at grading in a hidden order, slightly perturbed, the
+labels kept by the judge). The test set plays no part in the verdict.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from checks.core import (
     tensor,
     value,
 )
-from checks.part3 import mnist_inputs
+
+GOAL = 0.87  # the validation accuracy Exercise 2 asks for
 
 
 def _images(g: torch.Generator) -> Inputs:
@@ -119,16 +121,26 @@ def _judge_train(i: dict, a: dict) -> str:
         "train_losses is empty: append each epoch's average loss",
     )
     scores = tensor(a, "scores", "model(images)")
-    expect_shape(scores, (len(i["labels"]), 10), "model's scores for the test images")
-    test_accuracy = data.accuracy(scores, i["labels"])
-    need(
-        test_accuracy >= 0.85,
-        f"test accuracy {test_accuracy:.1%}, expected at least 85% — train for more epochs, check the "
-        "learning "
-        "rate, and call optimizer.zero_grad() before every backward()",
-    )
     n = len(i["labels"])
-    return f"Fashion-MNIST test accuracy {test_accuracy:.1%} (at least 85%) on the {n:,} test images"
+    expect_shape(scores, (n, 10), "model's scores for the validation images")
+    valid_accuracy = data.accuracy(scores, i["labels"])
+    need(
+        valid_accuracy >= GOAL,
+        f"validation accuracy {valid_accuracy:.1%}, expected at least {GOAL:.0%} — the decisions are yours: "
+        "more epochs, a wider or deeper network, another learning rate (and optimizer.zero_grad() before "
+        "every backward())",
+    )
+    return (
+        f"Fashion-MNIST validation accuracy {valid_accuracy:.1%} (at least {GOAL:.0%}) on the {n:,} "
+        "validation images"
+    )
+
+
+def _valid_inputs(g: torch.Generator | None) -> Inputs:
+    """The validation images of the notebook's split (pixels sent, labels kept): in order in the notebook,
+    in a hidden order and perturbed at grading."""
+    pixels, labels = data.fashion_images("valid", g)
+    return Inputs({"pixels": pixels}, {"labels": labels})
 
 
 train = Check(
@@ -136,8 +148,8 @@ train = Check(
     after="train",
     judge=_judge_train,
     ask=_ask_train,
-    given=lambda ns: mnist_inputs(True, None),
-    hidden=lambda g: mnist_inputs(True, g),
+    given=lambda ns: _valid_inputs(None),
+    hidden=_valid_inputs,
 )
 
 

@@ -345,20 +345,8 @@ train_loop = Check(
 
 
 # ------------------------------------------------------------------------------------------ dropout
-def _images(which: str, g: torch.Generator | None, noise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fashion-MNIST's validation images of Part 5 (which="valid") or its test images: in order in the
-    notebook, in a hidden order (and perturbed, with ``noise``) at grading."""
-    if which == "valid":
-        pixels, labels = data.mnist(train=True, fashion=True)
-        index = torch.tensor(data.validation_indices())
-        pixels, labels = pixels[index], labels[index]
-    else:
-        pixels, labels = data.mnist(train=False, fashion=True)
-    return data.perturbed(pixels, labels, g, noise) if g is not None else (pixels, labels)
-
-
 def _dropout_inputs(g: torch.Generator | None) -> Inputs:
-    pixels, labels = _images("valid", g)
+    pixels, labels = data.fashion_images("valid", g)
     x = torch.randn(16, 1, 28, 28, generator=g or torch.Generator().manual_seed(0))
     return Inputs({"x": x, "pixels": pixels}, {"labels": labels})
 
@@ -436,8 +424,10 @@ dropout_model = Check(
 
 # ------------------------------------------------------------------------------------------ best model
 def _best_inputs(g: torch.Generator | None) -> Inputs:
-    valid, valid_labels = _images("valid", g, noise=False)  # compared with the notebook's own loss figures
-    test, test_labels = _images("test", g, noise=False)
+    valid, valid_labels = data.fashion_images(
+        "valid", g, noise=False
+    )  # compared with the notebook's own loss figures
+    test, test_labels = data.fashion_images("test", g, noise=False)
     return Inputs({"valid": valid, "test": test}, {"valid labels": valid_labels, "test labels": test_labels})
 
 

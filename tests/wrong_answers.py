@@ -190,6 +190,54 @@ class Network(nn.Module):
     ],
     "03_training": [
         Wrong(
+            "test_expected_loss",
+            "the probability, not the loss",
+            "expected_loss = 1 / 10",
+            "the probability an untrained network gives",
+        ),
+        Wrong(
+            "test_expected_loss",
+            "the log without its minus",
+            "expected_loss = math.log(1 / 10)",
+            "never negative",
+        ),
+        Wrong(
+            "test_expected_loss",
+            "the base-10 logarithm",
+            "expected_loss = -math.log10(1 / 10)",
+            "natural logarithm",
+        ),
+        Wrong(
+            "test_expected_loss",
+            "the number of classes",
+            "expected_loss = 10.0",
+            "about the same probability",
+        ),
+        Wrong(
+            "test_task_losses",
+            "the mean absolute error",
+            "regression_loss = nn.L1Loss()(predicted_price, true_price)",
+            "mean absolute error",
+        ),
+        Wrong(
+            "test_task_losses",
+            "squared errors summed",
+            "regression_loss = ((predicted_price - true_price) ** 2).sum()",
+            "sum of the squared errors",
+        ),
+        Wrong(
+            "test_task_losses",
+            "a sigmoid before BCEWithLogitsLoss",
+            "binary_loss = nn.BCEWithLogitsLoss()(torch.sigmoid(spam_scores), is_spam)",
+            "the sigmoid is applied twice",
+        ),
+        Wrong(
+            "test_task_losses",
+            "the scores' squared error for a yes/no task",
+            "binary_loss = nn.MSELoss()(torch.sigmoid(spam_scores), is_spam)",
+            "binary_loss: values differ",
+        ),
+        Wrong(
             "test_log_softmax",
             "log-softmax over the batch",
             "log_model = nn.Sequential(*list(log_model)[:-1], nn.LogSoftmax(dim=0))",
@@ -301,7 +349,7 @@ for images, labels in trainloader:
             "not trained",
             "torch.manual_seed(1)\nmodel = nn.Sequential(nn.Flatten(), "
             "nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10), nn.LogSoftmax(dim=1))",
-            "expected at least 85%",
+            "expected at least 87%",
         ),
         Wrong("test_train", "losses not recorded", "train_losses = []", "train_losses is empty"),
         Wrong(
@@ -733,6 +781,25 @@ class Network(nn.Module):
         ),
     ],
     "03_training": [
+        Right("test_expected_loss", "ln 10", "expected_loss = math.log(10)"),
+        Right(
+            "test_expected_loss",
+            "with torch",
+            "expected_loss = float(-torch.log(torch.tensor(0.1)))",
+        ),
+        Right(
+            "test_task_losses",
+            "the functional losses",
+            "import torch.nn.functional as F\n"
+            "regression_loss = F.mse_loss(predicted_price, true_price)\n"
+            "binary_loss = F.binary_cross_entropy_with_logits(spam_scores, is_spam)",
+        ),
+        Right(
+            "test_task_losses",
+            "the formulas, and BCELoss on probabilities",
+            "regression_loss = ((predicted_price - true_price) ** 2).mean()\n"
+            "binary_loss = nn.BCELoss()(torch.sigmoid(spam_scores), is_spam)",
+        ),
         Right(
             "test_ce_loss",
             "torch.nn.functional.cross_entropy",
@@ -749,6 +816,28 @@ loss = criterion(output, labels)
 loss.backward()
 optimizer = optim.SGD(model.parameters(), lr=0.01)
 optimizer.step()
+""",
+        ),
+    ],
+    "04_fashion_mnist": [
+        Right(
+            "test_network",
+            "a class of its own design, functional activations, on the device",
+            """
+class FashionNet(nn.Module):
+    def __init__(self, width=512):
+        super().__init__()
+        self.hidden = nn.Linear(784, width)
+        self.out = nn.Linear(width, 10)
+
+    def forward(self, x):
+        x = F.relu(self.hidden(torch.flatten(x, start_dim=1)))
+        return F.log_softmax(self.out(x), dim=1)
+
+
+import torch.nn.functional as F
+
+model = FashionNet().to(device)
 """,
         ),
     ],
