@@ -316,6 +316,16 @@ def device_of(model: object) -> torch.device:
         return torch.device("cpu")
 
 
+def notebook_device(namespace: dict) -> torch.device:
+    """The notebook's ``device`` (where its training loops move each batch), for the check's own small models;
+    the CPU when the notebook has none."""
+    device = namespace.get("device")
+    try:
+        return torch.device(device) if isinstance(device, torch.device | str) else torch.device("cpu")
+    except (RuntimeError, TypeError):
+        return torch.device("cpu")
+
+
 def cpu(x: object) -> object:
     """Tensors, in a result to send back, detached and on the CPU."""
     if isinstance(x, torch.Tensor):

@@ -25,6 +25,7 @@ from checks.core import (
     kind,
     lookup,
     need,
+    notebook_device,
     pick,
     seen,
     state_of,
@@ -209,8 +210,10 @@ def _ask_train(ns: dict, sent: dict) -> dict:
     if isinstance(train, Raised) or not callable(train):
         return {"$problem": train if isinstance(train, Raised) else Raised("train is not a function")}
     tiny_valid = DataLoader(TensorDataset(sent["images"][:50], sent["valid labels"]), batch_size=16)
+    device = notebook_device(ns)  # the notebook's train moves each batch there
     model = _tiny_model()
     model.load_state_dict(sent["init"])
+    model.to(device)
     result = attempt(train, model, _tiny_train(sent), tiny_valid, epochs=3, lr=0.01)
     if isinstance(result, Raised):
         return {"$problem": Raised(f"train(...) raised {result.message}")}
@@ -227,6 +230,7 @@ def _ask_train(ns: dict, sent: dict) -> dict:
         torch.manual_seed(sent["shuffle seed"])
         again = _tiny_model()
         again.load_state_dict(sent["init"])
+        again.to(device)
         stopped = attempt(
             train, again, _tiny_train(sent), tiny_valid, epochs=PATIENCE_EPOCHS, lr=0.01, patience=PATIENCE
         )
@@ -498,4 +502,92 @@ best_model = Check(
     hidden=_best_inputs,
 )
 
-CHECKS = [batch_accuracy, validate, train_loop, dropout_model, best_model]
+
+# ------------------------------------------------------------------------------------------ confusion matrix
+def _confusion_inputs(g: torch.Generator | None) -> Inputs:
+    """Log-probabilities of a model that is right about 60% of the time, their labels, a batch size (a smaller
+    last batch), and noise for the evaluation-mode test."""
+    g = g or torch.Generator().manual_seed(3)
+    n = int(torch.randint(150, 250, (1,), generator=g))
+    labels = torch.randint(0, 10, (n,), generator=g)
+    scores = torch.randn(n, 10, generator=g)
+    scores[torch.arange(n), labels] += 1.5 * torch.rand(n, generator=g) + 0.5
+    batch = int(torch.randint(16, 40, (1,), generator=g))
+    return Inputs(
+        {
+            "log_ps": torch.log_softmax(scores, dim=1),
+            "labels": labels,
+            "batch": batch if n % batch else batch + 1,
+            "noise": torch.randn(200, 10, generator=g),
+        }
+    )
+
+
+def _ask_confusion(ns: dict, sent: dict) -> dict:
+    confusion = lookup(ns, "confusion_matrix")
+    if isinstance(confusion, Raised) or not callable(confusion):
+        return {
+            "$problem": confusion
+            if isinstance(confusion, Raised)
+            else Raised("confusion_matrix is not a function")
+        }
+    loader = DataLoader(TensorDataset(sent["log_ps"], sent["labels"]), batch_size=sent["batch"])
+    matrix = attempt(confusion, nn.Sequential(nn.Identity()).to(notebook_device(ns)), loader)
+    dropout_model = nn.Sequential(nn.Dropout(0.5), nn.LogSoftmax(dim=1)).train()
+    noise = DataLoader(TensorDataset(sent["noise"], torch.zeros(200, dtype=torch.long)), batch_size=50)
+    twice = [attempt(confusion, dropout_model, noise) for _ in range(2)]
+    return {"matrix": cpu(matrix), "twice": cpu(twice)}
+
+
+def _judge_confusion(i: dict, a: dict) -> str:
+    matrix = a.get("matrix", Raised("no answer"))
+    if isinstance(matrix, Raised):
+        fail(f"confusion_matrix(model, loader) raised {matrix.message}")
+    need(isinstance(matrix, torch.Tensor), f"confusion_matrix should return a tensor, got {kind(matrix)}")
+    expect_shape(matrix, (10, 10), "confusion_matrix(model, loader)", hint="one row and one column per class")
+    labels, predicted = i["labels"], i["log_ps"].argmax(dim=1)
+    expected = torch.bincount(labels * 10 + predicted, minlength=100).view(10, 10)
+    n = len(labels)
+    total = int(matrix.sum())
+    if torch.equal(matrix.long(), expected.T):
+        fail(
+            "the matrix is transposed: rows are the true classes, columns the predicted ones — "
+            "matrix[label, predicted]"
+        )
+    need(
+        total == n,
+        f"the counts add up to {total}, expected {n}, one per example"
+        + (
+            " — create the matrix once, before the loop over batches, so that every batch adds to it; "
+            "and matrix[labels, predicted] += 1 counts a pair that repeats within a batch only once: "
+            "use torch.bincount, or index_put_(..., accumulate=True)"
+            if total < n
+            else ""
+        ),
+    )
+    need(
+        torch.equal(matrix.long(), expected),
+        "the counts differ from the model's predictions: matrix[true class, predicted class] should count "
+        "the examples of each pair, over every batch, with the predicted class the model's argmax",
+    )
+    first, second = (x for x in value(a, "twice"))
+    need(
+        isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor) and torch.equal(first, second),
+        "confusion_matrix gave different counts for the same data: call model.eval() so dropout is off",
+    )
+    return (
+        "confusion_matrix: rows the true classes, columns the predicted, every example counted once, in "
+        "evaluation mode"
+    )
+
+
+confusion = Check(
+    "test_confusion",
+    after="confusion",
+    judge=_judge_confusion,
+    ask=_ask_confusion,
+    given=lambda ns: _confusion_inputs(None),
+    hidden=_confusion_inputs,
+)
+
+CHECKS = [batch_accuracy, validate, train_loop, dropout_model, best_model, confusion]

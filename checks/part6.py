@@ -18,9 +18,11 @@ from checks.core import (
     attempt,
     expect_close,
     fail,
+    hidden,
     kind,
     lookup,
     need,
+    notebook_device,
     state_of,
     value,
 )
@@ -273,4 +275,115 @@ bad_files = Check(
     hidden=_bad_inputs,
 )
 
-CHECKS = [round_trip, bad_files]
+# ------------------------------------------------------------------------------------------ resume training
+_RESUME = {"input_size": 12, "output_size": 3, "hidden_layers": [8]}
+
+
+def _resume_inputs(g: torch.Generator | None) -> Inputs:
+    """A small helper.MLP's first weights, three batches to train on, and the epoch to save with them."""
+    import helper
+
+    g = g or torch.Generator().manual_seed(5)
+    with torch.random.fork_rng():
+        torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
+        init = state_of(helper.MLP(**_RESUME, drop_p=0.0))
+    batches = [(torch.randn(16, 12, generator=g), torch.randint(0, 3, (16,), generator=g)) for _ in range(3)]
+    return Inputs({"init": init, "batches": batches, "epoch": int(torch.randint(2, 30, (1,), generator=g))})
+
+
+def _adam_steps(model: object, optimizer: object, batches: list) -> None:
+    for x, y in batches:
+        optimizer.zero_grad()
+        torch.nn.functional.nll_loss(model(x), y).backward()
+        optimizer.step()
+
+
+def _ask_resume(ns: dict, sent: dict) -> dict:
+    import tempfile
+
+    import helper
+
+    save, resume = lookup(ns, "save_training_state"), lookup(ns, "resume_training")
+    for f, name in ((save, "save_training_state"), (resume, "resume_training")):
+        if isinstance(f, Raised) or not callable(f):
+            return {"$problem": f if isinstance(f, Raised) else Raised(f"{name} is not a function")}
+    device = notebook_device(ns)
+    batches = [(x.to(device), y.to(device)) for x, y in sent["batches"]]
+    model = helper.MLP(**_RESUME, drop_p=0.0).to(device)
+    model.load_state_dict(sent["init"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    _adam_steps(model, optimizer, batches[:2])
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/training_state.pth"
+        saved = attempt(save, path, model, optimizer, sent["epoch"])
+        if isinstance(saved, Raised):
+            return {"$problem": Raised(f"save_training_state(...) raised {saved.message}")}
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            fresh = helper.MLP(**_RESUME, drop_p=0.0).to(device)  # other weights than the saved ones
+        fresh_optimizer = torch.optim.Adam(fresh.parameters(), lr=0.01)
+        start = attempt(resume, path, fresh, fresh_optimizer)
+    if isinstance(start, Raised):
+        return {"$problem": Raised(f"resume_training(...) raised {start.message}")}
+    resumed = state_of(fresh)
+    _adam_steps(fresh, fresh_optimizer, batches[2:])  # training goes on from where it stopped
+    return {
+        "start": start if isinstance(start, int) else kind(start),
+        "resumed": resumed,
+        "after": state_of(fresh),
+    }
+
+
+def _judge_resume(i: dict, a: dict) -> str:
+    import helper
+
+    model = helper.MLP(**_RESUME, drop_p=0.0)
+    model.load_state_dict(i["init"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    _adam_steps(model, optimizer, i["batches"][:2])
+    keys = sorted(model.state_dict())
+    resumed = value(a, "resumed", "the resumed model's state_dict")
+    need(
+        isinstance(resumed, dict) and sorted(resumed) == keys,
+        "resume_training should load the saved weights into the model it is given",
+    )
+    for key in keys:
+        expect_close(
+            resumed[key],
+            model.state_dict()[key],
+            f"the resumed model's {key}",
+            hint="load the saved state_dict into the model passed to resume_training (model.load_state_dict)",
+        )
+    _adam_steps(model, optimizer, i["batches"][2:])
+    after = value(a, "after", "the model one step after resuming")
+    for key in keys:
+        expect_close(
+            after[key],
+            model.state_dict()[key],
+            f"the weights one Adam step after resuming ({key})",
+            hint="the optimizer was not restored: Adam keeps running averages of each weight's gradients, "
+            "and a fresh optimizer starts them from zero — save optimizer.state_dict() too, and load it into "
+            "the optimizer passed to resume_training (optimizer.load_state_dict)",
+        )
+    start = value(a, "start", "what resume_training returned")
+    need(
+        start == i["epoch"],
+        f"resume_training returned {start!r}, expected the epoch saved with the state"
+        + ("" if hidden() else f" ({i['epoch']})"),
+    )
+    return (
+        "resume_training restores the weights and the optimizer's state (the next Adam step is the one the "
+        "run would have taken) and returns the saved epoch"
+    )
+
+
+resume = Check(
+    "test_resume",
+    after="resume",
+    judge=_judge_resume,
+    ask=_ask_resume,
+    given=lambda ns: _resume_inputs(None),
+    hidden=_resume_inputs,
+)
+
+CHECKS = [round_trip, bad_files, resume]

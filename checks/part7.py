@@ -183,16 +183,21 @@ def _judge_loaders(i: dict, a: dict) -> str:
     if isinstance(batch, Raised):
         fail(f"next(iter(trainloader)) raised {batch.message}")
     shape, labels = batch
-    if tuple(shape) != (32, 3, 224, 224):
-        fail(f"a batch of trainloader: expected shape (32, 3, 224, 224), got {tuple(shape)} — batch_size=32")
+    if len(shape) != 4 or tuple(shape[1:]) != (3, 224, 224):
+        fail(f"a batch of trainloader: expected shape (batch, 3, 224, 224), got {tuple(shape)}")
+    need(
+        16 <= shape[0] <= 256,
+        f"trainloader's batches hold {shape[0]} photos: choose a batch size between 16 and 256 (with fewer, "
+        "each step's gradient is too noisy; with more, few steps per epoch and much memory)",
+    )
     need(
         set(labels.tolist()) == {0, 1},
         f"a training batch holds only the classes {set(labels.tolist())}: shuffle the training loader",
     )
     test_batch = value(a, "test batch", "a batch of testloader")
     need(
-        test_batch == [32, 3, 224, 224],
-        f"a batch of testloader: expected shape (32, 3, 224, 224), got {test_batch} — batch_size=32",
+        isinstance(test_batch, list) and len(test_batch) == 4 and test_batch[1:] == [3, 224, 224],
+        f"a batch of testloader: expected shape (batch, 3, 224, 224), got {test_batch}",
     )
     need(value(a, "test sampler") == "SequentialSampler", "the test loader need not shuffle")
     item = value(a, "item", f"test_data[{i['index']}]")
@@ -207,7 +212,10 @@ def _judge_loaders(i: dict, a: dict) -> str:
         f"test_data[{i['index']}]",
         hint="test_data should apply test_transforms to the photo",
     )
-    return "datasets and loaders: cats and dogs, batches of 32, training shuffled, testing in order"
+    return (
+        f"datasets and loaders: cats and dogs, training batches of {shape[0]}, training shuffled, testing "
+        "in order"
+    )
 
 
 loaders = Check(

@@ -365,6 +365,64 @@ for images, labels in trainloader:
     ],
     "05_inference_and_validation": [
         Wrong(
+            "test_confusion",
+            "rows and columns swapped",
+            """
+def confusion_matrix(model, loader, num_classes=10):
+    model.eval()
+    matrix = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    with torch.no_grad():
+        for images, labels in loader:
+            for t, p in zip(labels, model(images.to(device)).argmax(dim=1).cpu()):
+                matrix[p, t] += 1
+    return matrix
+""",
+            "transposed",
+        ),
+        Wrong(
+            "test_confusion",
+            "a batch's repeated pairs counted once",
+            """
+def confusion_matrix(model, loader, num_classes=10):
+    model.eval()
+    matrix = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    with torch.no_grad():
+        for images, labels in loader:
+            matrix[labels, model(images.to(device)).argmax(dim=1).cpu()] += 1
+    return matrix
+""",
+            "accumulate=True",
+        ),
+        Wrong(
+            "test_confusion",
+            "the matrix made anew for each batch",
+            """
+def confusion_matrix(model, loader, num_classes=10):
+    model.eval()
+    with torch.no_grad():
+        for images, labels in loader:
+            matrix = torch.zeros(num_classes, num_classes, dtype=torch.long)
+            for t, p in zip(labels, model(images.to(device)).argmax(dim=1).cpu()):
+                matrix[t, p] += 1
+    return matrix
+""",
+            "before the loop over batches",
+        ),
+        Wrong(
+            "test_confusion",
+            "dropout left on",
+            """
+def confusion_matrix(model, loader, num_classes=10):
+    matrix = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    with torch.no_grad():
+        for images, labels in loader:
+            predicted = model(images.to(device)).argmax(dim=1).cpu()
+            matrix += torch.bincount(labels * num_classes + predicted, minlength=num_classes**2).view(10, 10)
+    return matrix
+""",
+            "model.eval()",
+        ),
+        Wrong(
             "test_batch_accuracy",
             "broadcast comparison",
             "equals = top_class == labels",
@@ -528,6 +586,45 @@ test_loss, test_accuracy = validate(dropout_model, testloader, nn.NLLLoss())
     ],
     "06_saving_and_loading": [
         Wrong(
+            "test_resume",
+            "the weights alone",
+            """
+def save_training_state(path, model, optimizer, epoch):
+    torch.save({"model": model.state_dict(), "epoch": epoch}, path)
+
+
+def resume_training(path, model, optimizer):
+    state = torch.load(path, weights_only=True)
+    model.load_state_dict(state["model"])
+    return state["epoch"]
+""",
+            "the optimizer was not restored",
+        ),
+        Wrong(
+            "test_resume",
+            "a new optimizer inside resume_training",
+            """
+def resume_training(path, model, optimizer):
+    state = torch.load(path, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer = optim.Adam(model.parameters(), lr=0.002)
+    optimizer.load_state_dict(state["optimizer"])
+    return state["epoch"]
+""",
+            "the optimizer was not restored",
+        ),
+        Wrong(
+            "test_resume",
+            "the epoch not returned",
+            """
+def resume_training(path, model, optimizer):
+    state = torch.load(path, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+""",
+            "expected the epoch saved",
+        ),
+        Wrong(
             "test_round_trip",
             "a new, untrained model saved and restored",
             "model = helper.MLP(784, 10, [256, 128], drop_p=0.2)\n"
@@ -643,9 +740,15 @@ def load_checkpoint(path):
         ),
         Wrong(
             "test_loaders",
-            "wrong batch size",
-            "trainloader = DataLoader(train_data, batch_size=64, shuffle=True)",
-            "expected shape (32, 3, 224, 224)",
+            "batches too small",
+            "trainloader = DataLoader(train_data, batch_size=4, shuffle=True)",
+            "choose a batch size between 16 and 256",
+        ),
+        Wrong(
+            "test_loaders",
+            "the test loader shuffled",
+            "testloader = DataLoader(test_data, batch_size=32, shuffle=True)",
+            "the test loader need not shuffle",
         ),
     ],
     "08_transfer_learning": [
@@ -843,6 +946,37 @@ model = FashionNet().to(device)
     ],
     "05_inference_and_validation": [
         Right(
+            "test_confusion",
+            "a loop over the pairs, predictions collected first",
+            """
+def confusion_matrix(model, loader, num_classes=10):
+    model.eval()
+    truths, guesses = [], []
+    with torch.inference_mode():
+        for images, labels in loader:
+            truths.append(labels)
+            guesses.append(model(images.to(device)).argmax(1).cpu())
+    matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    for t, p in zip(torch.cat(truths).tolist(), torch.cat(guesses).tolist()):
+        matrix[t, p] += 1
+    return matrix
+""",
+        ),
+        Right(
+            "test_confusion",
+            "index_put_ with accumulate, float counts",
+            """
+def confusion_matrix(model, loader, num_classes=10):
+    model.eval()
+    matrix = torch.zeros(num_classes, num_classes)
+    with torch.no_grad():
+        for images, labels in loader:
+            _, top = model(images.to(device)).topk(1, dim=1)
+            matrix.index_put_((labels, top.view(-1).cpu()), torch.ones(len(labels)), accumulate=True)
+    return matrix
+""",
+        ),
+        Right(
             "test_train_loop",
             "the validation pass written out, inference_mode, the state copied tensor by tensor",
             TRAIN_5.format(
@@ -901,7 +1035,51 @@ test_loss, test_accuracy = validate(dropout_model, testloader, nn.NLLLoss())
 """,
         ),
     ],
+    "06_saving_and_loading": [
+        Right(
+            "test_resume",
+            "PyTorch's tutorial's keys, loaded on the CPU",
+            """
+def save_training_state(path, model, optimizer, epoch):
+    checkpoint = {
+        "epoch": epoch,
+        "model_state_dict": model.state_dict(),
+        "optimizer_state_dict": optimizer.state_dict(),
+    }
+    torch.save(checkpoint, path)
+
+
+def resume_training(path, model, optimizer):
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(checkpoint["model_state_dict"])
+    optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+    return int(checkpoint["epoch"])
+""",
+        ),
+        Right(
+            "test_resume",
+            "a tuple, and an epoch kept as a tensor",
+            """
+def save_training_state(path, model, optimizer, epoch):
+    torch.save((model.state_dict(), optimizer.state_dict(), torch.tensor(epoch)), path)
+
+
+def resume_training(path, model, optimizer):
+    weights, optimizer_state, epoch = torch.load(path, weights_only=True)
+    model.load_state_dict(weights)
+    optimizer.load_state_dict(optimizer_state)
+    return epoch.item()
+""",
+        ),
+    ],
     "07_loading_image_data": [
+        Right(
+            "test_loaders",
+            "larger batches, the datasets made inline",
+            "trainloader = DataLoader(datasets.ImageFolder(data_dir / 'train', transform=train_transforms), "
+            "batch_size=128, shuffle=True)\n"
+            "testloader = DataLoader(test_data, batch_size=250, shuffle=False)",
+        ),
         Right(
             "test_transforms",
             "transforms.v2, a gentler crop and colour jitter",
