@@ -347,7 +347,7 @@ train_losses = []
 torch.manual_seed(7)
 criterion = nn.NLLLoss()
 optimizer = optim.Adam(model.parameters(), lr=0.001)
-for e in range(8):
+for e in range(6):
     running_loss = 0
     for images, labels in trainloader:
         images = images.view(images.shape[0], -1)

@@ -553,7 +553,7 @@ class DropoutNet(nn.Module):
         return torch.log_softmax(self.output(x), dim=1)
 
 
-dropout_model = DropoutNet()
+dropout_model = DropoutNet().to(device)
 """,
             "training=self.training",
         ),
@@ -1000,7 +1000,7 @@ def confusion_matrix(model, loader, num_classes=10):
         ),
         Right(
             "test_dropout_model",
-            "a module class with F.dropout, 10 epochs",
+            "a module class with F.dropout, 8 epochs at lr=0.002",
             """
 import torch.nn.functional as F
 
@@ -1020,8 +1020,8 @@ class DropoutNet(nn.Module):
 
 
 torch.manual_seed(7)
-dropout_model = DropoutNet()
-history_dropout, best_state = train(dropout_model, small_trainloader, validloader, epochs=10)
+dropout_model = DropoutNet().to(device)
+history_dropout, best_state = train(dropout_model, small_trainloader, validloader, epochs=8, lr=0.002)
 """,
         ),
         Right(
