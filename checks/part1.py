@@ -2,7 +2,8 @@
 
 Each exercise computes values from tensors the notebook creates with a seed. In the notebook a check judges
 the notebook's own values; at grading the learner's answer cell runs again on tensors the grader draws (hidden
-inputs), so the values can only be right if the code is.
+inputs), so the values can only be right if the code is. Exercise 4 is a prediction (which snippets change a
+NumPy array): the judge runs the snippets itself.
 """
 
 from __future__ import annotations
@@ -12,11 +13,8 @@ import torch
 from checks.core import (
     Check,
     Inputs,
-    Raised,
     expect_close,
     expect_shape,
-    fail,
-    is_close,
     kind,
     lookup,
     need,
@@ -123,56 +121,68 @@ two_layer = Check(
 )
 
 
-def _bridge_inputs(g: torch.Generator) -> Inputs:
-    arr = torch.randint(-50, 50, (2, 3), generator=g).float()
-    return Inputs({"arr": arr, "change": torch.randint(1, 9, (2, 3), generator=g).float()})
+# Exercise 4's snippets: each runs on a fresh ``arr = np.zeros(3)`` (float64); the notebook shows them, the
+# judge runs them itself to know which ones change ``arr``.
+BRIDGE_SNIPPETS = {
+    "A": "t = torch.from_numpy(arr)\nt += 1",
+    "B": "t = torch.tensor(arr)\nt += 1",
+    "C": "t = torch.from_numpy(arr)\nt = t + 1",
+    "D": "t = torch.as_tensor(arr)\nt[0] = 5",
+    "E": "t = torch.from_numpy(arr).float()\nt += 1",
+    "F": "t = torch.from_numpy(arr).double()\nt += 1",
+}
+_WHY = {
+    "A": "torch.from_numpy shares arr's memory and += writes into it, in place",
+    "B": "torch.tensor always copies: t has memory of its own",
+    "C": "t + 1 computes a new tensor; t = … only gives the name t to it",
+    "D": "torch.as_tensor shares memory when it can (same dtype, on the CPU), and t[0] = 5 writes into it",
+    "E": "arr is float64 (NumPy's default): .float() converts to float32, which needs new memory — a copy",
+    "F": "arr is already float64, so .double() converts nothing and returns the same tensor: still shared",
+}
 
 
-def _bind_bridge(namespace: dict, sent: dict) -> dict:
-    return {"arr": sent["arr"].numpy().copy()}
+def bridge_changes() -> set[str]:
+    """The letters of the snippets that change ``arr``, found by running each on a fresh array."""
+    import numpy as np
+
+    changed = set()
+    for letter, snippet in BRIDGE_SNIPPETS.items():
+        scope = {"torch": torch, "arr": np.zeros(3)}
+        exec(snippet, scope)
+        if scope["arr"].any():
+            changed.add(letter)
+    return changed
 
 
 def _ask_bridge(namespace: dict, sent: dict) -> dict:
-    """The two tensors as they are, then again after ``arr`` is changed in place: a tensor that shares memory
-    with ``arr`` changes with it, a copy does not."""
-    import numpy as np
-
-    found = {name: lookup(namespace, name) for name in ("shared", "independent")}
-    arr = namespace.get("arr")
-    if not isinstance(arr, np.ndarray) or arr.shape != (2, 3):
-        return {"$problem": Raised("arr is no longer the (2, 3) NumPy array of the cell above: run it again")}
-    before = {f"{name} before": _snapshot(x) for name, x in found.items()}
-    arr += sent["change"].numpy().astype(arr.dtype)
-    after = {f"{name} after": _snapshot(x) for name, x in found.items()}
-    arr -= sent["change"].numpy().astype(arr.dtype)
-    return {**before, **after}
-
-
-def _snapshot(x: object) -> object:
-    return x.clone() if isinstance(x, torch.Tensor) else x
+    changes = lookup(namespace, "changes")
+    if isinstance(changes, str):
+        changes = [letter for letter in changes if letter.isalpha()]
+    if isinstance(changes, set | frozenset | list | tuple):
+        return {"changes": sorted(str(letter) for letter in changes)}
+    return {"changes": changes}
 
 
 def _judge_bridge(i: dict, a: dict) -> str:
-    for name in ("shared", "independent"):
-        got = value(a, f"{name} before", name)
-        need(
-            isinstance(got, torch.Tensor),
-            f"shared and independent should be tensors, got {kind(value(a, 'shared before', 'shared'))} and "
-            f"{kind(value(a, 'independent before', 'independent'))}",
-        )
-        expect_close(got, i["arr"], name, hint="make it from arr")
-    changed = i["arr"] + i["change"]
-    if not is_close(a["shared after"], changed):
-        fail(
-            "shared does not share memory with arr (it did not change when arr did) — use "
-            "torch.from_numpy(arr)"
-        )
-    if not is_close(a["independent after"], i["arr"]):
-        fail(
-            "independent shares memory with arr (it changed when arr did) — make a copy, "
-            "e.g. torch.tensor(arr) or torch.from_numpy(arr).clone()"
-        )
-    return "shared changes when arr changes, independent does not"
+    changes = value(a, "changes")
+    need(
+        isinstance(changes, list),
+        f'changes should be a set of letters, such as {{"A", "B"}}, got {kind(changes)}',
+    )
+    said = {letter.strip().upper() for letter in changes}
+    unknown = sorted(said - set(BRIDGE_SNIPPETS))
+    need(not unknown, f"changes holds {', '.join(map(repr, unknown))}: the snippets are A to F")
+    truth = bridge_changes()
+    mistakes = [
+        f"{letter} {'does' if letter in truth else 'does not'} change arr ({_WHY[letter]})"
+        for letter in sorted(said ^ truth)
+    ]
+    need(
+        not mistakes,
+        f"changes is {{{', '.join(sorted(said)) or ''}}}: {len(mistakes)} of 6 wrong — "
+        + "; ".join(mistakes),
+    )
+    return f"changes: {', '.join(sorted(truth))}, the snippets that write into memory shared with arr"
 
 
 numpy_bridge = Check(
@@ -180,12 +190,8 @@ numpy_bridge = Check(
     after="numpy_bridge",
     judge=_judge_bridge,
     ask=_ask_bridge,
-    given=lambda ns: Inputs(
-        {"arr": torch.from_numpy(pick(ns, "arr")["arr"].copy()), "change": torch.ones(2, 3)}
-    ),
-    hidden=_bridge_inputs,
-    rerun=True,
-    bind=_bind_bridge,
+    given=lambda ns: Inputs(),
+    hidden=lambda g: Inputs(),
 )
 
 CHECKS = [neuron_sum, neuron_mm, two_layer, numpy_bridge]

@@ -7,6 +7,8 @@ network holds, so a network passes only if it computes what the exercise asks fo
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 
 from checks.core import (
@@ -145,12 +147,12 @@ softmax = Check(
 
 
 # ------------------------------------------------------------------------------------------ Network
-_FC = {"fc1": (128, 784), "fc2": (64, 128), "fc3": (10, 64)}
-
-
 def _network_inputs(g: torch.Generator) -> Inputs:
+    """Three architectures (two hidden layers, one, none) and the inputs to apply them to."""
+    widths = torch.randint(8, 100, (3,), generator=g).tolist()
     return Inputs(
         {
+            "sizes": [widths[:2], widths[2:], []],
             "x": torch.randn(64, 784, generator=g),
             "a": torch.randn(64, 784, generator=g),
             "b": torch.randn(64, 784, generator=g),
@@ -159,60 +161,97 @@ def _network_inputs(g: torch.Generator) -> Inputs:
 
 
 def _ask_network(namespace: dict, sent: dict) -> dict:
+    """For each list of hidden sizes: the Linear layers the network registered (in order), whether it keeps
+    modules in a plain list, and its scores; for the deepest, two probes of linearity."""
+    from torch import nn
+
     network_class = lookup(namespace, "Network")
     if isinstance(network_class, Raised):
         return {"$problem": network_class}
-    net = attempt(network_class)
-    if isinstance(net, Raised):
-        return {"$problem": Raised(f"Network() raised {net.message}")}
-    layers = {}
-    for name in _FC:
-        layer = getattr(net, name, None)
-        layers[name] = (
-            {
-                "weight": cpu(getattr(layer, "weight", Raised("no weight"))),
-                "bias": cpu(getattr(layer, "bias", None)),
-            }
-            if layer is not None
-            else Raised(f"Network has no layer called {name}: name the layers fc1, fc2, fc3")
+    built = []
+    for sizes in sent["sizes"]:
+        net = attempt(network_class, list(sizes))
+        if isinstance(net, Raised):
+            built.append({"$raised": Raised(f"Network({sizes}) raised {net.message}")})
+            continue
+        if not isinstance(net, nn.Module):
+            built.append({"$raised": Raised(f"Network({sizes}) is not an nn.Module")})
+            continue
+        plain = any(  # modules kept where nn.Module does not look (its own registry is _modules)
+            any(isinstance(m, nn.Module) for m in (v.values() if isinstance(v, dict) else v))
+            for name, v in vars(net).items()
+            if name != "_modules" and isinstance(v, list | tuple | dict)
         )
-    x, a, b = sent["x"], sent["a"], sent["b"]
+        linear = [m for m in net.modules() if isinstance(m, nn.Linear)]
+        with torch.no_grad():
+            built.append(
+                {
+                    "layers": [{"weight": cpu(m.weight), "bias": cpu(m.bias)} for m in linear],
+                    "plain list": plain,
+                    "out": cpu(attempt(net, sent["x"])),
+                }
+            )
+    net = attempt(network_class, list(sent["sizes"][0]))
+    a, b = sent["a"], sent["b"]
     with torch.no_grad():
-        return {
-            "layers": layers,
-            "net(x)": cpu(attempt(net, x)),
+        probes = {
             "net(a) + net(b)": cpu(attempt(lambda: net(a) + net(b))),
             "net(a + b) + net(0)": cpu(attempt(lambda: net(a + b) + net(torch.zeros_like(a)))),
         }
+    return {"built": built, **probes}
+
+
+def _arrows(shapes: list) -> str:
+    return " → ".join(str(n) for n in [shapes[0][1], *(s[0] for s in shapes)]) if shapes else "no layers"
 
 
 def _judge_network(i: dict, a: dict) -> str:
-    layers = value(a, "layers")
-    for name, shape in _FC.items():
-        layer = value(layers, name)
-        weight = value(layer, "weight", f"{name}.weight")
-        hint = "nn.Linear(in_features, out_features) stores a weight of shape (out, in)"
-        expect_shape(weight, shape, f"{name}.weight", hint=hint)
-    scores = tensor(a, "net(x)", "Network()(x)")
-    expect_shape(scores, (64, 10), "Network()(x)")
-    sums, linear = tensor(a, "net(a) + net(b)"), tensor(a, "net(a + b) + net(0)")
-    need(
-        not is_close(sums, linear, atol=1e-4, rtol=0),
-        "your network is linear: apply ReLU after fc1 and after fc2",
-    )
-    need(
-        not is_close(scores.sum(dim=1), torch.ones(64), atol=1e-3, rtol=0),
-        "forward returns probabilities: return the scores of fc3, the softmax comes afterwards",
-    )
-    w = {name: layers[name] for name in _FC}
-    if any(not isinstance(w[name]["bias"], torch.Tensor) for name in _FC):
-        fail("the layers should have biases: nn.Linear(in_features, out_features)")
-    hidden = torch.relu(i["x"] @ w["fc1"]["weight"].T + w["fc1"]["bias"])
-    hidden = torch.relu(hidden @ w["fc2"]["weight"].T + w["fc2"]["bias"])
-    expected = hidden @ w["fc3"]["weight"].T + w["fc3"]["bias"]
-    hint = "fc1, ReLU, fc2, ReLU, fc3, in that order, and nothing after fc3"
-    expect_close(scores, expected, "Network()(x)", atol=1e-4, hint=hint)
-    return "Network: fc1 784 → 128, fc2 128 → 64, fc3 64 → 10, ReLU after fc1 and fc2, scores out"
+    built = value(a, "built")
+    for sizes, net in zip(i["sizes"], built, strict=True):
+        label = f"Network({sizes})"
+        if isinstance(net.get("$raised"), Raised):
+            fail(net["$raised"].message)
+        layers = value(net, "layers", label)
+        if not layers:
+            need(
+                not net["plain list"],
+                f"{label} keeps its layers in a plain Python list: PyTorch does not see into it, so the "
+                "network has no parameters (model.parameters() is empty, an optimizer would train nothing) — "
+                "keep them in an nn.ModuleList or an nn.Sequential",
+            )
+            fail(f"{label} has no nn.Linear layers")
+        shapes = [tuple(layer["weight"].shape) for layer in layers]
+        want = [784, *sizes, 10]
+        expected = [(n_out, n_in) for n_in, n_out in pairwise(want)]
+        need(
+            shapes == expected,
+            f"{label} should be {' → '.join(map(str, want))}, got {_arrows(shapes)}"
+            + " — an nn.Linear(n_in, n_out) for each pair of neighbouring sizes, built from hidden_sizes",
+        )
+        if any(not isinstance(layer["bias"], torch.Tensor) for layer in layers):
+            fail("the layers should have biases: nn.Linear(in_features, out_features)")
+        scores = tensor(net, "out", f"{label}(x)")
+        expect_shape(scores, (64, 10), f"{label}(x)")
+        if sizes:
+            sums, linear = tensor(a, "net(a) + net(b)"), tensor(a, "net(a + b) + net(0)")
+            need(
+                not is_close(sums, linear, atol=1e-4, rtol=0),
+                f"{label} is linear: apply ReLU after every layer except the last",
+            )
+        need(
+            not is_close(scores.sum(dim=1), torch.ones(64), atol=1e-3, rtol=0),
+            "forward returns probabilities: return the scores of the last layer, the softmax comes "
+            "afterwards",
+        )
+        x = i["x"]
+        for k, layer in enumerate(layers):
+            x = x @ layer["weight"].T + layer["bias"]
+            if k < len(layers) - 1:
+                x = torch.relu(x)
+        hint = "a Linear layer for each pair of sizes, ReLU after each but the last, nothing after the last"
+        expect_close(scores, x, f"{label}(x)", atol=1e-4, hint=hint)
+    shown = ", ".join(f"Network({sizes})" for sizes in i["sizes"])
+    return f"{shown}: 784 → hidden sizes → 10, ReLU between the layers, scores out, every layer registered"
 
 
 network_class = Check(
@@ -220,7 +259,9 @@ network_class = Check(
     after="network_class",
     judge=_judge_network,
     ask=_ask_network,
-    given=lambda ns: _network_inputs(torch.Generator().manual_seed(0)),
+    given=lambda ns: Inputs(
+        {**_network_inputs(torch.Generator().manual_seed(0)).sent, "sizes": [[128, 64], [32], []]}
+    ),
     hidden=_network_inputs,
 )
 

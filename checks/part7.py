@@ -3,7 +3,9 @@
 The learner's transforms are applied to a photo the check sends (at grading: a photo the grader picks, the
 pixels sent as data); the judge computes what the deterministic test transform must give itself. The datasets
 and loaders are asked for their classes, sizes and batches, and for a photo the grader picks by index, whose
-class the judge knows.
+class the judge knows. The learner's own ``Dataset`` is made on small photos and a CSV file the check writes
+(at grading from pixels, labels and an order the grader draws) and read back, before and after a photo
+changes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from checks.core import (
     expect_close,
     expect_shape,
     fail,
+    is_close,
     kind,
     lookup,
     need,
@@ -65,7 +68,7 @@ def _ask_transforms(ns: dict, sent: dict) -> dict:
 
 
 def _judge_transforms(i: dict, a: dict) -> str:
-    from torchvision import transforms
+    from torchvision.transforms import v2
 
     outputs = {}
     for label in ("train_transforms", "test_transforms"):
@@ -73,7 +76,7 @@ def _judge_transforms(i: dict, a: dict) -> str:
         for out in (first, second):
             if isinstance(out, Raised):
                 fail(f"{label}(photo) raised {out.message}")
-            hint = "crop to 224×224 and end with ToTensor/Normalize"
+            hint = "crop to 224×224 and end with ToImage, ToDtype and Normalize"
             expect_shape(out, (3, 224, 224), f"{label}(photo)", hint=hint)
         outputs[label] = first, second
     need(
@@ -82,14 +85,18 @@ def _judge_transforms(i: dict, a: dict) -> str:
     )
     need(
         torch.equal(*outputs["test_transforms"]),
-        "test_transforms is random: test images must not be augmented (Resize, CenterCrop, ToTensor, "
-        "Normalize)",
+        "test_transforms is random: test images must not be augmented (Resize, CenterCrop, ToImage, "
+        "ToDtype, Normalize)",
     )
-    plain = transforms.Compose([transforms.Resize(255), transforms.CenterCrop(224), transforms.ToTensor()])(
-        _pil(i["photo"])
+    to_float = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+    plain = v2.Compose([v2.Resize(255), v2.CenterCrop(224), *to_float])(_pil(i["photo"])).as_subclass(
+        torch.Tensor
     )
     expected = (plain - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    hint = "Resize(255), CenterCrop(224), ToTensor, then Normalize(helper.IMAGENET_MEAN, helper.IMAGENET_STD)"
+    hint = (
+        "Resize(255), CenterCrop(224), ToImage, ToDtype, then Normalize(helper.IMAGENET_MEAN, "
+        "helper.IMAGENET_STD)"
+    )
     expect_close(outputs["test_transforms"][0], expected, "test_transforms(photo)", atol=1e-5, hint=hint)
     return "transforms: random 224×224 training views, the same normalised 224×224 view for testing"
 
@@ -227,4 +234,162 @@ loaders = Check(
     hidden=_loader_inputs,
 )
 
-CHECKS = [transforms, loaders]
+
+# ------------------------------------------------------------------------------------- a Dataset of one's own
+_CLASS_NAMES = ("ant", "bee", "cat", "dog", "eel", "fox")
+
+
+def _csv_inputs(g: torch.Generator) -> Inputs:
+    """Six small photos (one greyscale, two in a sub-folder), labelled in a CSV whose order is not the files'
+    order, and a replacement for one of them (written after the dataset is made)."""
+    n, size = 6, (12, 16)
+    names = [_CLASS_NAMES[k] for k in torch.randperm(len(_CLASS_NAMES), generator=g)[:3].tolist()]
+    labels = [names[k] for k in torch.randint(0, 3, (n,), generator=g).tolist()]
+    labels[:3] = names  # every class appears
+    order = torch.randperm(n, generator=g).tolist()
+    return Inputs(
+        {
+            "pixels": torch.randint(0, 256, (n, *size, 3), generator=g, dtype=torch.uint8),
+            "replacement": torch.randint(0, 256, (*size, 3), generator=g, dtype=torch.uint8),
+            "labels": [labels[k] for k in order],
+            "files": [(f"sub/photo{k}.png" if k % 3 == 2 else f"photo{k}.png") for k in order],
+            "grey": int(torch.randint(0, n, (1,), generator=g)),
+            "changed": int(torch.randint(0, n, (1,), generator=g)),
+        }
+    )
+
+
+def _as_tensor(image) -> torch.Tensor:
+    """The transform the check gives the learner's dataset: the photo as floats in [0, 1], flipped left to
+    right (so that a dataset that ignores its transform shows)."""
+    from torchvision.transforms import v2
+
+    return v2.functional.to_dtype(v2.functional.to_image(image), torch.float32, scale=True).flip(-1)
+
+
+def _ask_csv(ns: dict, sent: dict) -> dict:
+    import tempfile
+    from pathlib import Path
+
+    from PIL import Image
+    from torch.utils.data import DataLoader
+
+    dataset_class = lookup(ns, "CsvPhotos")
+    if isinstance(dataset_class, Raised):
+        return {"$problem": dataset_class}
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "sub").mkdir()
+        for k, (name, pixels) in enumerate(zip(sent["files"], sent["pixels"], strict=True)):
+            image = Image.fromarray(pixels.numpy())
+            (image.convert("L") if k == sent["grey"] else image).save(root / name)
+        table = root / "labels.csv"
+        rows = [
+            "filename,label",
+            *(f"{f},{label}" for f, label in zip(sent["files"], sent["labels"], strict=True)),
+        ]
+        table.write_text("\n".join(rows) + "\n")
+        dataset = attempt(dataset_class, table, root, _as_tensor)
+        if isinstance(dataset, Raised):
+            return {"$problem": Raised(f"CsvPhotos(csv_file, image_dir, transform) raised {dataset.message}")}
+        items = [attempt(lambda k=k: dataset[k]) for k in range(len(sent["files"]))]
+        changed = sent["changed"]
+        Image.fromarray(sent["replacement"].numpy()).save(root / sent["files"][changed])
+        again = attempt(lambda: dataset[changed])
+        batch = attempt(lambda: next(iter(DataLoader(dataset, batch_size=len(sent["files"])))))
+    return {
+        "len": attempt(len, dataset),
+        "classes": getattr(dataset, "classes", Raised("no attribute classes")),
+        "items": [_pair(item) for item in items],
+        "again": _pair(again),
+        "batch": [list(batch[0].shape), cpu(batch[1])] if isinstance(batch, list | tuple) else batch,
+    }
+
+
+def _pair(item: object) -> object:
+    if isinstance(item, tuple | list) and len(item) == 2:
+        image, label = item
+        label = label.item() if isinstance(label, torch.Tensor) and label.numel() == 1 else label
+        return [cpu(image), label]
+    return (
+        item if isinstance(item, Raised) else Raised(f"an item is {kind(item)}, not an (image, label) pair")
+    )
+
+
+def _judge_csv(i: dict, a: dict) -> str:
+    n = len(i["files"])
+    size = a.get("len")
+    if isinstance(size, Raised):
+        fail(f"len(dataset) raised {size.message}")
+    need(
+        size == n,
+        f"len(dataset) is {size}, the CSV lists {n} photos"
+        + (" — the header line filename,label is not a photo" if size == n + 1 else ""),
+    )
+    classes = value(a, "classes", "dataset.classes")
+    expected_classes = sorted(set(i["labels"]))
+    need(
+        classes == expected_classes,
+        f"dataset.classes should be the CSV's labels in alphabetical order, {expected_classes}, got "
+        f"{classes}",
+    )
+    expected = [_as_tensor(_pil(pixels)) for pixels in i["pixels"]]
+    grey = _pil(i["pixels"][i["grey"]]).convert("L").convert("RGB")
+    expected[i["grey"]] = _as_tensor(grey)
+    for k, (item, want, label) in enumerate(zip(value(a, "items"), expected, i["labels"], strict=True)):
+        if isinstance(item, Raised):
+            fail(f"dataset[{k}] raised {item.message}")
+        image, got = item
+        need(
+            got == classes.index(label) and type(got) is int,
+            f"dataset[{k}]'s label should be {classes.index(label)} (its CSV line says {label!r}, and the "
+            f"classes are numbered in alphabetical order), got {got!r}",
+        )
+        need(
+            isinstance(image, torch.Tensor),
+            f"dataset[{k}]'s image should be transform(photo), got {kind(image)}",
+        )
+        if image.dim() == 3 and image.shape[0] == 1:
+            fail(
+                f"dataset[{k}] has 1 channel: that photo is greyscale — open every photo with "
+                "Image.open(path).convert('RGB'), as ImageFolder does"
+            )
+        if image.shape == want.shape and is_close(image, want.flip(-1)):
+            fail(f"dataset[{k}] is the photo without the transform it was given: return transform(photo)")
+        hint = "the photo of the CSV's line, opened as RGB, through transform"
+        expect_close(image, want, f"dataset[{k}]", atol=1e-6, hint=hint)
+    again = value(a, "again")
+    if isinstance(again, Raised):
+        fail(f"reading dataset[{i['changed']}] a second time raised {again.message}")
+    new = _as_tensor(_pil(i["replacement"]))
+    need(
+        isinstance(again[0], torch.Tensor) and is_close(again[0], new),
+        f"dataset[{i['changed']}] still gives the photo as it was when the dataset was made: the dataset "
+        "read the photos in __init__ — open each in __getitem__ (all of them in memory would not fit a real "
+        "data set, and an augmentation applied once is the same at every epoch)",
+    )
+    batch = value(a, "batch")
+    if isinstance(batch, Raised):
+        fail(f"a DataLoader over the dataset raised {batch.message}")
+    shape, labels = batch
+    need(
+        shape == [n, *expected[0].shape] and isinstance(labels, torch.Tensor),
+        f"a DataLoader batch of the dataset: expected images of shape {(n, *expected[0].shape)} and a "
+        f"tensor of labels, got {tuple(shape)} and {kind(labels)}",
+    )
+    return (
+        "CsvPhotos: one (transform(photo), label) per CSV line, photos opened as RGB in __getitem__, classes "
+        "numbered alphabetically, batched by a DataLoader"
+    )
+
+
+csv_dataset = Check(
+    "test_csv_dataset",
+    after="csv_dataset",
+    judge=_judge_csv,
+    ask=_ask_csv,
+    given=lambda ns: _csv_inputs(torch.Generator().manual_seed(7)),
+    hidden=_csv_inputs,
+)
+
+CHECKS = [transforms, loaders, csv_dataset]

@@ -111,3 +111,15 @@ def test_every_check_cell_calls_its_trusted_check_and_holds_no_test_of_its_own(p
     assert f"from checks import part{part.number} as check" in first
     for cell in cells:
         assert "HIDDEN TESTS" not in "".join(cell["source"]), f"{part.name}: a hidden test left in a cell"
+
+
+def test_part1_shows_the_snippets_its_judge_runs():
+    """Exercise 4 is a prediction: the learner reads the snippets in the notebook, the judge runs its own copy
+    of them; the two must be the same code, and the rules above them must decide every one."""
+    from checks import part1
+
+    cells = json.loads(course.PARTS[0].solution.read_text())["cells"]
+    prompt = next("".join(c["source"]) for c in cells if "### Exercise 4" in "".join(c["source"]))
+    for letter, snippet in part1.BRIDGE_SNIPPETS.items():
+        assert f"# {letter}\n{snippet}\n" in prompt, f"snippet {letter} is not shown as the judge runs it"
+    assert part1.bridge_changes() == {"A", "D", "F"}

@@ -170,7 +170,7 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     put("kernel death", _with("two_layer", "import os\nos._exit(1)"))
     expected["kernel death"] = (2, "graded")  # the two checks before it keep their points
     # A wrong answer, its check cell edited to pass.
-    edited = _with("numpy_bridge", "shared = torch.tensor(arr)\nindependent = torch.tensor(arr)")
+    edited = _with("numpy_bridge", 'changes = {"A", "B"}')
     _cell(edited, "test_numpy_bridge").source = "print('all good, trust me')"
     put("edited test cell", edited)
     expected["edited test cell"] = (FULL - 1, "graded")
@@ -244,7 +244,7 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
         "        print('WROTE', target)\n"
         "    except Exception as error:\n"
         "        print('refused:', target, type(error).__name__)\n"
-        "shared = torch.from_numpy(arr)\nindependent = torch.tensor(arr)"
+        'changes = {"A", "D", "F"}'
     )
     vandalised = _with("numpy_bridge", vandal)
     _cell(vandalised, "neuron_sum").source = forger + _answer("neuron_sum")

@@ -82,15 +82,27 @@ WRONG = {
         ),
         Wrong(
             "test_numpy_bridge",
-            "two copies",
-            "shared = torch.tensor(arr)\nindependent = torch.tensor(arr)",
-            "does not share memory",
+            "every from_numpy shares, conversions included",
+            'changes = {"A", "C", "E", "F"}',
+            "C does not change arr (t + 1 computes a new tensor",
         ),
         Wrong(
             "test_numpy_bridge",
-            "two shared tensors",
-            "shared = torch.from_numpy(arr)\nindependent = torch.from_numpy(arr)",
-            "independent shares memory",
+            "as_tensor taken for a copy, .double() for a conversion",
+            'changes = {"A"}',
+            "D does change arr (torch.as_tensor shares memory",
+        ),
+        Wrong(
+            "test_numpy_bridge",
+            "letters in a list, lower case, one wrong",
+            'changes = ["a", "d", "e", "f"]',
+            "1 of 6 wrong — E does not change arr",
+        ),
+        Wrong(
+            "test_numpy_bridge",
+            "a count instead of the letters",
+            "changes = 3",
+            "changes should be a set of letters",
         ),
     ],
     "02_neural_networks": [
@@ -136,43 +148,78 @@ WRONG = {
         ),
         Wrong(
             "test_network_class",
-            "no ReLU",
+            "layers in a plain Python list",
             """
 class Network(nn.Module):
-    def __init__(self):
+    def __init__(self, hidden_sizes):
+        super().__init__()
+        sizes = [784, *hidden_sizes, 10]
+        self.layers = [nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    def forward(self, x):
+        for layer in self.layers[:-1]:
+            x = torch.relu(layer(x))
+        return self.layers[-1](x)
+""",
+            "plain Python list",
+        ),
+        Wrong(
+            "test_network_class",
+            "784 → 128 → 64 → 10 whatever the sizes",
+            """
+class Network(nn.Module):
+    def __init__(self, hidden_sizes):
         super().__init__()
         self.fc1, self.fc2, self.fc3 = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
     def forward(self, x):
-        return self.fc3(self.fc2(self.fc1(x)))
+        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
 """,
-            "linear",
+            "got 784 → 128 → 64 → 10 — an nn.Linear(n_in, n_out) for each pair",
+        ),
+        Wrong(
+            "test_network_class",
+            "no ReLU",
+            """
+class Network(nn.Module):
+    def __init__(self, hidden_sizes):
+        super().__init__()
+        sizes = [784, *hidden_sizes, 10]
+        self.layers = nn.Sequential(*(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])))
+    def forward(self, x):
+        return self.layers(x)
+""",
+            "is linear",
         ),
         Wrong(
             "test_network_class",
             "softmax output",
             """
 class Network(nn.Module):
-    def __init__(self):
+    def __init__(self, hidden_sizes):
         super().__init__()
-        self.fc1, self.fc2, self.fc3 = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
+        sizes = [784, *hidden_sizes, 10]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
     def forward(self, x):
-        x = torch.relu(self.fc2(torch.relu(self.fc1(x))))
-        return torch.softmax(self.fc3(x), dim=1)
+        for layer in self.layers[:-1]:
+            x = torch.relu(layer(x))
+        return torch.softmax(self.layers[-1](x), dim=1)
 """,
             "returns probabilities",
         ),
         Wrong(
             "test_network_class",
-            "layers transposed",
+            "ReLU after the last layer too",
             """
 class Network(nn.Module):
-    def __init__(self):
+    def __init__(self, hidden_sizes):
         super().__init__()
-        self.fc1, self.fc2, self.fc3 = nn.Linear(128, 784), nn.Linear(64, 128), nn.Linear(10, 64)
+        sizes = [784, *hidden_sizes, 10]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
     def forward(self, x):
+        for layer in self.layers:
+            x = torch.relu(layer(x))
         return x
 """,
-            "fc1.weight: expected shape (128, 784)",
+            "nothing after the last",
         ),
         Wrong(
             "test_sequential",
@@ -721,13 +768,14 @@ def load_checkpoint(path):
         Wrong(
             "test_transforms",
             "no normalisation",
-            "test_transforms = transforms.Compose([transforms.Resize(255), "
-            "transforms.CenterCrop(224), transforms.ToTensor()])",
+            "test_transforms = v2.Compose([v2.Resize(255), v2.CenterCrop(224), v2.ToImage(), "
+            "v2.ToDtype(torch.float32, scale=True)])",
             "helper.IMAGENET_MEAN",
         ),
         Wrong(
             "test_transforms",
             "no crop",
+            "from torchvision import transforms\n\n"
             "test_transforms = transforms.Compose([transforms.Resize(255), transforms.ToTensor()])",
             "expected shape (3, 224, 224)",
         ),
@@ -749,6 +797,107 @@ def load_checkpoint(path):
             "the test loader shuffled",
             "testloader = DataLoader(test_data, batch_size=32, shuffle=True)",
             "the test loader need not shuffle",
+        ),
+        Wrong(
+            "test_csv_dataset",
+            "every photo read and transformed in __init__",
+            """
+class CsvPhotos(Dataset):
+    def __init__(self, csv_file, image_dir, transform=None):
+        rows = list(csv.DictReader(open(csv_file)))
+        self.classes = sorted({row["label"] for row in rows})
+        photos = [Image.open(Path(image_dir) / row["filename"]).convert("RGB") for row in rows]
+        labels = [self.classes.index(row["label"]) for row in rows]
+        self.items = [(transform(photo), label) for photo, label in zip(photos, labels)]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return self.items[index]
+""",
+            "the dataset read the photos in __init__",
+        ),
+        Wrong(
+            "test_csv_dataset",
+            "the header line counted",
+            """
+class CsvPhotos(Dataset):
+    def __init__(self, csv_file, image_dir, transform=None):
+        self.lines = Path(csv_file).read_text().splitlines()
+        rows = [line.split(",") for line in self.lines[1:]]
+        self.classes = sorted({label for _, label in rows})
+        self.rows, self.image_dir, self.transform = rows, Path(image_dir), transform
+
+    def __len__(self):
+        return len(self.lines)
+
+    def __getitem__(self, index):
+        name, label = self.rows[index]
+        return self.transform(Image.open(self.image_dir / name).convert("RGB")), self.classes.index(label)
+""",
+            "the header line filename,label is not a photo",
+        ),
+        Wrong(
+            "test_csv_dataset",
+            "greyscale photos left with one channel",
+            """
+class CsvPhotos(Dataset):
+    def __init__(self, csv_file, image_dir, transform=None):
+        rows = list(csv.DictReader(open(csv_file)))
+        self.classes = sorted({row["label"] for row in rows})
+        self.rows, self.image_dir, self.transform = rows, Path(image_dir), transform
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        row = self.rows[index]
+        return self.transform(Image.open(self.image_dir / row["filename"])), self.classes.index(row["label"])
+""",
+            "that photo is greyscale",
+        ),
+        Wrong(
+            "test_csv_dataset",
+            "labels left as the CSV's strings",
+            """
+class CsvPhotos(Dataset):
+    def __init__(self, csv_file, image_dir, transform=None):
+        rows = list(csv.DictReader(open(csv_file)))
+        self.classes = sorted({row["label"] for row in rows})
+        self.rows, self.image_dir, self.transform = rows, Path(image_dir), transform
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        row = self.rows[index]
+        return self.transform(Image.open(self.image_dir / row["filename"]).convert("RGB")), row["label"]
+""",
+            "and the classes are numbered in alphabetical order",
+        ),
+        Wrong(
+            "test_csv_dataset",
+            "its own ToTensor instead of the transform given",
+            """
+from torchvision import transforms
+
+
+class CsvPhotos(Dataset):
+    def __init__(self, csv_file, image_dir, transform=None):
+        rows = list(csv.DictReader(open(csv_file)))
+        self.classes = sorted({row["label"] for row in rows})
+        self.rows, self.image_dir = rows, Path(image_dir)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        row = self.rows[index]
+        image = Image.open(self.image_dir / row["filename"]).convert("RGB")
+        return transforms.ToTensor()(image), self.classes.index(row["label"])
+""",
+            "without the transform it was given",
         ),
     ],
     "08_transfer_learning": [
@@ -848,6 +997,8 @@ RIGHT = {
             "matmul with the transpose",
             "y_mm = activation(torch.matmul(features, weights.T) + bias)",
         ),
+        Right("test_numpy_bridge", "a string of letters", 'changes = "ADF"'),
+        Right("test_numpy_bridge", "a list, lower case", 'changes = ["f", "d", "a"]'),
     ],
     "02_neural_networks": [
         Right(
@@ -867,19 +1018,38 @@ def softmax(x):
         ),
         Right(
             "test_network_class",
-            "activation modules, flattening inside forward",
+            "an nn.Sequential built in a loop, flattening inside forward",
             """
 class Network(nn.Module):
-    def __init__(self):
+    def __init__(self, hidden_sizes):
         super().__init__()
-        self.fc1 = nn.Linear(784, 128)
-        self.relu = nn.ReLU()
-        self.fc2 = nn.Linear(128, 64)
-        self.fc3 = nn.Linear(64, 10)
+        layers, n_in = [], 784
+        for n_out in hidden_sizes:
+            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+            n_in = n_out
+        layers.append(nn.Linear(n_in, 10))
+        self.net = nn.Sequential(*layers)
 
     def forward(self, x):
-        x = x.flatten(start_dim=1)
-        return self.fc3(self.relu(self.fc2(self.relu(self.fc1(x)))))
+        return self.net(x.flatten(start_dim=1))
+""",
+        ),
+        Right(
+            "test_network_class",
+            "layers fc1, fc2, … registered with setattr",
+            """
+class Network(nn.Module):
+    def __init__(self, hidden_sizes):
+        super().__init__()
+        sizes = [784] + list(hidden_sizes) + [10]
+        self.depth = len(sizes) - 1
+        for k in range(self.depth):
+            setattr(self, f"fc{k + 1}", nn.Linear(sizes[k], sizes[k + 1]))
+
+    def forward(self, x):
+        for k in range(1, self.depth):
+            x = F.relu(getattr(self, f"fc{k}")(x))
+        return getattr(self, f"fc{self.depth}")(x)
 """,
         ),
     ],
@@ -1082,18 +1252,64 @@ def resume_training(path, model, optimizer):
         ),
         Right(
             "test_transforms",
-            "transforms.v2, a gentler crop and colour jitter",
+            "the older torchvision.transforms, a gentler crop and colour jitter",
             """
-from torchvision.transforms import v2
+from torchvision import transforms
 
-to_input = [
-    v2.ToImage(),
-    v2.ToDtype(torch.float32, scale=True),
-    v2.Normalize(helper.IMAGENET_MEAN, helper.IMAGENET_STD),
-]
-crop = v2.RandomResizedCrop(224, scale=(0.5, 1.0))
-train_transforms = v2.Compose([crop, v2.RandomHorizontalFlip(), v2.ColorJitter(0.3, 0.3), *to_input])
-test_transforms = v2.Compose([v2.Resize(255), v2.CenterCrop(224), *to_input])
+to_input = [transforms.ToTensor(), transforms.Normalize(helper.IMAGENET_MEAN, helper.IMAGENET_STD)]
+crop = transforms.RandomResizedCrop(224, scale=(0.5, 1.0))
+train_transforms = transforms.Compose(
+    [crop, transforms.RandomHorizontalFlip(), transforms.ColorJitter(0.3, 0.3), *to_input]
+)
+test_transforms = transforms.Compose([transforms.Resize(255), transforms.CenterCrop(224), *to_input])
+""",
+        ),
+        Right(
+            "test_csv_dataset",
+            "os.path and the csv module's reader, labels numbered by a dict",
+            """
+import os
+
+
+class CsvPhotos(Dataset):
+    def __init__(self, csv_file, image_dir, transform=None):
+        with open(csv_file) as f:
+            lines = list(csv.reader(f))[1:]
+        self.classes = sorted(set(label for _, label in lines))
+        to_index = {c: i for i, c in enumerate(self.classes)}
+        self.files = [os.path.join(image_dir, name) for name, _ in lines]
+        self.targets = [to_index[label] for _, label in lines]
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        image = Image.open(self.files[i]).convert("RGB")
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.targets[i]
+""",
+        ),
+        Right(
+            "test_csv_dataset",
+            "the labels as a tensor, the file read with pathlib",
+            """
+class CsvPhotos(Dataset):
+    def __init__(self, csv_file, image_dir, transform=None):
+        header, *rows = Path(csv_file).read_text().strip().splitlines()
+        pairs = [row.rsplit(",", 1) for row in rows]
+        self.classes = sorted({label for _, label in pairs})
+        self.paths = [Path(image_dir) / name for name, _ in pairs]
+        self.labels = torch.tensor([self.classes.index(label) for _, label in pairs])
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        with Image.open(self.paths[index]) as image:
+            return self.transform(image.convert("RGB")), self.labels[index]
 """,
         ),
     ],
