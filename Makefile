@@ -22,33 +22,53 @@ endif
 ifneq ($(strip $(MIRROR)),)
 export PYTORCH_COURSE_MIRROR := $(abspath $(MIRROR))
 endif
-.PHONY: help env lab test lint exercises data bench bench-grade gpu-bundle grade browser sandbox clean
+.PHONY: help env env-all lock test-latest lab test lint exercises data bench bench-grade gpu-bundle grade browser sandbox clean
 
 help:
 	@sed -n '1,8p' Makefile
-	@echo "Targets: lab test lint exercises data bench bench-grade gpu-bundle grade browser sandbox clean"
+	@echo "Targets: lab test lint exercises data bench bench-grade gpu-bundle grade browser sandbox clean env env-all lock test-latest"
 
-# The course environment: a virtual environment with the pinned packages, helper.py installed into
-# it (so `import helper` works from every folder) and the course's Jupyter kernel registered in it.
+# The course environment: a virtual environment with the locked packages, helper.py installed into it (so
+# `import helper` works from every folder) and the course's Jupyter kernel registered in it. Two sets, both from the
+# lock files of requirements/ (`make lock` writes them from pyproject.toml; every package pinned, with hashes):
+# `env`, the learner's (the notebooks, JupyterLab, nbgrader's Validate), for `make lab`; `env-all`, everything
+# (the grader's Dask, the tests' pytest, nbval, Playwright, ruff, uv), for `make test` and `make grade`. The
+# grader's course version hashes requirements/course.lock.
 # jupyter/jupyter_config.json: every Jupyter program of the environment (JupyterLab, nbgrader) talks to its
 # kernels over encrypted channels (CurveZMQ), so kernels do not warn about plain-text TCP;
 # jupyter/nbgrader_config.py: the course id for every nbgrader program of the environment.
 # rfc3987-syntax, jsonschema's optional IRI checker (via jupyter-events), builds a parser when imported: 1.2 s
 # of CPU in every nbformat and nbgrader process (about 100 in `make test`); nothing here checks IRIs.
 # The editable install warns that it puts a folder on sys.path: that is what it is for.
-env: $(STAMP)
-$(STAMP): requirements.txt pyproject.toml course.py $(wildcard jupyter/*)
+LEARNER_LOCK := requirements/learner.lock
+COURSE_LOCK  := requirements/course.lock
+define install_course
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(1)
 	$(BIN)/python -m pip uninstall --quiet --quiet --yes rfc3987-syntax
-	PYTHONWARNINGS='ignore:Editable installation' \
-		$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "$(KERNEL_DISPLAY_NAME)"
 	mkdir -p $(VENV)/share/jupyter/lab/settings $(VENV)/etc/jupyter
 	cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	cp jupyter/jupyter_config.json jupyter/nbgrader_config.py $(VENV)/etc/jupyter/
 	touch $@
+endef
+env: $(VENV)/.learner-installed
+env-all: $(STAMP)
+$(VENV)/.learner-installed: $(LEARNER_LOCK) pyproject.toml course.py $(wildcard jupyter/*)
+	$(call install_course,$(LEARNER_LOCK))
+$(STAMP): $(COURSE_LOCK) pyproject.toml course.py $(wildcard jupyter/*)
+	$(call install_course,$(COURSE_LOCK))
+
+# The lock files, from pyproject.toml's dependencies (requirements/learner.lock) and with its extras grader and
+# dev (requirements/course.lock), for every platform and Python the course supports (uv's universal resolution);
+# the learner's set takes the versions of the whole. Run it after changing a pin in pyproject.toml.
+lock: env-all
+	$(BIN)/uv pip compile pyproject.toml --extra grader --extra dev --universal --generate-hashes \
+		--python-version 3.11 --quiet -o $(COURSE_LOCK)
+	$(BIN)/uv pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 --quiet \
+		-c $(COURSE_LOCK) -o $(LEARNER_LOCK)
 
 # JupyterLab on the course folder, opening on README.md (the parts in order; markdown opens as a preview);
 # warnings and errors only, and the address to open.
@@ -63,13 +83,13 @@ lab: env
 # Budget: the test phase stays under 15 minutes on a 2-core machine (README, "Tests and CI").
 # Each test module and each notebook is one unit of work (--dist loadscope), handed out in collection order
 # (--no-loadscope-reorder): the root conftest.py puts the longest units first.
-test: env browser sandbox lint
+test: env-all browser sandbox lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder \
 		tests solutions helper.py course.py \
 		--doctest-modules --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider --durations=12
 
 # ruff: lint and format check of the Python files and the solution notebooks (settings: pyproject.toml).
-lint: env
+lint: env-all
 	$(BIN)/ruff check --quiet .
 	$(BIN)/ruff format --check --quiet .
 
@@ -80,6 +100,23 @@ exercises: env
 # Fetch the data sets into the data root (or copy them from MIRROR).
 data: env
 	$(BIN)/python -c "import course, helper; helper.prepare_data(course.DATASETS); print(helper.data_root())"
+
+# A canary for the next PyTorch: Parts 1–4 (solutions, with every check's wrong and right answers) in a separate
+# environment, .venv-latest, with the newest torch and torchvision the registry offers and the rest of the
+# learner's set unpinned; the pinned course is untouched. Breakage shows here before learners meet it.
+LATEST := .venv-latest
+test-latest: env
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet --upgrade $(shell $(PYTHON) course.py learner-packages) \
+		nbval pytest pytest-xdist
+	PYTHONWARNINGS='ignore:Editable installation' $(LATEST)/bin/python -m pip install --quiet --no-deps -e .
+	$(LATEST)/bin/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "$(KERNEL_DISPLAY_NAME)"
+	$(LATEST)/bin/python -c "import torch, torchvision; print('newest: torch', torch.__version__, \
+		'torchvision', torchvision.__version__)"
+	OMP_NUM_THREADS=1 $(LATEST)/bin/python -m pytest -n $(JOBS) --dist loadscope -p no:cacheprovider \
+		--nbval-lax --nbval-cell-timeout=600 $(addprefix solutions/,$(wordlist 1,4,$(shell $(PYTHON) course.py parts)))
 
 # Execution time and final metrics of every solution notebook.
 bench: env
@@ -92,12 +129,12 @@ gpu-bundle: env
 # Grade a folder of learner submissions: make grade SUBMISSIONS=path/to/submissions [OUT=grades]
 # [SOURCE=folder of the parts' nbgrader sources, default solutions/]
 # [SCHEDULER=tcp://HOST:PORT of a running Dask scheduler; default: an embedded cluster on this machine]
-grade: env sandbox
+grade: env-all sandbox
 	$(BIN)/python -m grader "$(SUBMISSIONS)" --out "$(or $(OUT),grades)" $(if $(SOURCE),--source "$(SOURCE)") \
 		$(if $(SCHEDULER),--scheduler "$(SCHEDULER)")
 
 # Grading's throughput: a generated class graded with 1 and 2 workers, embedded and through a loopback scheduler.
-bench-grade: env sandbox
+bench-grade: env-all sandbox
 	$(BIN)/python tools/bench_grade.py
 
 # System packages from Debian, installed when missing and make runs as root; elsewhere it says what to do.
@@ -120,5 +157,5 @@ browser:
 
 # The environment and caches; never grades/ (the default OUT of `make grade`: records, gradebook, secret).
 clean:
-	rm -rf $(VENV) artifacts .pytest_cache *.egg-info
+	rm -rf $(VENV) $(LATEST) artifacts .pytest_cache *.egg-info
 	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -73,6 +73,16 @@ def datasets_for(names: list[str] | tuple[str, ...] | set[str]) -> list[str]:
     return [dataset for dataset in DATASETS if dataset in needed]
 
 
+def learner_packages() -> list[str]:
+    """The names of the learner's packages (pyproject.toml's dependencies), without their pins."""
+    import re
+    import tomllib
+
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        requirements = tomllib.load(f)["project"]["dependencies"]
+    return [re.match(r"[A-Za-z0-9_.\-]+", requirement).group(0) for requirement in requirements]
+
+
 def main(argv: list[str]) -> int:
     facts = {
         "parts": " ".join(PART_NAMES),
@@ -80,6 +90,7 @@ def main(argv: list[str]) -> int:
         "kernel-display-name": KERNEL_DISPLAY_NAME,
         "course-id": COURSE_ID,
         "datasets": " ".join(DATASETS),
+        "learner-packages": " ".join(learner_packages()),
     }
     if len(argv) != 1 or argv[0] not in facts:
         print(f"usage: python3 course.py {{{'|'.join(facts)}}}", file=sys.stderr)

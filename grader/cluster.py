@@ -107,11 +107,14 @@ def course_version() -> str:
 def grading_version() -> str:
     """What a record depends on besides the submission, the part's source, the limits and the secret (the
     cache key, grader.cli.cache_key): the modules that execute, judge and score a notebook (not the grader's
-    client, merge or reports), the course's own modules, the pinned requirements, and the versions of Python
+    client, merge or reports), the course's own modules, the lock of every package, and the versions of Python
     and of the packages that run a kernel, talk to it and score it."""
     digest = hashlib.sha256()
     files = [GRADER / name for name in RECORD_MODULES] + sorted((course.ROOT / "checks").glob("*.py"))
-    files += [course.ROOT / n for n in ("helper.py", "course.py", "efficientnet_lite.py", "requirements.txt")]
+    files += [
+        course.ROOT / n
+        for n in ("helper.py", "course.py", "efficientnet_lite.py", "requirements/course.lock")
+    ]
     for path in files:
         digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"(missing)"))
     for name in PACKAGES:

@@ -1,28 +1,57 @@
-"""The project's own invariants: one list of packages, the parts as course.py names them, exercises generated
-from the solutions and free of them."""
+"""The project's own invariants: one list of packages and its locks, the parts as course.py names them,
+exercises generated from the solutions and free of them."""
 
 from __future__ import annotations
 
 import filecmp
 import json
+import platform
 import re
 import subprocess
 import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
 
 import pytest
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import course
 from harness import graded_id
 
+PYPROJECT = course.ROOT / "pyproject.toml"
+LOCKS = {
+    "learner": course.ROOT / "requirements" / "learner.lock",
+    "course": course.ROOT / "requirements" / "course.lock",
+}
+# Set apart by `make env` on purpose (see the Makefile): in the lock, not in the environment.
+UNINSTALLED = {"rfc3987-syntax"}
+
+
+def _sets() -> dict[str, list[Requirement]]:
+    """pyproject.toml's requirements by set: the learner's (its dependencies) and each extra."""
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    sets = {"learner": project["dependencies"], **project["optional-dependencies"]}
+    return {name: [Requirement(line) for line in lines] for name, lines in sets.items()}
+
 
 def _pins() -> dict[str, str]:
-    """requirements.txt's packages → their version specifier ("===2.13.0")."""
-    pins = {}
-    for line in (course.ROOT / "requirements.txt").read_text().splitlines():
-        match = re.match(r"([A-Za-z0-9_.\-]+)\s*(===|==|~=|>=)\s*([^\s;#]+)", line.split("#")[0].strip())
-        if match:
-            pins[match.group(1).lower()] = match.group(2) + match.group(3)
-    return pins
+    """pyproject.toml's packages → their version specifier ("===2.13.0")."""
+    return {canonicalize_name(r.name): str(r.specifier) for rs in _sets().values() for r in rs}
+
+
+def _locked(lock: Path) -> list[tuple[str, str, Marker | None, list[str]]]:
+    """A lock file's entries: (name, version, marker or None, sha256 hashes)."""
+    entries = []
+    for block in re.split(r"\n(?=[A-Za-z0-9])", lock.read_text()):
+        head = re.match(r"([A-Za-z0-9_.\-]+)==([^\s;\\]+)(?:\s*;\s*([^\\\n]+?))?\s*(?:\\|$)", block)
+        if head:
+            marker = Marker(head.group(3)) if head.group(3) else None
+            hashes = re.findall(r"--hash=sha256:([0-9a-f]{64})", block)
+            entries.append((canonicalize_name(head.group(1)), head.group(2), marker, hashes))
+    return entries
 
 
 def test_torch_and_torchvision_are_pinned_as_a_matching_pair():
@@ -40,15 +69,76 @@ def test_torch_and_torchvision_are_pinned_as_a_matching_pair():
 
 
 def test_every_package_says_which_part_needs_it():
-    for line in (course.ROOT / "requirements.txt").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            assert "#" in line, f"requirements.txt: no comment saying which part needs {line.strip()}"
+    lines = PYPROJECT.read_text().splitlines()
+    listed = [line for line in lines if re.match(r'\s+"[A-Za-z0-9_.\-]+\s*(===|==|~=|>=)', line)]
+    assert len(listed) == sum(map(len, _sets().values())), "a requirement of pyproject.toml shares a line"
+    for line in listed:
+        assert "#" in line, f"pyproject.toml: no comment saying which part needs {line.strip()}"
 
 
-def test_environment_yml_installs_requirements_txt_instead_of_repeating_it():
-    text = (course.ROOT / "environment.yml").read_text()
-    pip_lines = [line.split("#")[0].strip() for line in text.split("- pip:")[1].splitlines()]
-    assert [line for line in pip_lines if line] == ["- -r requirements.txt", "- -e ."]
+def test_the_locks_pin_every_package_with_hashes_and_follow_pyproject():
+    """requirements/*.lock are what `make env` installs: every package pinned and hashed; the direct
+    requirements at versions pyproject.toml allows; the learner's lock without the grader's and the tests'
+    packages, and at the versions of the whole course's lock."""
+    locks = {name: _locked(path) for name, path in LOCKS.items()}
+    for name, entries in locks.items():
+        assert len(entries) > 50, f"{name}.lock: {len(entries)} packages read"
+        unhashed = [entry[0] for entry in entries if not entry[3]]
+        assert not unhashed, f"{name}.lock: packages without a hash: {unhashed}"
+    sets = _sets()
+    for lock, wanted in (("learner", sets["learner"]), ("course", [r for rs in sets.values() for r in rs])):
+        versions = {}
+        for package, version, _, _ in locks[lock]:
+            versions.setdefault(package, []).append(version)
+        for requirement in wanted:
+            found = versions.get(canonicalize_name(requirement.name))
+            assert found, f"{lock}.lock lacks {requirement.name}: run `make lock`"
+            for version in found:
+                assert requirement.specifier.contains(version, prereleases=True), (
+                    f"{lock}.lock has {requirement.name} {version}, pyproject.toml asks "
+                    f"{requirement.specifier}: run `make lock`"
+                )
+    learner = {entry[0] for entry in locks["learner"]}
+    extras = {canonicalize_name(r.name) for name, rs in sets.items() if name != "learner" for r in rs}
+    assert not learner & extras, f"the learner's lock installs the grader's or the tests' {learner & extras}"
+    whole = {(entry[0], entry[1]) for entry in locks["course"]}
+    assert {(entry[0], entry[1]) for entry in locks["learner"]} <= whole, "the locks disagree on a version"
+
+
+def test_the_environment_is_the_course_lock():
+    """What the grader hashes (requirements/course.lock) is what is installed: every package of the lock that
+    this platform and Python need, at its version."""
+    environment = {
+        "python_version": platform.python_version().rsplit(".", 1)[0],
+        "python_full_version": platform.python_version(),
+    }
+    different = []
+    for package, version, marker, _ in _locked(LOCKS["course"]):
+        if package in UNINSTALLED or (marker is not None and not marker.evaluate(environment)):
+            continue
+        try:
+            installed = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            installed = "missing"
+        if installed != version:
+            different.append(f"{package} {installed} (locked {version})")
+    assert not different, f"the environment is not the lock's (`make env-all`): {different}"
+
+
+def test_environment_yml_installs_the_learners_lock_instead_of_repeating_it():
+    """Read as conda reads it: conda-forge gives Python (the version the locks were resolved for) and pip, and
+    nothing else; pip's section installs the learner's lock, by a path relative to the file."""
+    import yaml
+
+    environment = yaml.safe_load((course.ROOT / "environment.yml").read_text())
+    assert environment["channels"] == ["conda-forge"]
+    conda = [d for d in environment["dependencies"] if isinstance(d, str)]
+    pip = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
+    header = LOCKS["learner"].read_text().split("\n", 3)[1]
+    python = re.search(r"--python-version (\S+)", header).group(1)
+    assert conda == [f"python={python}", "pip"], f"conda should give Python {python} and pip only: {conda}"
+    assert pip == ["-r requirements/learner.lock"], pip
+    assert (course.ROOT / pip[0].split()[1]).is_file()
 
 
 def test_the_parts_in_solutions_are_the_parts_course_py_names():
