@@ -85,7 +85,7 @@ lab: env
 # (--no-loadscope-reorder): the root conftest.py puts the longest units first.
 test: env-all browser sandbox lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder \
-		tests solutions helper.py course.py \
+		tests solutions helper.py coursedata.py course.py \
 		--doctest-modules --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider --durations=12
 
 # ruff: lint and format check of the Python files and the solution notebooks (settings: pyproject.toml).
@@ -99,7 +99,7 @@ exercises: env
 
 # Fetch the data sets into the data root (or copy them from MIRROR).
 data: env
-	$(BIN)/python -c "import course, helper; helper.prepare_data(course.DATASETS); print(helper.data_root())"
+	$(BIN)/python -c "import course, coursedata; coursedata.prepare_data(course.DATASETS); print(coursedata.data_root())"
 
 # A canary for the next PyTorch: Parts 1–4 (solutions, with every check's wrong and right answers) in a separate
 # environment, .venv-latest, with the newest torch and torchvision the registry offers and the rest of the

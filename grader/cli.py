@@ -510,11 +510,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     needed = course.datasets_for({t.part for t in to_run})
     if needed and not options.scheduler:
-        import helper  # and torch with it: only where a part needs data (Part 1 needs none)
+        import coursedata  # torch with it only where a data set needs it (Part 1 needs none)
 
         try:  # one clear message, before any notebook runs (remote workers prepare their own)
-            helper.prepare_data(needed)
-        except helper.DataNotFoundError as error:
+            coursedata.prepare_data(needed)
+        except coursedata.DataNotFoundError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
     with Merge(out, sources, {t.part for t in tasks}) as merging:

@@ -111,10 +111,7 @@ def grading_version() -> str:
     and of the packages that run a kernel, talk to it and score it."""
     digest = hashlib.sha256()
     files = [GRADER / name for name in RECORD_MODULES] + sorted((course.ROOT / "checks").glob("*.py"))
-    files += [
-        course.ROOT / n
-        for n in ("helper.py", "course.py", "efficientnet_lite.py", "requirements/course.lock")
-    ]
+    files += [course.ROOT / name for name in (*course.MODULES, "requirements/course.lock")]
     for path in files:
         digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"(missing)"))
     for name in PACKAGES:
@@ -251,9 +248,9 @@ def _environment() -> tuple[tuple[Path, ...], dict[str, str]]:
     environment."""
     import torch
 
-    import helper
+    import coursedata
 
-    data, hub = helper.data_root(), Path(torch.hub.get_dir()).parent
+    data, hub = coursedata.data_root(), Path(torch.hub.get_dir()).parent
     environment = {
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
         "PYTORCH_COURSE_DATA": str(data),  # prepared beforehand, read-only inside
@@ -275,10 +272,10 @@ def _dies_with_worker(argv: list[str]) -> list[str]:
 
 def prepare(part: str) -> None:
     """The data sets this part needs, in this worker's data root (one worker of the machine at a time)."""
-    import helper
+    import coursedata
 
     with _file_lock(_work_folder().parent / "course-grader-data.lock"):
-        helper.prepare_data(course.datasets_for({part}))
+        coursedata.prepare_data(course.datasets_for({part}))
 
 
 def run_job(job: Job) -> records.Record:

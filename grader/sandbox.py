@@ -153,7 +153,7 @@ def course_paths() -> list[Path]:
 
     paths = [Path(p) for p in SYSTEM]
     paths += [Path(sys.base_prefix), Path(sys.prefix)]
-    paths += [course.ROOT / name for name in ("helper.py", "course.py", "efficientnet_lite.py", "checks")]
+    paths += [course.ROOT / name for name in (*course.MODULES, "checks")]
     return paths
 
 

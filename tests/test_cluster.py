@@ -169,7 +169,7 @@ def _start(command: list[str], cwd: Path, log: Path, env: dict | None = None) ->
 def _stale_checkout(folder: Path) -> Path:
     """The course's modules and grader, one comment changed: another course version."""
     folder.mkdir()
-    for name in ("course.py", "helper.py", "efficientnet_lite.py", "requirements/course.lock"):
+    for name in (*course.MODULES, "requirements/course.lock"):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, folder / name)
     shutil.copytree(REPO / "checks", folder / "checks", ignore=shutil.ignore_patterns("__pycache__"))

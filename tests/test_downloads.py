@@ -28,6 +28,7 @@ from nbclient import NotebookClient
 from PIL import Image
 
 import course
+import coursedata
 import helper
 from harness import TICK, graded_id
 
@@ -78,7 +79,7 @@ def home(tmp_path, monkeypatch) -> Path:
     """A learner at home: an empty data root, no mirror, no proxy in the way of 127.0.0.1."""
     monkeypatch.setenv(helper.DATA_ENV, str(tmp_path / "data"))
     monkeypatch.delenv(helper.MIRROR_ENV, raising=False)
-    monkeypatch.delenv(helper.CAT_DOG_FULL_ENV, raising=False)
+    monkeypatch.delenv(coursedata.CAT_DOG_FULL_ENV, raising=False)
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
@@ -129,8 +130,8 @@ def _files(folder: Path) -> dict[str, str]:
 # ------------------------------------------------------------------------------------ cat/dog archive
 def test_the_course_sized_set_is_chosen_and_resized_the_same_way_everywhere(server, home, monkeypatch):
     _small_archive(server.folder / "small.zip")
-    monkeypatch.setenv(helper.CAT_DOG_URL_ENV, server.url("small.zip"))
-    monkeypatch.setattr(helper, "CAT_DOG_SPLITS", {"train": 2, "test": 1})  # the first 2 and 1 per class
+    monkeypatch.setenv(coursedata.CAT_DOG_URL_ENV, server.url("small.zip"))
+    monkeypatch.setattr(coursedata, "CAT_DOG_SPLITS", {"train": 2, "test": 1})  # the first 2 and 1 per class
     folder = helper.cat_dog_dir()
     assert folder == home / "Cat_Dog_data"
     assert sorted(p.name for p in (folder / "train" / "cat").iterdir()) == ["cat.1.jpg", "cat.2.jpg"]
@@ -163,13 +164,13 @@ def test_a_failed_download_says_what_to_do_and_leaves_nothing(server, home, monk
     data[middle : middle + 50] = bytes(50)
     (server.folder / "corrupt.zip").write_bytes(bytes(data))
     (server.folder / "page.html").write_text("<html>Access denied</html>")
-    monkeypatch.setenv(helper.CAT_DOG_URL_ENV, server.url(served))
+    monkeypatch.setenv(coursedata.CAT_DOG_URL_ENV, server.url(served))
     with pytest.raises(helper.DataNotFoundError) as error:
         helper.cat_dog_dir()
-    assert message in str(error.value) and helper.CAT_DOG_URL_ENV in str(error.value), str(error.value)
+    assert message in str(error.value) and coursedata.CAT_DOG_URL_ENV in str(error.value), str(error.value)
     assert not home.exists() or not any(home.iterdir()), sorted(p.name for p in home.iterdir())
-    monkeypatch.setenv(helper.CAT_DOG_URL_ENV, server.url("small.zip"))  # a second run starts clean
-    assert helper._cat_dog_complete(helper.cat_dog_dir())
+    monkeypatch.setenv(coursedata.CAT_DOG_URL_ENV, server.url("small.zip"))  # a second run starts clean
+    assert coursedata._cat_dog_complete(helper.cat_dog_dir())
 
 
 def _execute(nb: nbformat.NotebookNode, folder: Path) -> None:
@@ -214,7 +215,7 @@ def test_part_7_and_part_8s_data_from_an_empty_root_through_the_original_archive
                 members[f"Cat_Dog_data/{split}/{name}/{name}.{later + n}.jpg"] = copy
     members["__MACOSX/Cat_Dog_data/._train"] = b"resource fork"
     _zip(server.folder / "Cat_Dog_data.zip", members)
-    monkeypatch.setenv(helper.CAT_DOG_URL_ENV, server.url("Cat_Dog_data.zip"))
+    monkeypatch.setenv(coursedata.CAT_DOG_URL_ENV, server.url("Cat_Dog_data.zip"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no weights: offline, Part 8 says so
     # Part 7 up to its last check, Part 8 up to its data: the same set as the mirror's (asserted below), on
     # which nbval runs both notebooks whole, their extras included
@@ -291,3 +292,32 @@ def test_torchvisions_efficientnet_b0_from_the_hub_cache_runs_part_8(mirror, hom
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "EfficientNet-B0 with torchvision's ImageNet weights" in printed
     assert "8 training photos, 8 test photos" in printed
+
+
+def test_a_mirror_file_that_differs_from_its_sha256sums_is_refused_and_nothing_is_left(
+    home, monkeypatch, tmp_path
+):
+    """A mirror with SHA256SUMS: every photo copied from it is checked first; one that differs (a damaged
+    copy) stops the build with the file's name and the remedy, and no half-made set is left."""
+    mirror = tmp_path / "mirror"
+    sums = []
+    for split in ("train", "test"):
+        for n, name in enumerate(("cat", "dog")):
+            folder = mirror / "Cat_Dog_data" / split / name
+            folder.mkdir(parents=True)
+            photo = folder / f"{name}.1.jpg"
+            photo.write_bytes(_photo(40, 30, n))
+            sums.append(f"{hashlib.sha256(photo.read_bytes()).hexdigest()}  ./{photo.relative_to(mirror)}")
+    (mirror / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    monkeypatch.setenv(helper.MIRROR_ENV, str(mirror))
+    assert len(list((coursedata.cat_dog_dir() / "test" / "dog").iterdir())) == 1  # every hash matched
+    shutil.rmtree(home / "Cat_Dog_data")
+    damaged = mirror / "Cat_Dog_data" / "test" / "dog" / "dog.1.jpg"
+    damaged.write_bytes(damaged.read_bytes()[:-10])
+    with pytest.raises(helper.DataNotFoundError) as error:
+        coursedata.cat_dog_dir()
+    assert f"{damaged} differs from the SHA-256 in {mirror / 'SHA256SUMS'}" in str(error.value), str(
+        error.value
+    )
+    assert helper.MIRROR_ENV in str(error.value)
+    assert not any(home.iterdir()), sorted(p.name for p in home.iterdir())

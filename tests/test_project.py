@@ -150,12 +150,14 @@ def test_the_parts_in_solutions_are_the_parts_course_py_names():
         assert set(part.data) <= set(course.DATASETS), f"{part.name} needs unknown data sets: {part.data}"
 
 
-def test_helper_prepares_every_data_set_course_py_names():
-    import helper
+def test_coursedata_prepares_every_data_set_course_py_names():
+    import coursedata
 
     with pytest.raises(ValueError, match="unknown data set 'imagenet': expected one of mnist, fashion"):
-        helper.prepare_data(["imagenet"])
-    assert list(helper._PREPARE) == list(course.DATASETS), "helper.prepare_data and course.DATASETS disagree"
+        coursedata.prepare_data(["imagenet"])
+    assert list(coursedata._PREPARE) == list(course.DATASETS), (
+        "coursedata's data sets and course.DATASETS differ"
+    )
 
 
 def test_the_makefile_reads_the_course_facts_from_course_py():

@@ -7,7 +7,8 @@ no Jupyter, no nbgrader, no registry, no internet. Written to ``artifacts/gpu-bu
 at most 60 MiB):
 
 - ``run.py``: the runner (standard library + those packages);
-- ``helper.py``, ``course.py``, ``efficientnet_lite.py``, ``checks/``: the course's modules; ``safetensors/``,
+- ``course.MODULES`` (``helper.py``, ``coursedata.py``, …), ``checks/``: the course's modules;
+  ``safetensors/``,
   copied from this environment (its compiled part is abi3: any CPython >= 3.10 on this machine's platform);
 - ``notebooks.json``: each part's code cells, and for each check the trials nbval runs: the solution itself
   and every wrong and right answer of ``tests/wrong_answers.py``, each judged in the notebook and as the
@@ -34,7 +35,7 @@ from pathlib import Path
 import nbformat
 
 import course
-import helper
+import coursedata
 
 sys.path.insert(0, str(course.ROOT / "tests"))
 from checks import kernel
@@ -79,8 +80,8 @@ def notebooks(parts: list[course.Part]) -> list[dict]:
 def payload(parts: list[course.Part], path: Path) -> None:
     """The data sets the parts need, and the backbone's weights package, in one tar.xz."""
     needed = {name for part in parts for name in part.data}
-    helper.prepare_data(needed - {"backbone"})
-    root = helper.data_root()
+    coursedata.prepare_data(needed - {"backbone"})
+    root = coursedata.data_root()
     with tarfile.open(path, "w:xz", preset=6) as tar:
 
         def add(source: Path, name: str) -> None:
@@ -92,10 +93,12 @@ def payload(parts: list[course.Part], path: Path) -> None:
                     if not raw.name.endswith(".gz"):  # the uncompressed idx files: xz compresses them best
                         add(raw, f"data/{folder}/raw/{raw.name}")
         if "catdog" in needed:
-            photos = helper.cat_dog_dir()
+            photos = coursedata.cat_dog_dir()
             for split, count in CAT_DOG_SUBSET.items():
-                for name in helper.CAT_DOG_CLASSES:
-                    chosen = sorted((photos / split / name).iterdir(), key=lambda p: helper._natural(p.name))
+                for name in coursedata.CAT_DOG_CLASSES:
+                    chosen = sorted(
+                        (photos / split / name).iterdir(), key=lambda p: coursedata._natural(p.name)
+                    )
                     for photo in chosen[:count]:
                         add(photo, f"data/Cat_Dog_data/{split}/{name}/{photo.name}")
         if "backbone" in needed:
@@ -119,7 +122,7 @@ def main() -> int:
     out = Path(options.out).resolve()
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    for name in ("helper.py", "course.py", "efficientnet_lite.py"):
+    for name in course.MODULES:
         shutil.copyfile(course.ROOT / name, out / name)
     ignore = shutil.ignore_patterns("__pycache__", "flax.py", "mlx.py", "paddle.py", "tensorflow.py")
     shutil.copytree(course.ROOT / "checks", out / "checks", ignore=ignore)
