@@ -96,8 +96,7 @@ for path in ['{repo}/.git/HEAD', '{repo}/solutions', '{repo}/tests/wrong_answers
     except OSError as error:
         print('absent', path, type(error).__name__)
 allowed = [sys.prefix, sys.base_prefix, os.environ['PYTORCH_COURSE_DATA'], os.environ['TORCH_HOME'],
-           os.path.dirname(os.getcwd())] + ['{repo}/' + name for name in ('helper.py', 'course.py',
-                                                                    'efficientnet_lite.py', 'checks')]
+           os.path.dirname(os.getcwd())] + ['{repo}/' + name for name in {modules} + ('checks',)]
 allowed = tuple(os.path.realpath(path) for path in allowed)
 # /tmp holds the scratch, and the folders above what is allowed (a checkout under /tmp: its environment)
 scratch = os.path.realpath(os.path.dirname(os.getcwd()))
@@ -227,7 +226,7 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
         "subprocess.Popen([sys.executable, '-c', " + repr(FORGER) + "], start_new_session=True,\n"
         "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
     )
-    snoop = SNOOP.format(repo=str(REPO), root=str(root))
+    snoop = SNOOP.format(repo=str(REPO), root=str(root), modules=repr(course.MODULES))
     put("snoop", _with("numpy_bridge", snoop + NETWORK + _answer("numpy_bridge")))
     expected["snoop"] = (FULL, "graded")
     targets = [
