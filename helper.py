@@ -147,8 +147,10 @@ def pretrained_backbone() -> Backbone:
 
     weights = EfficientNet_B0_Weights.DEFAULT
     try:
-        coursedata.backbone_weights(Path(weights.url).name, weights.url)
-        model = efficientnet_b0(weights=weights).to(memory_format=torch.channels_last)
+        coursedata.copy_weights_from_mirror(Path(weights.url).name)
+        model = efficientnet_b0(
+            weights=weights
+        )  # or torch.hub's download, hash checked.to(memory_format=torch.channels_last)
         preprocess = weights.transforms()
         return Backbone(
             model,

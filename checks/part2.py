@@ -162,13 +162,13 @@ def _network_inputs(g: torch.Generator) -> Inputs:
 
 def _ask_network(namespace: dict, sent: dict) -> dict:
     """For each list of hidden sizes: the Linear layers the network registered (in order), whether it keeps
-    modules in a plain list, and its scores; for the deepest, two probes of linearity."""
+    modules in a plain list, its scores, and two probes of linearity."""
     from torch import nn
 
     network_class = lookup(namespace, "Network")
     if isinstance(network_class, Raised):
         return {"$problem": network_class}
-    built = []
+    built, a, b = [], sent["a"], sent["b"]
     for sizes in sent["sizes"]:
         net = attempt(network_class, list(sizes))
         if isinstance(net, Raised):
@@ -189,16 +189,13 @@ def _ask_network(namespace: dict, sent: dict) -> dict:
                     "layers": [{"weight": cpu(m.weight), "bias": cpu(m.bias)} for m in linear],
                     "plain list": plain,
                     "out": cpu(attempt(net, sent["x"])),
+                    "net(a) + net(b)": cpu(attempt(lambda net=net: net(a) + net(b))),
+                    "net(a + b) + net(0)": cpu(
+                        attempt(lambda net=net: net(a + b) + net(torch.zeros_like(a)))
+                    ),
                 }
             )
-    net = attempt(network_class, list(sent["sizes"][0]))
-    a, b = sent["a"], sent["b"]
-    with torch.no_grad():
-        probes = {
-            "net(a) + net(b)": cpu(attempt(lambda: net(a) + net(b))),
-            "net(a + b) + net(0)": cpu(attempt(lambda: net(a + b) + net(torch.zeros_like(a)))),
-        }
-    return {"built": built, **probes}
+    return {"built": built}
 
 
 def _arrows(shapes: list) -> str:
@@ -233,7 +230,7 @@ def _judge_network(i: dict, a: dict) -> str:
         scores = tensor(net, "out", f"{label}(x)")
         expect_shape(scores, (64, 10), f"{label}(x)")
         if sizes:
-            sums, linear = tensor(a, "net(a) + net(b)"), tensor(a, "net(a + b) + net(0)")
+            sums, linear = tensor(net, "net(a) + net(b)"), tensor(net, "net(a + b) + net(0)")
             need(
                 not is_close(sums, linear, atol=1e-4, rtol=0),
                 f"{label} is linear: apply ReLU after every layer except the last",

@@ -41,6 +41,23 @@ VALIDATED = """
             best_loss, best_state = valid_loss, copy.deepcopy(model.state_dict())
 """
 
+# Part 7's CsvPhotos but for what __getitem__ returns ({item}, given the CSV's `row` and the photo's `path`).
+CSV_PHOTOS = """
+class CsvPhotos(Dataset):
+    def __init__(self, csv_file, image_dir, transform=None):
+        rows = list(csv.DictReader(open(csv_file)))
+        self.classes = sorted({{row["label"] for row in rows}})
+        self.rows, self.image_dir, self.transform = rows, Path(image_dir), transform
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        row = self.rows[index]
+        path = self.image_dir / row["filename"]
+        {item}
+"""
+
 WRONG = {
     "01_tensors": [
         Wrong("test_neuron_sum", "no activation", "y = torch.sum(features * weights) + bias", "activation"),
@@ -841,62 +858,25 @@ class CsvPhotos(Dataset):
         Wrong(
             "test_csv_dataset",
             "greyscale photos left with one channel",
-            """
-class CsvPhotos(Dataset):
-    def __init__(self, csv_file, image_dir, transform=None):
-        rows = list(csv.DictReader(open(csv_file)))
-        self.classes = sorted({row["label"] for row in rows})
-        self.rows, self.image_dir, self.transform = rows, Path(image_dir), transform
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, index):
-        row = self.rows[index]
-        return self.transform(Image.open(self.image_dir / row["filename"])), self.classes.index(row["label"])
-""",
+            CSV_PHOTOS.format(
+                item='return self.transform(Image.open(path)), self.classes.index(row["label"])'
+            ),
             "that photo is greyscale",
         ),
         Wrong(
             "test_csv_dataset",
             "labels left as the CSV's strings",
-            """
-class CsvPhotos(Dataset):
-    def __init__(self, csv_file, image_dir, transform=None):
-        rows = list(csv.DictReader(open(csv_file)))
-        self.classes = sorted({row["label"] for row in rows})
-        self.rows, self.image_dir, self.transform = rows, Path(image_dir), transform
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, index):
-        row = self.rows[index]
-        return self.transform(Image.open(self.image_dir / row["filename"]).convert("RGB")), row["label"]
-""",
+            CSV_PHOTOS.format(item='return self.transform(Image.open(path).convert("RGB")), row["label"]'),
             "and the classes are numbered in alphabetical order",
         ),
         Wrong(
             "test_csv_dataset",
             "its own ToTensor instead of the transform given",
-            """
-from torchvision import transforms
-
-
-class CsvPhotos(Dataset):
-    def __init__(self, csv_file, image_dir, transform=None):
-        rows = list(csv.DictReader(open(csv_file)))
-        self.classes = sorted({row["label"] for row in rows})
-        self.rows, self.image_dir = rows, Path(image_dir)
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, index):
-        row = self.rows[index]
-        image = Image.open(self.image_dir / row["filename"]).convert("RGB")
-        return transforms.ToTensor()(image), self.classes.index(row["label"])
-""",
+            "from torchvision import transforms\n"
+            + CSV_PHOTOS.format(
+                item='label = self.classes.index(row["label"])\n'
+                '        return transforms.ToTensor()(Image.open(path).convert("RGB")), label'
+            ),
             "without the transform it was given",
         ),
     ],
