@@ -163,7 +163,9 @@ def _judge_features(i: dict, a: dict) -> str:
     expect_shape(features, (8, 1280), "the features of 8 images", hint=hint)
     need(labels.tolist() == i["labels"], f"the labels should be the images' classes, got {labels.tolist()}")
     need(
-        not a.get("requires_grad"), "the features record gradients: compute them under torch.inference_mode()"
+        not a.get("requires_grad"),
+        "the features record gradients (autograd kept the backbone's graph): compute them under "
+        "torch.inference_mode() or torch.no_grad()",
     )
     if at_grading():
         size = value(a, "image_size")

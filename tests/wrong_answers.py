@@ -388,6 +388,18 @@ for images, labels in trainloader:
             "expected at least 90%",
         ),
         Wrong("test_training_loop", "losses not recorded", "train_losses = []", "train_losses is empty"),
+        Wrong(
+            "test_training_loop",
+            "over the budget of 5 epochs",
+            "train_losses = train_losses + train_losses[-1:] * 5",
+            "the goal is 90% in at most 5",
+        ),
+        Wrong(
+            "test_training_loop",
+            "a loss that rose",
+            "train_losses = train_losses[::-1]",
+            "the training loss did not go down",
+        ),
     ],
     "04_fashion_mnist": [
         Wrong(
@@ -699,7 +711,13 @@ def resume_training(path, model, optimizer):
             "test_round_trip",
             "state_dict only",
             "def save_checkpoint(model, path):\n    torch.save(model.state_dict(), path)",
-            "lacks the keys",
+            "holds only the state_dict",
+        ),
+        Wrong(
+            "test_round_trip",
+            "the model object itself saved",
+            "def save_checkpoint(model, path):\n    torch.save(model, path)",
+            "does not load with torch.load(path, weights_only=True)",
         ),
         Wrong(
             "test_round_trip",
@@ -942,6 +960,22 @@ def extract_features(dataset):
             "expected shape (8, 1280)",
         ),
         Wrong(
+            "test_extract_features",
+            "batch normalisation in training mode",
+            """
+import copy
+
+
+def extract_features(dataset):
+    body = copy.deepcopy(model).train()  # a copy: training mode updates batch normalisation's statistics
+    with torch.inference_mode():
+        batches = [(torch.flatten(body.avgpool(body.features(x.to(device))), 1), y.to(device))
+                   for x, y in DataLoader(dataset, batch_size=4)]
+    return TensorDataset(torch.cat([f for f, _ in batches]), torch.cat([y for _, y in batches]))
+""",
+            "call model.eval() first",
+        ),
+        Wrong(
             "test_accuracy",
             "classifier not trained",
             "import copy\ntorch.manual_seed(1)\nmodel = copy.deepcopy(model)\n"
@@ -1057,6 +1091,29 @@ class Network(nn.Module):
             "test_ce_loss",
             "torch.nn.functional.cross_entropy",
             "ce_loss = torch.nn.functional.cross_entropy(model(images), labels)",
+        ),
+        Right(
+            "test_training_loop",
+            "a larger learning rate, 2 epochs, nn.Flatten in the model and the summed loss",
+            """
+torch.manual_seed(3)
+model = nn.Sequential(
+    nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)
+).to(device)
+sgd = optim.SGD(model.parameters(), lr=0.1)
+sum_loss = nn.CrossEntropyLoss(reduction="sum")
+train_losses = []
+for epoch in range(2):
+    total = 0.0
+    for images, labels in tqdm(trainloader, leave=False):
+        images, labels = images.to(device), labels.to(device)
+        sgd.zero_grad()
+        loss = sum_loss(model(images), labels)
+        (loss / len(labels)).backward()
+        sgd.step()
+        total += loss.item()
+    train_losses.append(total / len(trainloader.dataset))
+""",
         ),
         Right(
             "test_one_step",
@@ -1187,6 +1244,64 @@ test_loss, test_accuracy = validate(dropout_model, testloader, nn.NLLLoss())
     ],
     "06_saving_and_loading": [
         Right(
+            "test_round_trip",
+            "a tuple of the layer sizes and the weights, loaded with strict=True on the CPU",
+            """
+import pickle
+
+
+def save_checkpoint(model, path):
+    sizes = [model.input_size, *model.hidden_layers, model.output_size]
+    torch.save((sizes, model.drop_p, model.state_dict()), path)
+
+
+def load_checkpoint(path):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        sizes, drop_p, weights = torch.load(path, map_location="cpu", weights_only=True)
+        rebuilt = helper.MLP(sizes[0], sizes[-1], list(sizes[1:-1]), drop_p=drop_p)
+        rebuilt.load_state_dict(weights, strict=True)
+    except (RuntimeError, ValueError, TypeError, EOFError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path} is not a valid checkpoint ({type(error).__name__})") from error
+    return rebuilt
+
+
+save_checkpoint(model, "checkpoint.pth")
+restored = load_checkpoint("checkpoint.pth")
+""",
+        ),
+        Right(
+            "test_round_trip",
+            "keys of its own, the architecture as a nested dict",
+            """
+import os
+
+
+def save_checkpoint(model, path):
+    architecture = {"in": model.input_size, "out": model.output_size, "hidden": list(model.hidden_layers)}
+    torch.save({"architecture": architecture, "dropout": model.drop_p, "weights": model.state_dict()}, path)
+
+
+def load_checkpoint(path):
+    if not os.path.exists(path):
+        raise FileNotFoundError(path)
+    try:
+        saved = torch.load(path, weights_only=True)
+        net = helper.MLP(saved["architecture"]["in"], saved["architecture"]["out"],
+                         saved["architecture"]["hidden"], saved["dropout"])
+        net.load_state_dict(saved["weights"])
+        return net
+    except Exception as error:
+        raise ValueError(f"not a valid checkpoint: {path}") from error
+
+
+save_checkpoint(model, "checkpoint.pth")
+restored = load_checkpoint("checkpoint.pth")
+""",
+        ),
+        Right(
             "test_resume",
             "PyTorch's tutorial's keys, loaded on the CPU",
             """
@@ -1294,6 +1409,61 @@ class CsvPhotos(Dataset):
         ),
     ],
     "08_transfer_learning": [
+        Right(
+            "test_freeze",
+            "requires_grad_ on the whole model, one Linear sized from the old classifier",
+            """
+import copy
+
+model = copy.deepcopy(model)
+model.requires_grad_(False)
+model.classifier = nn.Linear(model.classifier[-1].in_features, 2)
+model.to(device)
+""",
+        ),
+        Right(
+            "test_freeze",
+            "the features frozen, a classifier with a hidden layer",
+            """
+import copy
+
+model = copy.deepcopy(model)
+for parameter in model.features.parameters():
+    parameter.requires_grad_(False)
+head = nn.Sequential(nn.Linear(1280, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 2))
+model.classifier = head.to(device)
+""",
+        ),
+        Right(
+            "test_extract_features",
+            "torch.no_grad, batches of 64, adaptive_avg_pool2d and flatten(1)",
+            """
+def extract_features(dataset):
+    model.eval()
+    all_features, all_labels = [], []
+    with torch.no_grad():
+        for images, labels in DataLoader(dataset, batch_size=64, shuffle=False):
+            maps = model.features(images.to(device))
+            all_features.append(torch.nn.functional.adaptive_avg_pool2d(maps, 1).flatten(1))
+            all_labels.append(labels.to(device))
+    return TensorDataset(torch.cat(all_features), torch.cat(all_labels))
+""",
+        ),
+        Right(
+            "test_extract_features",
+            "the model itself with its classifier replaced by nn.Identity, one photo at a time",
+            """
+import copy
+
+
+def extract_features(dataset):
+    body = copy.deepcopy(model).eval()
+    body.classifier = nn.Identity()
+    with torch.inference_mode():
+        rows = [(body(image.unsqueeze(0).to(device))[0], torch.tensor(label)) for image, label in dataset]
+    return TensorDataset(torch.stack([f for f, _ in rows]), torch.stack([y for _, y in rows]).to(device))
+""",
+        ),
         Right(
             "test_accuracy",
             "SGD with momentum over the whole training features, no validation",
