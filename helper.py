@@ -148,9 +148,8 @@ def pretrained_backbone() -> Backbone:
     weights = EfficientNet_B0_Weights.DEFAULT
     try:
         coursedata.copy_weights_from_mirror(Path(weights.url).name)
-        model = efficientnet_b0(
-            weights=weights
-        )  # or torch.hub's download, hash checked.to(memory_format=torch.channels_last)
+        # or torch.hub's download, hash checked
+        model = efficientnet_b0(weights=weights).to(memory_format=torch.channels_last)
         preprocess = weights.transforms()
         return Backbone(
             model,

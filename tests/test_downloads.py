@@ -272,6 +272,10 @@ def test_torchvisions_efficientnet_b0_from_the_hub_cache_runs_part_8(mirror, hom
         backbone = helper.pretrained_backbone()
     assert backbone.description.startswith("EfficientNet-B0"), backbone.description
     assert (backbone.mean, backbone.std) == (helper.IMAGENET_MEAN, helper.IMAGENET_STD)
+    convolution = next(
+        p for p in backbone.model.parameters() if p.dim() == 4
+    )  # the first convolution's weights
+    assert convolution.is_contiguous(memory_format=torch.channels_last), "B0's weights are not channels-last"
     # Part 8 up to training, on a small set of the mirror's photos (4 per class and split)
     source = _need_mirror(mirror) / "Cat_Dog_data"
     for split in ("train", "test"):

@@ -201,6 +201,10 @@ def test_pretrained_backbone_offline_falls_back_loudly_to_a_real_imagenet_model(
     assert "EfficientNet-Lite0" in backbone.description and "not available" in backbone.description
     model = backbone.model.eval()
     assert model.classifier[1].in_features == 1280 and model.classifier[1].out_features == 1000
+    convolution = next(p for p in model.parameters() if p.dim() == 4)  # the first convolution's weights
+    assert convolution.is_contiguous(memory_format=torch.channels_last), (
+        "Lite0's weights are not channels-last"
+    )
     if mirror is None:
         return
     tf = transforms.Compose(
