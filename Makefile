@@ -85,7 +85,7 @@ lab: env
 # (--no-loadscope-reorder): the root conftest.py puts the longest units first.
 test: env-all browser sandbox lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder \
-		tests solutions helper.py coursedata.py course.py \
+		tests solutions helper.py coursedata.py course.py checks/core.py \
 		--doctest-modules --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider --durations=12
 
 # ruff: lint and format check of the Python files and the solution notebooks (settings: pyproject.toml).

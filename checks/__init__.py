@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 
 MIME = "application/vnd.intro-pytorch.answers+json"  # the display output a request's answers travel in
+HINT_METADATA = "intro-pytorch-hint"  # the key, in a hint output's metadata, of what hint it was
 
 
 def of_part(part: str) -> list:

@@ -24,7 +24,7 @@ import contextlib
 import contextvars
 import inspect
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,9 +34,51 @@ TICK = "✓"
 _hidden = contextvars.ContextVar("hidden", default=False)
 
 
+@dataclass(frozen=True)
+class Misconception:
+    """A belief that one of a check's typical wrong answers reveals, named for the learner: what they took for
+    true (``name``), where the course teaches otherwise (``section``: a heading of part ``part``'s notebook;
+    ``glossary``: a term of GLOSSARY.md), and the hint ladder (:attr:`hints`): the concept, where to read, a
+    skeleton of the answer (``skeleton``: code with the learner's part left as ``...``). A judge that
+    recognises the answer fails with it (``need(..., misconception=M)``); created once, registered by ``id``.
+    """
+
+    id: str
+    name: str
+    part: int
+    section: str
+    concept: str
+    skeleton: str
+    glossary: str = ""
+
+    def __post_init__(self) -> None:
+        known = MISCONCEPTIONS.setdefault(self.id, self)
+        if known is not self and known != self:
+            raise ValueError(f"two misconceptions share the id {self.id!r}")
+
+    def where(self) -> str:
+        """Where the course teaches it: "Part 2, section “Softmax”, and the glossary's *softmax*"."""
+        term = self.glossary.replace("-", " ")
+        glossary = f", and the glossary's *{term}*" if self.glossary else ""
+        return f"Part {self.part}, section “{self.section}”{glossary}"
+
+    @property
+    def hints(self) -> tuple[str, str, str]:
+        """The hint ladder, one step at a time: the concept, where to read it again, a skeleton."""
+        return (self.concept, f"Read again {self.where()}.", self.skeleton)
+
+
+MISCONCEPTIONS: dict[str, Misconception] = {}  # id → misconception: every one the checks can recognise
+
+
 class CheckFailed(AssertionError):
     """A check's verdict: the answer is not what was expected. Its message says what was expected and what was
-    given; IPython shows only that message, not the judge's traceback."""
+    given (and ``misconception``, when the judge recognised which belief the answer shows); IPython shows only
+    that message, not the judge's traceback."""
+
+    def __init__(self, message: str = "", misconception: Misconception | None = None):
+        super().__init__(message)
+        self.misconception = misconception
 
     def _render_traceback_(self) -> list[str]:
         return [f"\x1b[0;31mCheckFailed\x1b[0m: {self}"]
@@ -73,7 +115,8 @@ class Inputs:
 class Verdict:
     grade_id: str
     passed: bool
-    message: str  # what was tested (passed) or what went wrong (failed)
+    message: str  # what was tested (passed) or what went wrong (failed), the misconception named
+    misconception: str = ""  # the id of the misconception the judge recognised in a failed answer, if any
 
     def line(self) -> str:
         return f"{TICK} {self.message}" if self.passed else self.message
@@ -128,7 +171,10 @@ class Check:
                 self.grade_id, True, tested + (" (on the grader's hidden inputs)" if hidden else "")
             )
         except CheckFailed as failure:
-            return Verdict(self.grade_id, False, str(failure))
+            found = failure.misconception
+            if found is None:
+                return Verdict(self.grade_id, False, str(failure))
+            return Verdict(self.grade_id, False, named(str(failure), found), found.id)
         except Exception as error:  # a judge's own bug, or an answer of a shape nobody foresaw: no points
             return Verdict(
                 self.grade_id,
@@ -137,6 +183,14 @@ class Check:
             )
         finally:
             _hidden.reset(token)
+
+
+def named(message: str, misconception: Misconception) -> str:
+    """A failure's message with the misconception it shows, and where to read about it."""
+    return (
+        f"{message} — this looks like {misconception.name}: read again {misconception.where()} "
+        "(check.hint() gives a hint)"
+    )
 
 
 # ------------------------------------------------------------------------------------------ for judges
@@ -150,14 +204,14 @@ def seen(text: str) -> str:
     return "" if hidden() else text
 
 
-def fail(message: str) -> None:
-    raise CheckFailed(message)
+def fail(message: str, misconception: Misconception | None = None) -> None:
+    raise CheckFailed(message, misconception)
 
 
-def need(condition: object, message: str) -> None:
-    """Fail with ``message`` unless ``condition``."""
+def need(condition: object, message: str, misconception: Misconception | None = None) -> None:
+    """Fail with ``message`` unless ``condition`` (a failure that shows ``misconception``, when given)."""
     if not condition:
-        raise CheckFailed(message)
+        raise CheckFailed(message, misconception)
 
 
 def value(answers: dict, name: str, label: str | None = None) -> object:
@@ -183,8 +237,19 @@ def tensor(answers: dict, name: str, label: str | None = None) -> torch.Tensor:
     return got
 
 
-def expect_shape(x: object, expected: tuple[int, ...], name: str, hint: str = "") -> None:
-    """Fail, saying what was expected and what was given, unless ``x`` is a tensor of shape ``expected``.
+Like = Sequence[tuple[object, Misconception]]  # what a typical wrong answer gives, and what it shows
+
+
+def expect_shape(
+    x: object,
+    expected: tuple[int, ...],
+    name: str,
+    hint: str = "",
+    misconception: Misconception | None = None,
+    like: Like = (),
+) -> None:
+    """Fail, saying what was expected and what was given, unless ``x`` is a tensor of shape ``expected``. A
+    wrong shape shows ``misconception``, or the one ``like`` pairs with that shape (a tuple).
 
     >>> expect_shape(torch.zeros(64, 10), (64, 10), "out")         # right: nothing happens
     >>> expect_shape(torch.zeros(64, 784), (64, 10), "out", hint="did you flatten the images?")
@@ -203,26 +268,38 @@ def expect_shape(x: object, expected: tuple[int, ...], name: str, hint: str = ""
     if shape is None:
         raise CheckFailed(f"{name}: expected a tensor of shape {tuple(expected)}, got {kind(x)}")
     if shape != tuple(expected):
+        shown = next((m for typical, m in like if tuple(typical) == shape), misconception)
         raise CheckFailed(
-            f"{name}: expected shape {tuple(expected)}, got {shape}" + (f" — {hint}" if hint else "")
+            f"{name}: expected shape {tuple(expected)}, got {shape}" + (f" — {hint}" if hint else ""), shown
         )
 
 
 def expect_close(
-    actual: object, expected: torch.Tensor, name: str, atol: float = 1e-5, rtol: float = 1e-4, hint: str = ""
+    actual: object,
+    expected: torch.Tensor,
+    name: str,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    hint: str = "",
+    like: Like = (),
+    misconception: Misconception | None = None,
 ) -> None:
     """Compare on the CPU with a tolerance. In the notebook the message gives the largest difference, and both
     values when they are small (at most 10 numbers); at grading it gives neither (no hidden reference shown).
+    Values that differ show the misconception of the first typical wrong value in ``like`` they are close
+    to (else ``misconception``, when any difference shows the same one).
 
     >>> expect_close(torch.tensor([0.5, 0.5]), torch.tensor([0.5, 0.5 + 1e-7]), "ps")   # close enough
     >>> expect_close(torch.tensor([0.9, 0.1]), torch.tensor([0.5, 0.5]), "ps")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    checks.core.CheckFailed: ps: values differ from the expected ones: expected [0.5, 0.5], got [0.9, 0.1]
-    (...)"""
+    ...
+    checks.core.CheckFailed: ps: values differ from the expected ones: expected [0.5, 0.5], got [0.9, 0.1] ...
+    """
     expected = torch.as_tensor(expected).detach().cpu()
     if not isinstance(actual, torch.Tensor):
         raise CheckFailed(f"{name}: expected a tensor, got {kind(actual)}")
-    expect_shape(actual, tuple(expected.shape), name, hint)
+    typical_shapes = [(tuple(torch.as_tensor(typical).shape), m) for typical, m in like]
+    expect_shape(actual, tuple(expected.shape), name, hint, misconception, typical_shapes)
     actual = actual.detach().cpu().to(expected.dtype)
     if torch.allclose(actual, expected, atol=atol, rtol=rtol, equal_nan=False):
         return
@@ -236,8 +313,11 @@ def expect_close(
             values = [[round(x, 4) for x in t.flatten().tolist()] for t in (expected.float(), actual.float())]
             both = f": expected {values[0]}, got {values[1]}"
         detail = f"{both} (largest difference {worst:.3g}, {tolerance})"
+    shown = next(
+        (m for typical, m in like if is_close(actual, torch.as_tensor(typical), atol, rtol)), misconception
+    )
     raise CheckFailed(
-        f"{name}: values differ from the expected ones{detail}" + (f" — {hint}" if hint else "")
+        f"{name}: values differ from the expected ones{detail}" + (f" — {hint}" if hint else ""), shown
     )
 
 

@@ -9,8 +9,19 @@ the judge receives, never the judge.
 
 from __future__ import annotations
 
-from checks import wire
-from checks.core import Check, CheckFailed, Inputs, Raised, Verdict, attempt, unchanged_random_state
+from dataclasses import dataclass, field
+
+from checks import HINT_METADATA, wire
+from checks.core import (
+    MISCONCEPTIONS,
+    Check,
+    CheckFailed,
+    Inputs,
+    Raised,
+    Verdict,
+    attempt,
+    unchanged_random_state,
+)
 
 
 def find(part: str, grade_id: str) -> Check:
@@ -28,8 +39,76 @@ def self_check(check: Check, namespace: dict) -> None:
         answers = wire.roundtrip(_problem(answers))
     verdict = check.verdict(Inputs(wire.roundtrip(inputs.sent), inputs.kept), answers, hidden=False)
     if not verdict.passed:
-        raise CheckFailed(verdict.message)
+        LADDER.last = (check.grade_id, verdict.misconception)
+        raise CheckFailed(verdict.message, MISCONCEPTIONS.get(verdict.misconception))
+    if LADDER.last and LADDER.last[0] == check.grade_id:
+        LADDER.last = None
     print(verdict.line())
+
+
+# ------------------------------------------------------------------------------------------ the hint ladder
+@dataclass
+class Ladder:
+    """The learner's hints in this kernel: the last failed self-check (its grade_id and the id of the
+    misconception it recognised, "" for none) and how many hints of each (check, misconception) were given."""
+
+    last: tuple[str, str] | None = None
+    taken: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+LADDER = Ladder()
+
+
+@dataclass(frozen=True)
+class Hint:
+    grade_id: str
+    misconception: str  # its id
+    level: int  # 1: the concept, 2: where the course teaches it, 3: a skeleton of the answer; 0: no hint
+    text: str
+
+
+def next_hint() -> Hint:
+    """The next hint of the last failed self-check's misconception (after the third, the third again)."""
+    if LADDER.last is None:
+        return Hint(
+            "", "", 0, "No check has failed since this kernel started: a hint follows a failed check."
+        )
+    grade_id, found = LADDER.last
+    misconception = MISCONCEPTIONS.get(found)
+    if misconception is None:
+        return Hint(
+            grade_id,
+            "",
+            0,
+            f"{grade_id} failed without recognising a typical mistake, so it has no hints for it: its "
+            f"message "
+            "says what it expected and what it got.",
+        )
+    level = min(LADDER.taken.get((grade_id, found), 0) + 1, len(misconception.hints))
+    LADDER.taken[(grade_id, found)] = level
+    return Hint(grade_id, found, level, misconception.hints[level - 1])
+
+
+def hint() -> None:
+    """Show the next hint for the last check that failed here: first the concept, then where the course
+    teaches it, then a skeleton of the answer. Each hint shown is kept in the cell's output (its metadata),
+    so the saved notebook records the hints taken; the grader counts them (and, where the instructor says so,
+    each costs points)."""
+    from IPython.display import display
+
+    given = next_hint()
+    if not given.level:
+        print(given.text)
+        return
+    misconception = MISCONCEPTIONS[given.misconception]
+    title = f"Hint {given.level} of {len(misconception.hints)} for {given.grade_id} ({misconception.name})"
+    body = f"```python\n{given.text}\n```" if given.level == len(misconception.hints) else given.text
+    record = {"check": given.grade_id, "misconception": given.misconception, "level": given.level}
+    display(
+        {"text/markdown": f"**{title}**\n\n{body}", "text/plain": f"{title}\n{given.text}"},
+        raw=True,
+        metadata={HINT_METADATA: record},
+    )
 
 
 def collect(check: Check, namespace: dict, sent: dict, source: str | None) -> dict:

@@ -13,6 +13,7 @@ import torch
 from checks.core import (
     Check,
     Inputs,
+    Misconception,
     expect_close,
     expect_shape,
     kind,
@@ -23,10 +24,149 @@ from checks.core import (
     tensor,
     value,
 )
+from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
 
 
 def _sigmoid(x: torch.Tensor) -> torch.Tensor:
     return 1 / (1 + torch.exp(-x))
+
+
+# ------------------------------------------------------------------------------------------ misconceptions
+NO_ACTIVATION = Misconception(
+    "neuron-without-activation",
+    "a neuron without its activation function",
+    1,
+    "A single neuron",
+    "A neuron's output is activation(weighted sum + bias): the sigmoid squeezes the sum into (0, 1).",
+    "y = activation(torch.sum(features * weights) + ...)",
+    "activation-function",
+)
+BIAS_IN_SUM = Misconception(
+    "bias-added-to-every-input",
+    "the bias added to every product, before the sum, instead of once after it",
+    1,
+    "A single neuron",
+    "The bias is one number added once, to the weighted sum: sum(features × weights) + bias.",
+    "y = activation(torch.sum(features * weights) + ...)",
+    "bias",
+)
+NUMBER_FOR_TENSOR = Misconception(
+    "number-for-tensor",
+    "a plain number taken for the (1, 1) tensor",
+    1,
+    "Tensors",
+    "A shape is part of the answer: bias is a (1, 1) tensor and adding it keeps the result (1, 1); .item() "
+    "gives a Python number, which has no shape.",
+    "y = activation(torch.sum(features * weights) + bias)  # bias as it is: shape (1, 1)",
+    "shape",
+)
+RESIZE_IN_PLACE = Misconception(
+    "resize-in-place",
+    "resize_ taken for a reshape that leaves its tensor alone",
+    1,
+    "Matrix multiplication, and changing a tensor's shape",
+    "A method whose name ends in _ changes its tensor in place: weights.resize_(5, 1) changes weights "
+    "itself. "
+    "view and reshape return the same numbers in a new shape and leave weights as it was.",
+    "y_mm = activation(torch.mm(features, weights.view(..., ...)) + bias)",
+    "shape",
+)
+ELEMENTWISE_FOR_MATMUL = Misconception(
+    "elementwise-for-matmul",
+    "* (element by element) taken for the matrix product",
+    1,
+    "Matrix multiplication, and changing a tensor's shape",
+    "* multiplies element by element, broadcasting shapes that differ: (1, 5) * (5, 1) is (5, 5). torch.mm "
+    "and @ multiply matrices: (1, 5) @ (5, 1) is (1, 1).",
+    "y_mm = activation(features @ weights.view(5, 1) + ...)",
+)
+OUTPUT_WITHOUT_ACTIVATION = Misconception(
+    "output-without-activation",
+    "the output layer left without its activation",
+    1,
+    "Stacking neurons into a network",
+    "In this network every layer applies the activation, the output layer too.",
+    "h = activation(features @ W1 + B1)\noutput = activation(... @ W2 + B2)",
+    "activation-function",
+)
+LAYER_WITHOUT_BIAS = Misconception(
+    "layer-without-bias",
+    "a layer's bias left out",
+    1,
+    "Stacking neurons into a network",
+    "Each layer adds its own bias after multiplying by its weights: B1 in the hidden layer, B2 in the "
+    "output.",
+    "h = activation(features @ W1 + ...)",
+    "bias",
+)
+_BRIDGE = "NumPy to Torch and back"
+_BRIDGE_SKELETON = 'changes = {"...", "..."}  # the letters of the snippets that write into arr\'s memory'
+BRIDGE_MISCONCEPTIONS = {  # the first letter a prediction gets wrong → the belief it shows
+    "A": Misconception(
+        "from-numpy-copies",
+        "torch.from_numpy taken for a copy",
+        1,
+        _BRIDGE,
+        "torch.from_numpy never copies: the tensor and the array share one block of memory.",
+        _BRIDGE_SKELETON,
+    ),
+    "B": Misconception(
+        "tensor-shares",
+        "torch.tensor taken to share the array's memory",
+        1,
+        _BRIDGE,
+        "torch.tensor always copies its data: changing the tensor leaves the array alone.",
+        _BRIDGE_SKELETON,
+    ),
+    "C": Misconception(
+        "rebinding-for-in-place",
+        "t = t + 1 taken for an in-place change",
+        1,
+        _BRIDGE,
+        "t + 1 computes a new tensor; t = … only gives it the name t. Only in-place operations (+=, t[0] = "
+        "…, "
+        "methods ending in _) write into the memory t had.",
+        _BRIDGE_SKELETON,
+    ),
+    "D": Misconception(
+        "as-tensor-copies",
+        "torch.as_tensor taken for a copy",
+        1,
+        _BRIDGE,
+        "torch.as_tensor shares the array's memory when it can (same dtype, on the CPU); it copies only "
+        "when it "
+        "must.",
+        _BRIDGE_SKELETON,
+    ),
+    "E": Misconception(
+        "conversion-shares",
+        "a dtype conversion taken to share memory",
+        1,
+        _BRIDGE,
+        "Converting float64 to float32 (.float()) makes new numbers, so new memory: a copy. NumPy's arrays "
+        "are "
+        "float64 unless told otherwise.",
+        _BRIDGE_SKELETON,
+    ),
+    "F": Misconception(
+        "same-dtype-conversion-copies",
+        "a conversion to the dtype the tensor already has taken for a copy",
+        1,
+        _BRIDGE,
+        "A conversion that changes nothing returns the same tensor: .double() of a float64 tensor is still "
+        "the "
+        "array's memory.",
+        _BRIDGE_SKELETON,
+    ),
+}
+COUNT_FOR_LETTERS = Misconception(
+    "count-for-letters",
+    "how many snippets taken for which ones",
+    1,
+    "Exercise 4 — which snippets change the array?",
+    "The answer names the snippets: a set of their letters, not their number.",
+    _BRIDGE_SKELETON,
+)
 
 
 def _neuron_inputs(g: torch.Generator) -> Inputs:
@@ -42,14 +182,22 @@ def _ask_names(*names: str):
 
 def _judge_neuron_sum(i: dict, a: dict) -> str:
     y = tensor(a, "y")
-    expect_shape(y, (1, 1), "y", hint="add the (1, 1) bias after summing, so the result is (1, 1)")
+    expect_shape(
+        y,
+        (1, 1),
+        "y",
+        hint="add the (1, 1) bias after summing, so the result is (1, 1)",
+        like=[((), NUMBER_FOR_TENSOR)],
+    )
     need(
         0 < y.item() < 1,
         f"y should be a sigmoid output between 0 and 1, got {y.item():.4f} — did you apply activation?",
+        NO_ACTIVATION,
     )
     expected = _sigmoid((i["features"] * i["weights"]).sum() + i["bias"])
     hint = "multiply features and weights element-wise, sum, add bias, then apply activation"
-    expect_close(y, expected, "y", hint=hint)
+    bias_everywhere = _sigmoid((i["features"] * i["weights"] + i["bias"]).sum()).view(1, 1)
+    expect_close(y, expected, "y", hint=hint, like=[(bias_everywhere, BIAS_IN_SUM)])
     return "y = activation(sum(features × weights) + bias)" + seen(f" = {y.item():.4f}")
 
 
@@ -71,11 +219,18 @@ def _judge_neuron_mm(i: dict, a: dict) -> str:
         (1, 5),
         "weights",
         hint="resize_ changed weights itself, in place (perhaps in an earlier run of the cell above). Use "
-        "view "
-        "or reshape, run the cell that creates weights (torch.manual_seed(7)) again, then the cell above",
+        "view or reshape, run the cell that creates weights (torch.manual_seed(7)) again, then the cell "
+        "above",
+        misconception=RESIZE_IN_PLACE,
     )
     y_mm = tensor(a, "y_mm")
-    expect_shape(y_mm, (1, 1), "y_mm", hint="a (1, 5) matrix times a (5, 1) matrix is (1, 1)")
+    expect_shape(
+        y_mm,
+        (1, 1),
+        "y_mm",
+        hint="a (1, 5) matrix times a (5, 1) matrix is (1, 1)",
+        like=[((5, 5), ELEMENTWISE_FOR_MATMUL), ((1, 5), ELEMENTWISE_FOR_MATMUL)],
+    )
     expected = _sigmoid(i["features"] @ i["weights"].reshape(5, 1) + i["bias"])
     hint = "the matrix product must give the same neuron output as the element-wise sum of Exercise 1"
     expect_close(y_mm, expected, "y_mm", hint=hint)
@@ -102,9 +257,12 @@ def _judge_two_layer(i: dict, a: dict) -> str:
     expect_shape(h, (1, 2), "h", hint="features (1, 3) @ W1 (3, 2) gives the hidden layer (1, 2)")
     expect_shape(output, (1, 1), "output", hint="h (1, 2) @ W2 (2, 1) gives the output (1, 1)")
     expected_h = _sigmoid(i["features"] @ i["W1"] + i["B1"])
-    expect_close(h, expected_h, "h", hint="h = activation(features @ W1 + B1)")
+    no_bias = _sigmoid(i["features"] @ i["W1"])
+    hint = "h = activation(features @ W1 + B1)"
+    expect_close(h, expected_h, "h", hint=hint, like=[(no_bias, LAYER_WITHOUT_BIAS)])
     hint = "output = activation(h @ W2 + B2): the activation applies to the output layer too"
-    expect_close(output, _sigmoid(expected_h @ i["W2"] + i["B2"]), "output", hint=hint)
+    raw = expected_h @ i["W2"] + i["B2"]
+    expect_close(output, _sigmoid(raw), "output", hint=hint, like=[(raw, OUTPUT_WITHOUT_ACTIVATION)])
     return "h = activation(features @ W1 + B1) and output = activation(h @ W2 + B2)" + seen(
         f"; output: {output.item():.4f}"
     )
@@ -168,6 +326,7 @@ def _judge_bridge(i: dict, a: dict) -> str:
     need(
         isinstance(changes, list),
         f'changes should be a set of letters, such as {{"A", "B"}}, got {kind(changes)}',
+        COUNT_FOR_LETTERS if isinstance(changes, int | float) else None,
     )
     said = {letter.strip().upper() for letter in changes}
     unknown = sorted(said - set(BRIDGE_SNIPPETS))
@@ -181,6 +340,7 @@ def _judge_bridge(i: dict, a: dict) -> str:
         not mistakes,
         f"changes is {{{', '.join(sorted(said)) or ''}}}: {len(mistakes)} of 6 wrong — "
         + "; ".join(mistakes),
+        BRIDGE_MISCONCEPTIONS[min(said ^ truth)] if mistakes else None,
     )
     return f"changes: {', '.join(sorted(truth))}, the snippets that write into memory shared with arr"
 

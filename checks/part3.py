@@ -18,6 +18,7 @@ from checks import data
 from checks.core import (
     Check,
     Inputs,
+    Misconception,
     Raised,
     attempt,
     cpu,
@@ -34,8 +35,245 @@ from checks.core import (
     tensor,
     value,
 )
+from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
 
 _MLP = ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
+
+# ------------------------------------------------------------------------------------------ misconceptions
+_PREDICT = "Exercise 1 — predict the loss before you compute it"
+_LOSS_SKELETON = "expected_loss = -math.log(...)  # the probability an untrained network gives the true class"
+PROBABILITY_FOR_LOSS = Misconception(
+    "probability-for-loss",
+    "the probability of the true class taken for the loss",
+    3,
+    _PREDICT,
+    "The cross-entropy of one image is −log(p), p being the probability the network gives its true class; "
+    "the "
+    "loss is that logarithm, not p.",
+    _LOSS_SKELETON,
+    "cross-entropy",
+)
+NEGATIVE_LOSS = Misconception(
+    "loss-without-minus",
+    "the logarithm of the probability taken for the loss, without its minus sign",
+    3,
+    _PREDICT,
+    "log(p) is negative for p below 1; the cross-entropy is −log(p), so a loss is never negative.",
+    _LOSS_SKELETON,
+    "cross-entropy",
+)
+LOG_BASE_10 = Misconception(
+    "log-base-10",
+    "the base-10 logarithm taken for the natural one",
+    3,
+    _PREDICT,
+    "PyTorch's losses use the natural logarithm (math.log, torch.log), not log10.",
+    _LOSS_SKELETON,
+    "cross-entropy",
+)
+NOT_UNIFORM = Misconception(
+    "untrained-guess-not-uniform",
+    "the untrained network's guess not taken to be uniform over the 10 classes",
+    3,
+    _PREDICT,
+    "An untrained network has no reason to prefer a class: it gives each of the 10 about the same "
+    "probability, "
+    "1/10, and its loss is about −log of that.",
+    _LOSS_SKELETON,
+    "cross-entropy",
+)
+_TWO_WAYS = "Two ways to end a classifier, and the loss that goes with each"
+LOG_SOFTMAX_OVER_BATCH = Misconception(
+    "log-softmax-over-batch",
+    "the log-softmax taken over the batch instead of each image's classes",
+    3,
+    _TWO_WAYS,
+    "Each row holds one image's 10 scores: nn.LogSoftmax(dim=1) normalises over the classes; dim=0 would mix "
+    "different images.",
+    "log_model = nn.Sequential(..., nn.Linear(64, 10), nn.LogSoftmax(dim=...))",
+    "softmax",
+)
+CE_ON_LOG_PROBABILITIES = Misconception(
+    "cross-entropy-on-log-probabilities",
+    "CrossEntropyLoss paired with a LogSoftmax network",
+    3,
+    _TWO_WAYS,
+    "Two pairs go together: scores with nn.CrossEntropyLoss (it applies log-softmax itself), "
+    "log-probabilities "
+    "with nn.NLLLoss. CrossEntropyLoss on log-probabilities applies log-softmax twice.",
+    "nll_criterion = nn....()\nnll_loss = nll_criterion(log_model(images), labels)",
+    "cross-entropy",
+)
+LOSS_OF_OTHER_DATA = Misconception(
+    "loss-of-other-data",
+    "a loss computed on other images or labels than the batch asked for",
+    3,
+    _TWO_WAYS,
+    "A loss is of one batch: the network's output for images, compared with labels — the same images and "
+    "labels, in the same order.",
+    "nll_loss = nll_criterion(log_model(images), ...)",
+    "loss",
+)
+SOFTMAX_BEFORE_CE = Misconception(
+    "softmax-before-cross-entropy",
+    "probabilities given to CrossEntropyLoss, which wants raw scores",
+    3,
+    _TWO_WAYS,
+    "nn.CrossEntropyLoss applies log-softmax itself: give it the scores (logits) the last Linear layer "
+    "makes.",
+    "ce_loss = criterion(model(images), ...)",
+    "logit",
+)
+NLL_ON_SCORES = Misconception(
+    "nll-on-scores",
+    "NLLLoss given raw scores, which it takes for log-probabilities",
+    3,
+    _TWO_WAYS,
+    "nn.NLLLoss only picks the true class's value and negates it: it expects log-probabilities. For scores, "
+    "nn.CrossEntropyLoss does the log-softmax and the NLL in one.",
+    "criterion = nn.CrossEntropyLoss()\nce_loss = criterion(model(images), labels)",
+    "cross-entropy",
+)
+LOSS_PER_EXAMPLE = Misconception(
+    "loss-per-example",
+    "a loss per image taken for the batch's loss",
+    3,
+    _TWO_WAYS,
+    "The loss that backward() starts from is one number, the mean over the batch (the losses' default "
+    "reduction='mean').",
+    "ce_loss = nn.CrossEntropyLoss()(model(images), labels)  # shape (): one number",
+    "loss",
+)
+COPIED_LOSS = Misconception(
+    "loss-copied-from-above",
+    "the loss computed in a cell above taken for this exercise's answer",
+    3,
+    "Exercise 3 — the cross-entropy of the scores",
+    "This exercise asks for the cross-entropy of model's scores, computed here: a name of another cell holds "
+    "another network's loss.",
+    "ce_loss = criterion(model(...), labels)",
+    "cross-entropy",
+)
+_TASKS = "A loss for each task"
+L1_FOR_MSE = Misconception(
+    "absolute-for-squared-error",
+    "the mean absolute error taken for the mean squared error",
+    3,
+    _TASKS,
+    "MSE squares each error before averaging (nn.MSELoss); nn.L1Loss averages their absolute values.",
+    "regression_loss = nn.MSELoss()(predicted_price, ...)",
+    "mean-squared-error",
+)
+SUM_FOR_MEAN = Misconception(
+    "sum-for-mean",
+    "the sum of the squared errors taken for their mean",
+    3,
+    _TASKS,
+    "The mean squared error divides by the number of predictions; a sum grows with the batch size.",
+    "regression_loss = nn.MSELoss()(predicted_price, true_price)  # reduction='mean', the default",
+    "mean-squared-error",
+)
+ROOT_FOR_MEAN = Misconception(
+    "root-mean-squared-error",
+    "the root of the mean squared error taken for the error itself",
+    3,
+    _TASKS,
+    "RMSE (its square root) is a figure to report, in the prices' units; the loss to train with is the mean "
+    "squared error itself.",
+    "regression_loss = nn.MSELoss()(predicted_price, true_price)",
+    "mean-squared-error",
+)
+DOUBLE_SIGMOID = Misconception(
+    "sigmoid-before-bce-with-logits",
+    "a sigmoid applied before BCEWithLogitsLoss, which applies its own",
+    3,
+    _TASKS,
+    "BCEWithLogitsLoss takes raw scores and applies the sigmoid itself (more accurately than a separate "
+    "one).",
+    "binary_loss = nn.BCEWithLogitsLoss()(spam_scores, ...)",
+    "binary-cross-entropy",
+)
+REGRESSION_FOR_YES_NO = Misconception(
+    "regression-loss-for-yes-no",
+    "a regression loss (squared error) for a yes/no task",
+    3,
+    _TASKS,
+    "A yes/no task predicts a probability: the binary cross-entropy, −log of the probability given to the "
+    "right answer, is its loss; squared errors are for quantities.",
+    "binary_loss = nn.BCEWithLogitsLoss()(spam_scores, is_spam)",
+    "binary-cross-entropy",
+)
+NO_STEP = Misconception(
+    "backward-for-step",
+    "backward() taken to update the weights",
+    3,
+    "Optimizers",
+    "loss.backward() only computes gradients; optimizer.step() is what changes the weights.",
+    "optimizer.zero_grad()\nloss = criterion(model(images), labels)\nloss.backward()\noptimizer....()",
+    "optimizer",
+)
+GRADIENTS_ACCUMULATE = Misconception(
+    "gradients-not-cleared",
+    "gradients taken to start from zero at each backward()",
+    3,
+    "Optimizers",
+    "backward() adds to the .grad the parameters already hold: without optimizer.zero_grad() first, old "
+    "gradients are added to the new ones.",
+    "optimizer.zero_grad()  # first\nloss = criterion(model(images), "
+    "labels)\nloss.backward()\noptimizer.step()",
+    "gradient",
+)
+CELL_RAN_AGAIN = Misconception(
+    "cell-run-again",
+    "a cell run again taken to start again from the same weights",
+    3,
+    "Optimizers",
+    "Each run of a training cell steps on from where the last run stopped: the model object keeps its "
+    "weights. Recreate the starting point (the cell above) to redo a step.",
+    "# run `model_before = copy.deepcopy(model)`'s cell again, then this one once",
+    "step",
+)
+_TRAINING = "Exercise 6 — the training loop: your learning rate, your epochs"
+UNDERTRAINED = Misconception(
+    "undertrained",
+    "a network that learned too little: too few steps, too small a learning rate, or gradients never cleared",
+    3,
+    "A learning-rate experiment",
+    "How far training gets depends on the number of steps and their size: a learning rate that is too small "
+    "needs many epochs; gradients that are never cleared make every step wrong.",
+    "optimizer = optim.SGD(model.parameters(), lr=...)\nfor epoch in range(...):\n    for images, labels in "
+    "trainloader:\n        optimizer.zero_grad()\n        ...",
+    "learning-rate",
+)
+LR_TOO_LARGE = Misconception(
+    "learning-rate-too-large",
+    "a learning rate so large that the steps overshoot",
+    3,
+    "A learning-rate experiment",
+    "Too large a step jumps across the valley of the loss instead of down into it: the loss jumps about or "
+    "rises. A smaller learning rate, as the experiment shows.",
+    "optimizer = optim.SGD(model.parameters(), lr=...)  # the experiment's best",
+    "learning-rate",
+)
+OVER_BUDGET = Misconception(
+    "over-the-epoch-budget",
+    "more epochs taken for a better decision",
+    3,
+    _TRAINING,
+    "The goal is 90% within 5 epochs: the learning rate, not the number of epochs, is the decision to make.",
+    "optimizer = optim.SGD(model.parameters(), lr=...)\nepochs = ...  # at most 5",
+    "epoch",
+)
+LOSSES_NOT_RECORDED = Misconception(
+    "losses-not-recorded",
+    "the training loss not recorded, epoch by epoch",
+    3,
+    _TRAINING,
+    "A training curve is how you see training work: append each epoch's average loss per example to "
+    "train_losses.",
+    "train_losses.append(running_loss / len(trainloader.dataset))",
+    "epoch",
+)
 
 
 def _mlp(weights: dict) -> nn.Sequential:
@@ -84,9 +322,14 @@ def _judge_log_softmax(i: dict, a: dict) -> str:
         "the row sums of torch.exp(log_model(images))",
         atol=1e-4,
         hint=hint,
+        misconception=LOG_SOFTMAX_OVER_BATCH,
     )
     criterion = value(a, "criterion", "nll_criterion")
-    need(criterion == "NLLLoss", f"nll_criterion should be nn.NLLLoss(), got {criterion}")
+    need(
+        criterion == "NLLLoss",
+        f"nll_criterion should be nn.NLLLoss(), got {criterion}",
+        CE_ON_LOG_PROBABILITIES if criterion == "CrossEntropyLoss" else None,
+    )
     nll_loss = tensor(a, "nll_loss")
     expect_shape(nll_loss, (), "nll_loss", hint="a loss is a single number (a 0-dimensional tensor)")
     kinds = a.get("kinds")
@@ -102,7 +345,9 @@ def _judge_log_softmax(i: dict, a: dict) -> str:
         "NLLLoss on log-softmax outputs equals CrossEntropyLoss on the scores: "
         "nll_criterion(log_model(images), labels)"
     )
-    expect_close(nll_loss, nn.CrossEntropyLoss()(scores, i["labels"]), "nll_loss", atol=1e-4, hint=hint)
+    # log_model and the criterion are right by now: a loss that differs is of other images or labels
+    expected = nn.CrossEntropyLoss()(scores, i["labels"])
+    expect_close(nll_loss, expected, "nll_loss", atol=1e-4, hint=hint, misconception=LOSS_OF_OTHER_DATA)
     return "log-probabilities (the rows of their exp sum to 1) and their NLLLoss" + seen(
         f", {nll_loss.item():.4f}"
     )
@@ -138,20 +383,25 @@ def _judge_expected(i: dict, a: dict) -> str:
         if abs(expected - 0.1) < 0.02:
             fail(
                 f"expected_loss is {expected:g}, the probability an untrained network gives the true class; "
-                "the cross-entropy is minus the logarithm of that probability"
+                "the cross-entropy is minus the logarithm of that probability",
+                PROBABILITY_FOR_LOSS,
             )
         if abs(expected + ln10) < 0.02:
             fail(
-                f"expected_loss is {expected:g}: a loss is never negative, −log(p) with p below 1 is positive"
+                f"expected_loss is {expected:g}: a loss is never negative, −log(p) with p below 1 is "
+                f"positive",
+                NEGATIVE_LOSS,
             )
         if abs(expected - 1) < 0.02:
             fail(
                 f"expected_loss is {expected:g}, −log10(1/10): the cross-entropy uses the natural logarithm "
-                "(math.log, torch.log)"
+                "(math.log, torch.log)",
+                LOG_BASE_10,
             )
         fail(
             f"expected_loss is {expected:g}: an untrained network gives each of the 10 classes about the "
-            "same probability, so each image's loss is about −log(that probability) — what is it?"
+            "same probability, so each image's loss is about −log(that probability) — what is it?",
+            NOT_UNIFORM,
         )
     return f"expected_loss = {expected:.4f}: −log(1/10) = ln 10, the loss of a network that guesses uniformly"
 
@@ -182,8 +432,10 @@ def _judge_ce(i: dict, a: dict) -> str:
         not copied,
         f"ce_loss is the very tensor `{copied[0] if copied else ''}` computed above, not a loss of your own: "
         "compute it here, from model(images) and labels with criterion",
+        COPIED_LOSS,
     )
-    expect_shape(ce_loss, (), "ce_loss", hint="a loss is a single number (a 0-dimensional tensor)")
+    hint = "a loss is a single number (a 0-dimensional tensor)"
+    expect_shape(ce_loss, (), "ce_loss", hint=hint, like=[((64,), LOSS_PER_EXAMPLE)])
     weights = value(a, "state", "model's parameters")
     need(
         sorted(weights) == sorted(_MLP),
@@ -196,10 +448,13 @@ def _judge_ce(i: dict, a: dict) -> str:
         fail(
             f"ce_loss is {ce_loss.item():.4f}, the cross-entropy of softmax(scores): CrossEntropyLoss "
             "applies "
-            "log-softmax itself — give it the raw scores, criterion(model(images), labels)"
+            "log-softmax itself — give it the raw scores, criterion(model(images), labels)",
+            SOFTMAX_BEFORE_CE,
         )
     hint = "the cross-entropy of model(images)'s scores and labels: criterion(model(images), labels)"
-    expect_close(ce_loss, nn.CrossEntropyLoss()(scores, i["labels"]), "ce_loss", atol=1e-5, hint=hint)
+    like = [(nn.NLLLoss()(scores, i["labels"]), NLL_ON_SCORES)]
+    expected = nn.CrossEntropyLoss()(scores, i["labels"])
+    expect_close(ce_loss, expected, "ce_loss", atol=1e-5, hint=hint, like=like)
     return "ce_loss is the cross-entropy of the raw scores" + seen(f": {ce_loss.item():.4f}")
 
 
@@ -245,13 +500,19 @@ def _judge_task(i: dict, a: dict) -> str:
     mse = nn.MSELoss()(predicted, true)
     if not is_close(regression, mse, atol=1e-5):
         others = {
-            "the mean absolute error (nn.L1Loss)": nn.L1Loss()(predicted, true),
-            "the sum of the squared errors, not their mean": nn.MSELoss(reduction="sum")(predicted, true),
-            "the root of the mean squared error": nn.MSELoss()(predicted, true).sqrt(),
+            "the mean absolute error (nn.L1Loss)": (nn.L1Loss()(predicted, true), L1_FOR_MSE),
+            "the sum of the squared errors, not their mean": (
+                nn.MSELoss(reduction="sum")(predicted, true),
+                SUM_FOR_MEAN,
+            ),
+            "the root of the mean squared error": (nn.MSELoss()(predicted, true).sqrt(), ROOT_FOR_MEAN),
         }
-        for name, loss in others.items():
+        for name, (loss, misconception) in others.items():
             if is_close(regression, loss, atol=1e-5):
-                fail(f"regression_loss is {name}: the task asks for the mean squared error, nn.MSELoss()")
+                fail(
+                    f"regression_loss is {name}: the task asks for the mean squared error, nn.MSELoss()",
+                    misconception,
+                )
     hint = "the mean squared error of the prices: nn.MSELoss()(predicted_price, true_price)"
     expect_close(regression, mse, "regression_loss", atol=1e-5, hint=hint)
     scores, targets = i["spam_scores"], i["is_spam"]
@@ -261,10 +522,15 @@ def _judge_task(i: dict, a: dict) -> str:
     if is_close(binary, nn.BCEWithLogitsLoss()(torch.sigmoid(scores), targets), atol=1e-5):
         fail(
             "binary_loss is BCEWithLogitsLoss of sigmoid(spam_scores): the sigmoid is applied twice — "
-            "BCEWithLogitsLoss takes the raw scores and applies the sigmoid itself"
+            "BCEWithLogitsLoss takes the raw scores and applies the sigmoid itself",
+            DOUBLE_SIGMOID,
         )
     hint = "the binary cross-entropy of the raw scores: nn.BCEWithLogitsLoss()(spam_scores, is_spam)"
-    expect_close(binary, bce, "binary_loss", atol=1e-5, hint=hint)
+    like = [
+        (nn.MSELoss()(scores, targets), REGRESSION_FOR_YES_NO),
+        (nn.MSELoss()(torch.sigmoid(scores), targets), REGRESSION_FOR_YES_NO),
+    ]
+    expect_close(binary, bce, "binary_loss", atol=1e-5, hint=hint, like=like)
     return (
         "regression_loss is the mean squared error, binary_loss the binary cross-entropy of the scores"
         + seen(f": {regression.item():.4f} and {binary.item():.4f}")
@@ -306,7 +572,12 @@ def _bind_step(ns: dict, sent: dict) -> dict:
 
 def _given_step(ns: dict) -> Inputs:
     before = pick(ns, "model_before")["model_before"]
-    return Inputs({"before": state_of(before), **_given_batch(ns).sent})
+    stale = {  # gradients model_before held: a step that does not clear them adds them to its own
+        name: p.grad.detach().cpu().clone()
+        for name, p in before.named_parameters()
+        if isinstance(p.grad, torch.Tensor)
+    }
+    return Inputs({"before": state_of(before), **_given_batch(ns).sent}, {"stale": stale})
 
 
 def _ask_step(ns: dict, sent: dict) -> dict:
@@ -315,12 +586,18 @@ def _ask_step(ns: dict, sent: dict) -> dict:
     return {"weight": cpu(first)}
 
 
-def _sgd_steps(i: dict, steps: int) -> torch.Tensor:
+def _sgd_steps(i: dict, steps: int, backward: int = 1, stale: dict | None = None) -> torch.Tensor:
+    """The first layer's weights after ``steps`` SGD steps (lr=0.01) from ``before``; a step's gradient
+    counted ``backward`` times, or added to the ``stale`` gradients the parameters held (typical mistakes)."""
     net = _mlp(i["before"])
     sgd = torch.optim.SGD(net.parameters(), lr=0.01)
     for _ in range(steps):
         sgd.zero_grad()
-        nn.CrossEntropyLoss()(net(i["images"]), i["labels"]).backward()
+        for name, parameter in net.named_parameters():
+            if stale and name in stale:
+                parameter.grad = stale[name].clone()
+        for _ in range(backward):
+            nn.CrossEntropyLoss()(net(i["images"]), i["labels"]).backward()
         sgd.step()
     return net[0].weight.detach()
 
@@ -330,7 +607,7 @@ def _judge_step(i: dict, a: dict) -> str:
     before = i["before"]["0.weight"]
     expect_shape(weight, tuple(before.shape), "model[0].weight")
     moved = (weight - before).abs().max().item()
-    need(moved > 0, "the weights did not change — call loss.backward() and then optimizer.step()")
+    need(moved > 0, "the weights did not change — call loss.backward() and then optimizer.step()", NO_STEP)
     expected = _sgd_steps(i, 1)
     if not is_close(weight, expected, atol=1e-6, rtol=1e-4):
         for runs in (2, 3):
@@ -340,13 +617,18 @@ def _judge_step(i: dict, a: dict) -> str:
                     "run "
                     "steps on from where the last one stopped. Run the cell above (model_before = ...) "
                     "again, then "
-                    "this cell once"
+                    "this cell once",
+                    CELL_RAN_AGAIN,
                 )
     hint = (
         "one SGD step with lr=0.01 on a fresh gradient: did you call optimizer.zero_grad() "
         "before loss.backward()? Gradients accumulate across backward() calls"
     )
-    expect_close(weight, expected, "the first layer's weights after one step", atol=1e-6, hint=hint)
+    like = [(_sgd_steps(i, 1, backward=2), GRADIENTS_ACCUMULATE)]  # a gradient counted twice
+    if i.get("stale"):  # the notebook's model held gradients before this cell: added to the new ones
+        like.append((_sgd_steps(i, 1, stale=i["stale"]), GRADIENTS_ACCUMULATE))
+    label = "the first layer's weights after one step"
+    expect_close(weight, expected, label, atol=1e-6, hint=hint, like=like)
     return "one training step: the first layer moved exactly one SGD step (lr=0.01) down a fresh gradient"
 
 
@@ -383,17 +665,19 @@ def _ask_training(ns: dict, sent: dict) -> dict:
 def _judge_training(i: dict, a: dict) -> str:
     losses = value(a, "train_losses")
     need(isinstance(losses, list), f"train_losses should be a list of each epoch's loss, got {kind(losses)}")
-    need(len(losses) >= 1, "train_losses is empty: append each epoch's average loss")
+    need(len(losses) >= 1, "train_losses is empty: append each epoch's average loss", LOSSES_NOT_RECORDED)
     need(
         len(losses) <= 5,
         f"train_losses has {len(losses)} epochs; the goal is 90% in at most 5 — a larger learning rate gets "
         "there in fewer (the experiment above)",
+        OVER_BUDGET,
     )
     shown = ", ".join(f"{x:.3g}" for x in losses)
     need(
         all(math.isfinite(x) for x in losses) and (losses[-1] < losses[0] or len(losses) == 1),
         f"the training loss did not go down ({shown}): steps that overshoot, as lr = 0.3 did in the "
         "experiment above — try a smaller learning rate; and call optimizer.zero_grad() in every step",
+        LR_TOO_LARGE,
     )
     scores = tensor(a, "scores", "model(images)")
     expect_shape(scores, (len(i["labels"]), 10), "model's scores for the test images")
@@ -403,6 +687,7 @@ def _judge_training(i: dict, a: dict) -> str:
         f"test accuracy {test_accuracy:.1%}, expected at least 90% in at most 5 epochs; your training losses "
         f"were {shown} — still falling slowly: a larger learning rate (the experiment above) or more epochs; "
         "check too that you call optimizer.zero_grad() in every step",
+        UNDERTRAINED,
     )
     return (
         f"test accuracy {test_accuracy:.1%} (at least 90%) on the {len(i['labels']):,} test images, "

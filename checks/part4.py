@@ -15,6 +15,7 @@ from checks import data
 from checks.core import (
     Check,
     Inputs,
+    Misconception,
     Raised,
     attempt,
     cpu,
@@ -22,14 +23,90 @@ from checks.core import (
     expect_close,
     expect_shape,
     fail,
+    is_close,
     lookup,
     need,
     pick,
     tensor,
     value,
 )
+from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
+from checks.part3 import LOSSES_NOT_RECORDED
 
 GOAL = 0.87  # the validation accuracy Exercise 2 asks for
+
+# ------------------------------------------------------------------------------------------ misconceptions
+_NETWORK = "Exercise 1 — your network"
+NO_LOG_SOFTMAX = Misconception(
+    "scores-for-log-probabilities",
+    "a network that ends in scores where NLLLoss needs log-probabilities",
+    4,
+    _NETWORK,
+    "This part trains with nn.NLLLoss, which takes log-probabilities: the network ends with "
+    "nn.LogSoftmax(dim=1), which turns the last layer's scores into them (all ≤ 0).",
+    "model = nn.Sequential(nn.Flatten(), ..., nn.Linear(..., 10), nn.LogSoftmax(dim=...))",
+    "softmax",
+)
+NO_FLATTEN = Misconception(
+    "network-without-flatten",
+    "a network of Linear layers fed image batches it does not flatten",
+    4,
+    _NETWORK,
+    "nn.Linear(784, …) takes rows of 784 numbers; the loader gives (batch, 1, 28, 28). nn.Flatten() as the "
+    "first layer makes each image a row.",
+    "model = nn.Sequential(nn.Flatten(), nn.Linear(784, ...), ...)",
+    "shape",
+)
+LOG_SOFTMAX_ACROSS_BATCH = Misconception(
+    "network-log-softmax-over-batch",
+    "the network's log-softmax taken over the batch instead of each image's classes",
+    4,
+    _NETWORK,
+    "The output is (batch, 10): the 10 classes are dim=1. LogSoftmax(dim=0) would make one image's "
+    "probabilities depend on the others in its batch.",
+    "model = nn.Sequential(nn.Flatten(), ..., nn.LogSoftmax(dim=...))",
+    "softmax",
+)
+UNDER_GOAL = Misconception(
+    "under-the-goal",
+    "a network trained too little (or not at all) to reach the goal",
+    4,
+    "Exercise 2 — train it to 87% on the validation set",
+    "Accuracy grows with the epochs until the network has learned what it can: train for more epochs, or "
+    "widen the network, or change the learning rate — the validation accuracy printed after training says "
+    "which helps.",
+    "optimizer = optim.Adam(model.parameters(), lr=...)\nfor epoch in range(...):\n    ...",
+    "epoch",
+)
+LOG_PROBABILITIES_FOR_PROBABILITIES = Misconception(
+    "log-probabilities-for-probabilities",
+    "the model's log-probabilities taken for probabilities",
+    4,
+    "Exercise 3 — predictions",
+    "The network ends with LogSoftmax: its outputs are log-probabilities (≤ 0). torch.exp turns them into "
+    "probabilities, each row summing to 1.",
+    "with torch.inference_mode():\n    ps = torch.exp(...)",
+    "softmax",
+)
+RECORDING_WHILE_PREDICTING = Misconception(
+    "autograd-while-predicting",
+    "autograd left recording while only predicting",
+    4,
+    "Exercise 3 — predictions",
+    "Outside training nothing is differentiated: under torch.inference_mode() (or torch.no_grad()) autograd "
+    "records no graph, which saves memory and time.",
+    "with torch.inference_mode():\n    ps = torch.exp(model(images))",
+    "inference",
+)
+OTHER_IMAGES_PREDICTED = Misconception(
+    "probabilities-of-other-images",
+    "probabilities computed for other images than the batch in images",
+    4,
+    "Exercise 3 — predictions",
+    "ps must be the model's probabilities for this batch: model(images), in its order.",
+    "with torch.inference_mode():\n    ps = torch.exp(model(images...))",
+    "inference",
+)
 
 
 def _images(g: torch.Generator) -> Inputs:
@@ -62,11 +139,16 @@ def _judge_network(i: dict, a: dict) -> str:
                 " — start the network with nn.Flatten() so it takes (batch, 1, 28, 28) images"
                 if shapes
                 else ""
-            )
+            ),
+            NO_FLATTEN if shapes else None,
         )
     hint = "the network must flatten (128, 1, 28, 28) images itself and end with 10 outputs"
     expect_shape(log_ps, (128, 10), "model(images)", hint=hint)
-    need(bool((log_ps <= 1e-6).all()), "model outputs positive values: end it with nn.LogSoftmax(dim=1)")
+    need(
+        bool((log_ps <= 1e-6).all()),
+        "model outputs positive values: end it with nn.LogSoftmax(dim=1)",
+        NO_LOG_SOFTMAX,
+    )
     hint = "end the network with nn.LogSoftmax(dim=1), over the classes"
     expect_close(
         torch.exp(log_ps).sum(dim=1),
@@ -74,6 +156,7 @@ def _judge_network(i: dict, a: dict) -> str:
         "the row sums of torch.exp(model(images))",
         atol=1e-4,
         hint=hint,
+        misconception=LOG_SOFTMAX_ACROSS_BATCH,
     )
     reordered = tensor(
         a, "log_ps of the reordered batch", "model(images) for the same images in another order"
@@ -119,6 +202,7 @@ def _judge_train(i: dict, a: dict) -> str:
     need(
         isinstance(losses, list) and len(losses) >= 1,
         "train_losses is empty: append each epoch's average loss",
+        LOSSES_NOT_RECORDED,
     )
     scores = tensor(a, "scores", "model(images)")
     n = len(i["labels"])
@@ -129,6 +213,7 @@ def _judge_train(i: dict, a: dict) -> str:
         f"validation accuracy {valid_accuracy:.1%}, expected at least {GOAL:.0%} — the decisions are yours: "
         "more epochs, a wider or deeper network, another learning rate (and optimizer.zero_grad() before "
         "every backward())",
+        UNDER_GOAL,
     )
     return (
         f"Fashion-MNIST validation accuracy {valid_accuracy:.1%} (at least {GOAL:.0%}) on the {n:,} "
@@ -181,14 +266,18 @@ def _judge_predict(i: dict, a: dict) -> str:
     need(
         not a.get("requires_grad"),
         "ps records gradients: compute it inside `with torch.inference_mode():` (or no_grad)",
+        RECORDING_WHILE_PREDICTING,
     )
     hint = "the model gives log-probabilities: torch.exp turns them into probabilities"
-    expect_close(ps.sum(dim=1), torch.ones(128), "the row sums of ps", atol=1e-4, hint=hint)
+    label = "the row sums of ps"
+    held_log_probabilities = is_close(torch.exp(ps).sum(dim=1), torch.ones(128), atol=1e-4)
+    shown = LOG_PROBABILITIES_FOR_PROBABILITIES if held_log_probabilities else None
+    expect_close(ps.sum(dim=1), torch.ones(128), label, atol=1e-4, hint=hint, misconception=shown)
     expect_close(tensor(a, "images"), i["images"], "images", hint="ps is for the first batch of testloader")
     log_ps = tensor(a, "log_ps", "model(images)")
-    expect_close(
-        ps, torch.exp(log_ps), "ps", atol=1e-5, hint="ps = torch.exp(model(images)) for the batch of images"
-    )
+    # ps are probabilities, images the right batch: ps that differ are of other images
+    hint = "ps = torch.exp(model(images)) for the batch of images"
+    expect_close(ps, torch.exp(log_ps), "ps", atol=1e-5, hint=hint, misconception=OTHER_IMAGES_PREDICTED)
     return "ps: shape (128, 10), rows sum to 1, no gradients, the model's probabilities for the batch"
 
 

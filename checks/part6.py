@@ -14,6 +14,7 @@ from checks import data
 from checks.core import (
     Check,
     Inputs,
+    Misconception,
     Raised,
     attempt,
     expect_close,
@@ -25,6 +26,122 @@ from checks.core import (
     notebook_device,
     state_of,
     value,
+)
+from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
+
+# ------------------------------------------------------------------------------------------ misconceptions
+_CHECKPOINTS = "Checkpoints"
+_SAVE_SKELETON = (
+    "def save_checkpoint(model, path):\n    torch.save({'sizes': ..., 'drop_p': model.drop_p, "
+    "'state_dict': model.state_dict()}, path)"
+)
+_LOAD_SKELETON = (
+    "checkpoint = torch.load(path, weights_only=True, map_location='cpu')\n"
+    "model = helper.MLP(784, 10, checkpoint[...], checkpoint[...])\nmodel.load_state_dict(checkpoint[...])"
+)
+ONLY_WEIGHTS = Misconception(
+    "weights-enough-to-rebuild",
+    "the weights taken to be enough to rebuild the model",
+    6,
+    _CHECKPOINTS,
+    "A state_dict holds tensors only: nothing in it says which architecture to build (the hidden layers' "
+    "sizes, drop_p). A checkpoint stores those too.",
+    _SAVE_SKELETON,
+    "checkpoint",
+)
+PICKLED_MODEL = Misconception(
+    "model-object-saved",
+    "the model object saved whole, which weights_only=True refuses to load",
+    6,
+    _CHECKPOINTS,
+    "torch.save(model) pickles the object, class and all; torch.load(..., weights_only=True) reads only "
+    "plain "
+    "data. Save the sizes and the state_dict.",
+    _SAVE_SKELETON,
+    "checkpoint",
+)
+SIZES_NOT_STORED = Misconception(
+    "sizes-written-into-the-loader",
+    "the layer sizes written into load_checkpoint instead of read from the file",
+    6,
+    _CHECKPOINTS,
+    "load_checkpoint must rebuild any model that was saved: its sizes come from the checkpoint, not from the "
+    "code.",
+    _LOAD_SKELETON,
+    "checkpoint",
+)
+WEIGHTS_NOT_LOADED = Misconception(
+    "weights-not-loaded",
+    "a rebuilt model taken to hold the saved weights",
+    6,
+    _CHECKPOINTS,
+    "helper.MLP(...) makes a model with new random weights; model.load_state_dict(the saved state_dict) puts "
+    "the trained ones in.",
+    _LOAD_SKELETON,
+    "state-dict",
+)
+ANOTHER_MODEL_SAVED = Misconception(
+    "another-model-saved",
+    "a model other than the trained one saved or restored",
+    6,
+    "A trained model to keep",
+    "The point of saving is to keep the trained `model`: save that one, and restore from the file it was "
+    "saved to.",
+    "save_checkpoint(model, 'checkpoint.pth')\nrestored = load_checkpoint('checkpoint.pth')",
+    "checkpoint",
+)
+RAW_LOAD_ERRORS = Misconception(
+    "load-errors-left-raw",
+    "torch.load's own exceptions taken for clear errors",
+    6,
+    "The `state_dict`",
+    "torch.load raises UnpicklingError, EOFError, RuntimeError… none of which says 'this is not a "
+    "checkpoint': catch them and raise a ValueError that names the file.",
+    "try:\n    ...\nexcept Exception as error:\n    raise ValueError(f'{path} is not a valid checkpoint') "
+    "from error",
+    "checkpoint",
+)
+NONE_FOR_MISSING = Misconception(
+    "none-for-missing-file",
+    "None returned for a missing file instead of an error",
+    6,
+    "The `state_dict`",
+    "A function that cannot do its job raises: None travels on and fails later, far from the cause. Raise "
+    "FileNotFoundError with the path.",
+    "if not Path(path).exists():\n    raise FileNotFoundError(f'no checkpoint at {path}')",
+    "checkpoint",
+)
+CATCH_ALL = Misconception(
+    "except-exception-catches-file-not-found",
+    "except Exception taken to leave FileNotFoundError alone",
+    6,
+    "The `state_dict`",
+    "FileNotFoundError is an Exception too: a catch-all turns it into the ValueError. Check that the file "
+    "exists before the try (or catch FileNotFoundError first and raise it again).",
+    "if not Path(path).exists():\n    raise FileNotFoundError(path)\ntry:\n    ...\nexcept Exception as "
+    "error:\n    raise ValueError(...) from error",
+    "checkpoint",
+)
+_RESUMING = "Resuming training"
+OPTIMIZER_NOT_RESTORED = Misconception(
+    "optimizer-not-restored",
+    "the weights taken for the whole training state",
+    6,
+    _RESUMING,
+    "Adam keeps running averages for every weight; a fresh optimizer starts them from zero, so the run does "
+    "not go on as it would have. Save optimizer.state_dict() and load it into the optimizer you are given.",
+    "torch.save({'model': model.state_dict(), 'optimizer': optimizer.state_dict(), 'epoch': epoch}, path)\n"
+    "...\noptimizer.load_state_dict(state[...])",
+    "checkpoint",
+)
+EPOCH_NOT_RETURNED = Misconception(
+    "epoch-not-returned",
+    "a resumed run taken to know where it stopped",
+    6,
+    _RESUMING,
+    "The loop that resumes needs the epoch to start from: save it with the state and return it.",
+    "return state[...]  # the saved epoch",
+    "epoch",
 )
 
 
@@ -137,7 +254,8 @@ def _judge_round_trip(i: dict, a: dict) -> str:
         fail(
             f"the file save_checkpoint wrote does not load with torch.load(path, weights_only=True): "
             f"{file.message[:300]} — save plain data (the sizes and the state_dict), not the model object "
-            "itself"
+            "itself",
+            PICKLED_MODEL,
         )
     only_weights = (
         " — the file holds only the state_dict (its tensors): the layer sizes and drop_p are not in it, so "
@@ -148,12 +266,20 @@ def _judge_round_trip(i: dict, a: dict) -> str:
     rebuilt = a.get("rebuilt", Raised("no answer came back for it"))
     if isinstance(rebuilt, Raised) or isinstance(rebuilt.get("state"), Raised):
         raised = rebuilt if isinstance(rebuilt, Raised) else rebuilt["state"]
-        fail(f"load_checkpoint(path) raised {raised.message[:500]}{only_weights}")
+        shown = (
+            ONLY_WEIGHTS
+            if file["only tensors"]
+            else SIZES_NOT_STORED
+            if "size mismatch" in raised.message
+            else None
+        )
+        fail(f"load_checkpoint(path) raised {raised.message[:500]}{only_weights}", shown)
     need(rebuilt["is MLP"], f"load_checkpoint should return a helper.MLP, got {rebuilt['type']}")
     need(
         rebuilt["hidden_layers"] == i["layers"] and rebuilt["drop_p"] == i["drop_p"],
         f"rebuilt with hidden_layers={rebuilt['hidden_layers']}, drop_p={rebuilt['drop_p']}; expected the "
         "saved model's sizes — store them in the checkpoint and build the model from them" + only_weights,
+        ONLY_WEIGHTS if file["only tensors"] else SIZES_NOT_STORED,
     )
     images = i["pixels"][:64].float().div(255).sub(0.5).div(0.5).unsqueeze(1)
     original = _mlp(
@@ -167,8 +293,11 @@ def _judge_round_trip(i: dict, a: dict) -> str:
     )
     with torch.no_grad():
         hint = "load the saved state_dict into the rebuilt model"
+        # the sizes are the saved model's by now: outputs that differ are of weights not loaded
+        label = "the reloaded model's outputs"
+        shown = WEIGHTS_NOT_LOADED
         expect_close(
-            _mlp(rebuilt)(images), original(images), "the reloaded model's outputs", atol=1e-6, hint=hint
+            _mlp(rebuilt)(images), original(images), label, atol=1e-6, hint=hint, misconception=shown
         )
     restored, model = value(a, "restored"), value(a, "model")
     need(
@@ -183,6 +312,7 @@ def _judge_round_trip(i: dict, a: dict) -> str:
             "restored (from checkpoint.pth) outputs",
             atol=1e-6,
             hint=hint,
+            misconception=ANOTHER_MODEL_SAVED,
         )
     scores = _mlp(restored)
     with torch.no_grad():
@@ -192,6 +322,7 @@ def _judge_round_trip(i: dict, a: dict) -> str:
         restored_accuracy >= 0.75,
         f"restored (from checkpoint.pth) classifies {restored_accuracy:.1%} of the test images, the trained "
         "model about 83% — save the trained `model` of this notebook, not a new one",
+        ANOTHER_MODEL_SAVED,
     )
     return f"save → load round trip (restored: {restored_accuracy:.1%} test accuracy)"
 
@@ -260,7 +391,8 @@ def _judge_bad(i: dict, a: dict) -> str:
                 "the file exists before the try, or catch FileNotFoundError first and raise it again"
                 if error and error != "FileNotFoundError"
                 else ""
-            )
+            ),
+            CATCH_ALL if "ValueError" in bases else None if error else NONE_FOR_MISSING,
         )
     need(names["nowhere"] in message, f"the FileNotFoundError should name the file, it says: {message}")
     for label in ("corrupt", "empty"):
@@ -269,6 +401,7 @@ def _judge_bad(i: dict, a: dict) -> str:
         need(
             "ValueError" in bases,
             f"load_checkpoint of a {label} file raised {error}, expected ValueError: {message}",
+            RAW_LOAD_ERRORS,
         )
         need(names[label] in message, f"the ValueError for a {label} file should name it, it says: {message}")
     error, bases, _ = value(a, "weights_only")
@@ -364,6 +497,9 @@ def _judge_resume(i: dict, a: dict) -> str:
             f"the resumed model's {key}",
             hint="load the saved state_dict into the model passed to resume_training (model.load_state_dict)",
         )
+    restarted = helper.MLP(**_RESUME, drop_p=0.0)  # the typical mistake: the weights, with a fresh Adam
+    restarted.load_state_dict(model.state_dict())
+    _adam_steps(restarted, torch.optim.Adam(restarted.parameters(), lr=0.01), i["batches"][2:])
     _adam_steps(model, optimizer, i["batches"][2:])
     after = value(a, "after", "the model one step after resuming")
     for key in keys:
@@ -371,6 +507,7 @@ def _judge_resume(i: dict, a: dict) -> str:
             after[key],
             model.state_dict()[key],
             f"the weights one Adam step after resuming ({key})",
+            like=[(restarted.state_dict()[key], OPTIMIZER_NOT_RESTORED)],
             hint="the optimizer was not restored: Adam keeps running averages of each weight's gradients, "
             "and a fresh optimizer starts them from zero — save optimizer.state_dict() too, and load it into "
             "the optimizer passed to resume_training (optimizer.load_state_dict)",
@@ -380,6 +517,7 @@ def _judge_resume(i: dict, a: dict) -> str:
         start == i["epoch"],
         f"resume_training returned {start!r}, expected the epoch saved with the state"
         + ("" if hidden() else f" ({i['epoch']})"),
+        EPOCH_NOT_RETURNED,
     )
     return (
         "resume_training restores the weights and the optimizer's state (the next Adam step is the one the "

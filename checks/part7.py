@@ -16,6 +16,7 @@ from checks import data
 from checks.core import (
     Check,
     Inputs,
+    Misconception,
     Raised,
     attempt,
     cpu,
@@ -28,6 +29,150 @@ from checks.core import (
     need,
     pick,
     value,
+)
+from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
+
+# ------------------------------------------------------------------------------------------ misconceptions
+_AUGMENT = "Augmentation"
+_TRANSFORMS_SKELETON = (
+    "train_transforms = v2.Compose([v2.RandomResizedCrop(224), v2.RandomHorizontalFlip(), ...])\n"
+    "test_transforms = v2.Compose([v2.Resize(255), v2.CenterCrop(224), ...])"
+)
+NO_AUGMENTATION = Misconception(
+    "training-without-augmentation",
+    "training transforms without random augmentation",
+    7,
+    _AUGMENT,
+    "Augmentation shows the network a new random view of each photo every epoch (crops, flips, colours), so "
+    "it cannot learn the photos by heart: the training transforms must be random.",
+    _TRANSFORMS_SKELETON,
+    "augmentation",
+)
+TEST_AUGMENTED = Misconception(
+    "test-images-augmented",
+    "random augmentation applied to the test photos too",
+    7,
+    _AUGMENT,
+    "A test must measure the same thing every time: the test photos get one fixed view (resize, centre "
+    "crop), "
+    "never a random one.",
+    _TRANSFORMS_SKELETON,
+    "augmentation",
+)
+NOT_NORMALISED = Misconception(
+    "not-normalised",
+    "images left unnormalised, in [0, 1], where the network expects ImageNet's statistics",
+    7,
+    "`ImageFolder`",
+    "Normalize(mean, std) subtracts each channel's mean and divides by its standard deviation: the "
+    "pretrained "
+    "networks of Part 8 were trained on images normalised with ImageNet's, helper.IMAGENET_MEAN and _STD.",
+    "v2.Compose([..., v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(...)])",
+    "normalisation",
+)
+NO_CROP = Misconception(
+    "no-crop",
+    "photos of many sizes taken to batch as they are",
+    7,
+    "`ImageFolder`",
+    "A batch is one tensor, so every image must have the same size: resize, then crop to 224 × 224.",
+    _TRANSFORMS_SKELETON,
+    "transform",
+)
+FOLDERS_SWAPPED = Misconception(
+    "train-and-test-folders-swapped",
+    "the test folder taken for the training folder",
+    7,
+    "Exercise 2 — datasets and loaders",
+    "train_data reads data_dir / 'train' (with train_transforms), test_data reads data_dir / 'test'.",
+    "train_data = datasets.ImageFolder(data_dir / ..., transform=train_transforms)",
+    "training-set",
+)
+NOT_SHUFFLED = Misconception(
+    "training-not-shuffled",
+    "a training loader taken to need no shuffling",
+    7,
+    "Exercise 2 — datasets and loaders",
+    "ImageFolder lists the photos class by class: unshuffled, whole batches hold one class, and each step "
+    "pulls the network towards it. shuffle=True mixes them anew every epoch.",
+    "trainloader = DataLoader(train_data, batch_size=..., shuffle=...)",
+    "batch",
+)
+BATCH_TOO_SMALL = Misconception(
+    "batch-size-too-small",
+    "a batch size taken not to matter",
+    7,
+    "Exercise 2 — datasets and loaders",
+    "Each step's gradient is an average over its batch: a batch of a few photos gives a noisy direction, and "
+    "many more steps per epoch. Batches of 16 to 256 are the usual range.",
+    "trainloader = DataLoader(train_data, batch_size=..., shuffle=True)",
+    "batch-size",
+)
+TEST_SHUFFLED = Misconception(
+    "test-loader-shuffled",
+    "shuffling taken to help testing",
+    7,
+    "Exercise 2 — datasets and loaders",
+    "Shuffling only matters for training; a test pass in a fixed order gives results you can match with the "
+    "photos, run after run.",
+    "testloader = DataLoader(test_data, batch_size=...)",
+    "batch",
+)
+_CSV = "A `Dataset` of your own"
+_CSV_SKELETON = (
+    "def __getitem__(self, index):\n    name, label = self.rows[index]\n"
+    "    photo = Image.open(self.image_dir / name).convert('RGB')\n    return self.transform(photo), ..."
+)
+READ_IN_INIT = Misconception(
+    "photos-read-in-init",
+    "every photo read once, when the dataset is made",
+    7,
+    _CSV,
+    "A Dataset reads an item when it is asked for it, in __getitem__: a real data set does not fit in "
+    "memory, "
+    "and a random augmentation applied once would be the same at every epoch.",
+    _CSV_SKELETON,
+    "dataset",
+)
+HEADER_COUNTED = Misconception(
+    "csv-header-counted",
+    "the CSV's header line taken for a photo",
+    7,
+    _CSV,
+    "The first line, filename,label, names the columns: csv.DictReader (or skipping it) leaves only the "
+    "photos.",
+    "rows = list(csv.DictReader(open(csv_file)))",
+    "dataset",
+)
+GREY_NOT_RGB = Misconception(
+    "greyscale-not-converted",
+    "every photo taken to have three colour channels",
+    7,
+    _CSV,
+    "Some photos are greyscale (one channel): Image.open(path).convert('RGB') gives every photo three, as "
+    "ImageFolder does.",
+    _CSV_SKELETON,
+    "tensor",
+)
+LABELS_AS_STRINGS = Misconception(
+    "labels-as-strings",
+    "the CSV's label strings taken for class numbers",
+    7,
+    _CSV,
+    "A loss needs class numbers: number the classes in alphabetical order (self.classes) and return "
+    "self.classes.index(label).",
+    "self.classes = sorted({label for _, label in rows})\n...\nreturn image, self.classes.index(...)",
+    "dataset",
+)
+TRANSFORM_IGNORED = Misconception(
+    "transform-ignored",
+    "the dataset's own conversion taken for the transform it was given",
+    7,
+    _CSV,
+    "Whoever makes the dataset chooses the transform (augmentation for training, none for testing): "
+    "__getitem__ applies self.transform, whatever it is.",
+    _CSV_SKELETON,
+    "transform",
 )
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -77,16 +222,19 @@ def _judge_transforms(i: dict, a: dict) -> str:
             if isinstance(out, Raised):
                 fail(f"{label}(photo) raised {out.message}")
             hint = "crop to 224×224 and end with ToImage, ToDtype and Normalize"
-            expect_shape(out, (3, 224, 224), f"{label}(photo)", hint=hint)
+            uncropped = NO_CROP if isinstance(out, torch.Tensor) and out.dim() == 3 else None
+            expect_shape(out, (3, 224, 224), f"{label}(photo)", hint=hint, misconception=uncropped)
         outputs[label] = first, second
     need(
         not torch.equal(*outputs["train_transforms"]),
         "train_transforms gives the same tensor twice: add the random augmentations",
+        NO_AUGMENTATION,
     )
     need(
         torch.equal(*outputs["test_transforms"]),
         "test_transforms is random: test images must not be augmented (Resize, CenterCrop, ToImage, "
         "ToDtype, Normalize)",
+        TEST_AUGMENTED,
     )
     to_float = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
     plain = v2.Compose([v2.Resize(255), v2.CenterCrop(224), *to_float])(_pil(i["photo"])).as_subclass(
@@ -97,7 +245,9 @@ def _judge_transforms(i: dict, a: dict) -> str:
         "Resize(255), CenterCrop(224), ToImage, ToDtype, then Normalize(helper.IMAGENET_MEAN, "
         "helper.IMAGENET_STD)"
     )
-    expect_close(outputs["test_transforms"][0], expected, "test_transforms(photo)", atol=1e-5, hint=hint)
+    like = [(plain, NOT_NORMALISED)]
+    label = "test_transforms(photo)"
+    expect_close(outputs["test_transforms"][0], expected, label, atol=1e-5, hint=hint, like=like)
     return "transforms: random 224×224 training views, the same normalised 224×224 view for testing"
 
 
@@ -184,6 +334,7 @@ def _judge_loaders(i: dict, a: dict) -> str:
         else f"train_data holds {train_size} photos and test_data {test_size}, the folders "
         f"{i['counts']['train']} and "
         f"{i['counts']['test']}",
+        FOLDERS_SWAPPED if train_size == i["counts"]["test"] else None,
     )
     need(all(value(a, "transforms")), "train_data should use train_transforms, and test_data test_transforms")
     batch = a.get("batch", Raised("no answer"))
@@ -196,17 +347,19 @@ def _judge_loaders(i: dict, a: dict) -> str:
         16 <= shape[0] <= 256,
         f"trainloader's batches hold {shape[0]} photos: choose a batch size between 16 and 256 (with fewer, "
         "each step's gradient is too noisy; with more, few steps per epoch and much memory)",
+        BATCH_TOO_SMALL if shape[0] < 16 else None,
     )
     need(
         set(labels.tolist()) == {0, 1},
         f"a training batch holds only the classes {set(labels.tolist())}: shuffle the training loader",
+        NOT_SHUFFLED,
     )
     test_batch = value(a, "test batch", "a batch of testloader")
     need(
         isinstance(test_batch, list) and len(test_batch) == 4 and test_batch[1:] == [3, 224, 224],
         f"a batch of testloader: expected shape (batch, 3, 224, 224), got {test_batch}",
     )
-    need(value(a, "test sampler") == "SequentialSampler", "the test loader need not shuffle")
+    need(value(a, "test sampler") == "SequentialSampler", "the test loader need not shuffle", TEST_SHUFFLED)
     item = value(a, "item", f"test_data[{i['index']}]")
     need(
         isinstance(item, list), f"test_data[{i['index']}] should be an (image, label) pair, got {kind(item)}"
@@ -325,6 +478,7 @@ def _judge_csv(i: dict, a: dict) -> str:
         size == n,
         f"len(dataset) is {size}, the CSV lists {n} photos"
         + (" — the header line filename,label is not a photo" if size == n + 1 else ""),
+        HEADER_COUNTED if size == n + 1 else None,
     )
     classes = value(a, "classes", "dataset.classes")
     expected_classes = sorted(set(i["labels"]))
@@ -344,6 +498,7 @@ def _judge_csv(i: dict, a: dict) -> str:
             got == classes.index(label) and type(got) is int,
             f"dataset[{k}]'s label should be {classes.index(label)} (its CSV line says {label!r}, and the "
             f"classes are numbered in alphabetical order), got {got!r}",
+            LABELS_AS_STRINGS if isinstance(got, str) else None,
         )
         need(
             isinstance(image, torch.Tensor),
@@ -352,10 +507,14 @@ def _judge_csv(i: dict, a: dict) -> str:
         if image.dim() == 3 and image.shape[0] == 1:
             fail(
                 f"dataset[{k}] has 1 channel: that photo is greyscale — open every photo with "
-                "Image.open(path).convert('RGB'), as ImageFolder does"
+                "Image.open(path).convert('RGB'), as ImageFolder does",
+                GREY_NOT_RGB,
             )
         if image.shape == want.shape and is_close(image, want.flip(-1)):
-            fail(f"dataset[{k}] is the photo without the transform it was given: return transform(photo)")
+            fail(
+                f"dataset[{k}] is the photo without the transform it was given: return transform(photo)",
+                TRANSFORM_IGNORED,
+            )
         hint = "the photo of the CSV's line, opened as RGB, through transform"
         expect_close(image, want, f"dataset[{k}]", atol=1e-6, hint=hint)
     again = value(a, "again")
@@ -367,6 +526,7 @@ def _judge_csv(i: dict, a: dict) -> str:
         f"dataset[{i['changed']}] still gives the photo as it was when the dataset was made: the dataset "
         "read the photos in __init__ — open each in __getitem__ (all of them in memory would not fit a real "
         "data set, and an augmentation applied once is the same at every epoch)",
+        READ_IN_INIT,
     )
     batch = value(a, "batch")
     if isinstance(batch, Raised):

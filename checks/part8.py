@@ -17,6 +17,7 @@ from checks import data
 from checks.core import (
     Check,
     Inputs,
+    Misconception,
     Raised,
     attempt,
     cpu,
@@ -32,6 +33,122 @@ from checks.core import (
 )
 from checks.core import (
     hidden as at_grading,
+)
+from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
+
+# ------------------------------------------------------------------------------------------ misconceptions
+_FREEZE = "Exercise 1 — freeze the features, design the classifier"
+_FREEZE_SKELETON = (
+    "for parameter in model.parameters():\n    parameter.requires_grad = False\n"
+    "model.classifier = nn.Linear(..., 2)  # created after freezing: it trains\nmodel = model.to(device)"
+)
+FEATURES_NOT_FROZEN = Misconception(
+    "features-not-frozen",
+    "a pretrained feature extractor left trainable",
+    8,
+    _FREEZE,
+    "Freezing means requires_grad = False on every pretrained parameter: then no gradient reaches them and "
+    "the optimizer cannot change what ImageNet taught them.",
+    _FREEZE_SKELETON,
+    "freeze",
+)
+CLASSIFIER_FROZEN = Misconception(
+    "classifier-frozen-too",
+    "the new classifier frozen with the rest",
+    8,
+    _FREEZE,
+    "Only the new classifier should train: freeze first, then create the classifier (a new layer's "
+    "parameters require gradients).",
+    _FREEZE_SKELETON,
+    "freeze",
+)
+IMAGENET_CLASSES_KEPT = Misconception(
+    "imagenet-classifier-kept",
+    "ImageNet's 1000-class classifier kept for a 2-class task",
+    8,
+    _FREEZE,
+    "The pretrained classifier scores ImageNet's 1000 classes; this task has 2, so the classifier is "
+    "replaced "
+    "by one with 2 outputs.",
+    _FREEZE_SKELETON,
+    "transfer-learning",
+)
+_FEATURES = "Exercise 2 — `extract_features`"
+_FEATURES_SKELETON = (
+    "model.eval()\nwith torch.inference_mode():\n    for images, labels in tqdm(DataLoader(dataset, "
+    "batch_size=32)):\n        maps = model.features(images.to(device))\n        "
+    "features.append(torch.flatten(model....(maps), 1))"
+)
+MAPS_NOT_POOLED = Misconception(
+    "feature-maps-not-averaged",
+    "the feature maps taken for the features the classifier receives",
+    8,
+    _FEATURES,
+    "model.features gives 1280 maps of a few pixels each; model.avgpool averages each map to one number, and "
+    "flattening gives the 1280 features the classifier takes.",
+    _FEATURES_SKELETON,
+    "features",
+)
+SHUFFLED_EXTRACTION = Misconception(
+    "features-shuffled",
+    "a shuffled loader taken to keep the dataset's order",
+    8,
+    _FEATURES,
+    "The features must line up with the dataset, photo by photo: go through it in order (no shuffle); "
+    "shuffle "
+    "later, in the loader that trains the classifier.",
+    _FEATURES_SKELETON,
+    "features",
+)
+SCORES_FOR_FEATURES = Misconception(
+    "scores-for-features",
+    "the classifier's scores taken for the features",
+    8,
+    _FEATURES,
+    "model(x) runs the classifier too; the features are what goes into it: "
+    "torch.flatten(model.avgpool(model.features(x)), 1).",
+    _FEATURES_SKELETON,
+    "features",
+)
+FEATURES_IN_TRAINING_MODE = Misconception(
+    "features-in-training-mode",
+    "the backbone run in training mode, batch normalisation using each batch's own statistics",
+    8,
+    _FEATURES,
+    "In training mode batch normalisation normalises with the statistics of the current batch, so a photo's "
+    "features depend on the other photos of its batch; model.eval() makes it use those learned on ImageNet.",
+    _FEATURES_SKELETON,
+    "batch-normalisation",
+)
+HEAD_UNDERTRAINED = Misconception(
+    "classifier-undertrained",
+    "a classifier trained too little (or a copy of it trained instead)",
+    8,
+    "Exercise 3 — train the classifier",
+    "The check measures model.classifier itself: train that module (an optimizer over its parameters) for "
+    "enough epochs that the validation accuracy stops rising.",
+    "optimizer = optim.Adam(model.classifier.parameters(), lr=...)\nfor epoch in range(...):\n    ...",
+    "transfer-learning",
+)
+FEATURES_OUT_OF_ORDER = Misconception(
+    "test-features-out-of-order",
+    "test_features taken to be of the test photos in another order than test_data's",
+    8,
+    "Compute the features once",
+    "test_features must be test_data's photos, in its order: extract_features(test_data), run again after "
+    "changing the model or the data.",
+    "test_features = extract_features(test_data)",
+    "features",
+)
+TRAINING_FEATURES_TESTED = Misconception(
+    "training-features-for-test-features",
+    "the training photos' features taken for the test photos'",
+    8,
+    "Compute the features once",
+    "The accuracy that counts is on photos the classifier never trained on: test_features are "
+    "extract_features(test_data).",
+    "test_features = extract_features(test_data)",
+    "training-set",
 )
 
 
@@ -70,16 +187,19 @@ def _judge_freeze(i: dict, a: dict) -> str:
         not unfrozen,
         f"{len(unfrozen)} feature parameters still train (e.g. {unfrozen[0] if unfrozen else ''}): set "
         "requires_grad = False",
+        FEATURES_NOT_FROZEN,
     )
     head = value(a, "head")
     need(
         head and all(head),
         "the new classifier does not train: create it after freezing, so its parameters require gradients",
+        CLASSIFIER_FROZEN,
     )
     scores = a.get("scores", Raised("no answer"))
     if isinstance(scores, Raised):
         fail(f"model(image) raised {scores.message}")
-    expect_shape(scores, (1, 2), "model(image)", hint="the new classifier must output 2 scores: cat and dog")
+    hint = "the new classifier must output 2 scores: cat and dog"
+    expect_shape(scores, (1, 2), "model(image)", hint=hint, like=[((1, 1000), IMAGENET_CLASSES_KEPT)])
     return "frozen features (no gradients), a new 2-class classifier whose parameters require them"
 
 
@@ -160,8 +280,14 @@ def _trusted_features(paths: list[str], image_size: int) -> torch.Tensor:
 def _judge_features(i: dict, a: dict) -> str:
     features, labels = tensor(a, "features"), tensor(a, "labels")
     hint = "average each feature map with model.avgpool, then flatten to (batch, 1280)"
-    expect_shape(features, (8, 1280), "the features of 8 images", hint=hint)
-    need(labels.tolist() == i["labels"], f"the labels should be the images' classes, got {labels.tolist()}")
+    like = [((8, 2), SCORES_FOR_FEATURES), ((8, 1000), SCORES_FOR_FEATURES)]
+    shown = MAPS_NOT_POOLED if features.dim() == 2 and features.shape[1] % 1280 == 0 else None
+    expect_shape(features, (8, 1280), "the features of 8 images", hint=hint, misconception=shown, like=like)
+    need(
+        labels.tolist() == i["labels"],
+        f"the labels should be the images' classes, got {labels.tolist()}",
+        SHUFFLED_EXTRACTION if sorted(labels.tolist()) == sorted(i["labels"]) else None,
+    )
     need(
         not a.get("requires_grad"),
         "the features record gradients (autograd kept the backbone's graph): compute them under "
@@ -173,8 +299,10 @@ def _judge_features(i: dict, a: dict) -> str:
         expected = _trusted_features(i["paths"], size)
     else:
         expected = i["expected"]
+    # the shape and the labels are right: features that differ are those of a backbone in training mode
     hint = "call model.eval() first: in training mode batch normalisation changes the features"
-    expect_close(features, expected, "the features", atol=1e-3, hint=hint)
+    shown = FEATURES_IN_TRAINING_MODE
+    expect_close(features, expected, "the features", atol=1e-3, hint=hint, misconception=shown)
     return "extract_features: the backbone's averaged features and the labels, no gradients"
 
 
@@ -190,9 +318,11 @@ extract_features = Check(
 
 # ------------------------------------------------------------------------------------------ accuracy
 def _given_accuracy(ns: dict) -> Inputs:
-    test_data = pick(ns, "test_data")["test_data"]
+    found = pick(ns, "test_data", "train_data")
+    test_data = found["test_data"]
     few = torch.randperm(len(test_data), generator=torch.Generator().manual_seed(0))[:32].tolist()
-    return Inputs({"few": few}, {"labels": torch.tensor(test_data.targets)})
+    kept = {"labels": torch.tensor(test_data.targets), "training photos": len(found["train_data"])}
+    return Inputs({"few": few}, kept)
 
 
 def _hidden_accuracy(g: torch.Generator) -> Inputs:
@@ -248,6 +378,7 @@ def _judge_accuracy(i: dict, a: dict) -> str:
         need(
             n == len(labels),
             f"test_features holds {n} photos, test_data {len(labels)}: run the feature extraction cell again",
+            TRAINING_FEATURES_TESTED if n == i.get("training photos") else None,
         )
     scores = tensor(a, "scores", "model.classifier(features)")
     expect_shape(scores, (len(labels), 2), "model.classifier(features of every test photo)")
@@ -265,12 +396,14 @@ def _judge_accuracy(i: dict, a: dict) -> str:
         atol=1e-2,
         rtol=1e-2,
         hint=hint,
+        misconception=None if at_grading() else FEATURES_OUT_OF_ORDER,
     )
     accuracy = (scores.argmax(dim=1) == labels).float().mean().item()
     need(
         accuracy >= 0.95,
         f"test accuracy {accuracy:.1%} on the {len(labels)} test photos, expected at least 95% — "
         "train model.classifier (not a copy of it) on the features for more epochs",
+        HEAD_UNDERTRAINED,
     )
     return (
         f"cat/dog test accuracy {accuracy:.1%} on the {len(labels)} test photos (the whole model gives the "

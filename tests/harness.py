@@ -10,8 +10,10 @@ graded cell's own source (the notebook's self-check), and restores the names and
 for the verdict the grader would give (:func:`checks.kernel.simulate`): the check's hidden inputs (a fixed
 test seed), the answer cell run again on them (with the answer's code after the solution's) for a check that
 reruns it, the answers through the wire, the judge at grading. A wrong answer's trial fails the test unless
-both verdicts failed with a message that contains the expected words; a right answer's trial fails it unless
-both passed and the self-check printed its ✓ line. Then nbval runs the graded cell for real, and it must pass
+both verdicts failed with a message that contains the expected words and named the wrong answer's
+misconception (its name in the message, its id in the verdict), and unless the hint ladder then gave that
+misconception's three hints, one level at a time; a right answer's trial fails it unless both passed and the
+self-check printed its ✓ line. Then nbval runs the graded cell for real, and it must pass
 and print its ✓ line (:func:`check_printed_tick`).
 
 So each solution notebook is executed once for nbval and for every answer registered for its checks.
@@ -46,6 +48,9 @@ class Wrong:
     code: str
     message: str
     graded: str | None = None
+    misconception: str = (
+        ""  # the id of the misconception the judge must recognise (checks.core.Misconception)
+    )
 
     @property
     def at_grading(self) -> str:
@@ -63,7 +68,7 @@ class Right:
 
 
 TRIAL = """
-def _answer_trial(answer, check, expected, label, part, grade_id, answer_cell, graded):
+def _answer_trial(answer, check, expected, label, part, grade_id, answer_cell, graded, misconception):
     import contextlib
     import io
     import random
@@ -73,13 +78,16 @@ def _answer_trial(answer, check, expected, label, part, grade_id, answer_cell, g
     import torch
 
     from checks import kernel
+    from checks.core import MISCONCEPTIONS
 
     namespace = globals()
     saved = dict(namespace)
     generators = random.getstate(), numpy.random.get_state(), torch.random.get_rng_state()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    ladder = kernel.LADDER.last, dict(kernel.LADDER.taken)
 
     def restore():
+        kernel.LADDER.last, kernel.LADDER.taken = ladder[0], dict(ladder[1])
         for added in set(namespace) - set(saved):
             del namespace[added]
         namespace.update(saved)
@@ -90,7 +98,7 @@ def _answer_trial(answer, check, expected, label, part, grade_id, answer_cell, g
             torch.cuda.set_rng_state_all(cuda)
 
     printed = io.StringIO()
-    message = None
+    message, found, hints = None, None, []
     try:
         exec(compile(answer, f"<{label}>", "exec"), namespace)
         try:
@@ -98,6 +106,9 @@ def _answer_trial(answer, check, expected, label, part, grade_id, answer_cell, g
                 exec(compile(check, "<the check>", "exec"), namespace)
         except Exception as error:
             message = "".join(traceback.format_exception_only(type(error), error)).strip()
+            found = getattr(getattr(error, "misconception", None), "id", "")
+            if expected is not None:  # the hint ladder of this failure, walked as check.hint() would
+                hints = [kernel.next_hint() for _ in range(3)]
     finally:
         restore()
     the_check = kernel.find(part, grade_id)
@@ -116,7 +127,11 @@ def _answer_trial(answer, check, expected, label, part, grade_id, answer_cell, g
     else:
         assert message is not None, f"the check passed {label}"
         assert expected in message, f"the check failed {label} without saying {expected!r}: {message}"
+        assert found == misconception, f"{label} shows {misconception!r}, the check recognised {found!r}"
         print(f"the check failed {label}, as it should: {message}")
+        shown = MISCONCEPTIONS[misconception]
+        assert shown.name in message, f"the check's message for {label} does not name {shown.name!r}"
+        assert [(h.level, h.text) for h in hints] == list(enumerate(shown.hints, 1)), f"{label}: {hints}"
     if graded is None:
         assert at_grading.passed, f"at grading, the check failed {label}: {at_grading.message}"
         print(f"at grading, it passed too: {at_grading.message}")
@@ -124,6 +139,9 @@ def _answer_trial(answer, check, expected, label, part, grade_id, answer_cell, g
         assert not at_grading.passed, f"at grading, the check passed {label}: {at_grading.message}"
         assert graded in at_grading.message, (
             f"at grading, the check failed {label} without saying {graded!r}: {at_grading.message}"
+        )
+        assert at_grading.misconception == misconception, (
+            f"at grading, {label} shows {misconception!r}, the check recognised {at_grading.misconception!r}"
         )
         print(f"at grading, it failed too: {at_grading.message}")
 
@@ -141,7 +159,18 @@ def trial_source(answer: Wrong | Right, check: str, part: str, answer_cell: str)
     label = f"{answer.grade_id}'s {kind(answer)} {answer.name!r}"
     expected = answer.message if isinstance(answer, Wrong) else None
     graded = answer.at_grading if isinstance(answer, Wrong) and answer.at_grading != PASSES else None
-    arguments = (answer.code, check, expected, label, part, answer.grade_id, answer_cell, graded)
+    misconception = answer.misconception if isinstance(answer, Wrong) else ""
+    arguments = (
+        answer.code,
+        check,
+        expected,
+        label,
+        part,
+        answer.grade_id,
+        answer_cell,
+        graded,
+        misconception,
+    )
     return TRIAL % (TICK, TICK, arguments)
 
 

@@ -123,3 +123,51 @@ def test_part1_shows_the_snippets_its_judge_runs():
     for letter, snippet in part1.BRIDGE_SNIPPETS.items():
         assert f"# {letter}\n{snippet}\n" in prompt, f"snippet {letter} is not shown as the judge runs it"
     assert part1.bridge_changes() == {"A", "D", "F"}
+
+
+# ------------------------------------------------------------------------------------------ misconceptions
+def _misconceptions() -> dict:
+    from checks.core import MISCONCEPTIONS
+
+    for part in course.PART_NAMES:
+        checks.of_part(part)  # imports the part's module, which registers its misconceptions
+    return MISCONCEPTIONS
+
+
+def test_every_wrong_answer_names_a_registered_misconception_and_every_misconception_is_tried():
+    """Each wrong answer of the bank says which misconception its check must recognise (the trial asserts it
+    does), and every misconception a judge can name is the one of at least one wrong answer: no recognition
+    goes untested."""
+    known = _misconceptions()
+    wrongs = [w for answers in WRONG.values() for w in answers]
+    unnamed = [f"{w.grade_id}: {w.name}" for w in wrongs if not w.misconception]
+    assert not unnamed, f"wrong answers without a misconception: {unnamed}"
+    unknown = sorted({w.misconception for w in wrongs} - set(known))
+    assert not unknown, f"misconceptions no check registers: {unknown}"
+    untried = sorted(set(known) - {w.misconception for w in wrongs})
+    assert not untried, f"misconceptions no wrong answer shows: {untried}"
+
+
+def test_every_misconception_points_to_a_section_of_its_part_and_a_term_of_the_glossary():
+    """Where a misconception sends the learner exists: a heading of its part's notebook, an anchor of
+    GLOSSARY.md; its hint ladder has three steps, the last a skeleton of code."""
+    import re
+
+    import nbformat
+
+    anchors = set(re.findall(r'<a id="([^"]+)"></a>', (course.ROOT / "GLOSSARY.md").read_text()))
+    headings = {
+        part.number: {
+            line.lstrip("#").strip()
+            for cell in nbformat.read(part.solution, as_version=4).cells
+            if cell.cell_type == "markdown"
+            for line in cell.source.splitlines()
+            if line.startswith("#")
+        }
+        for part in course.PARTS
+    }
+    for m in _misconceptions().values():
+        assert m.section in headings[m.part], f"{m.id}: Part {m.part} has no section {m.section!r}"
+        assert not m.glossary or m.glossary in anchors, f"{m.id}: the glossary has no term {m.glossary!r}"
+        assert len(m.hints) == 3 and all(h.strip() for h in m.hints), f"{m.id}: {m.hints}"
+        assert m.name and not m.name.endswith("."), f"{m.id}: its name {m.name!r} (a phrase, no full stop)"

@@ -60,101 +60,147 @@ class CsvPhotos(Dataset):
 
 WRONG = {
     "01_tensors": [
-        Wrong("test_neuron_sum", "no activation", "y = torch.sum(features * weights) + bias", "activation"),
+        Wrong(
+            "test_neuron_sum",
+            "no activation",
+            "y = torch.sum(features * weights) + bias",
+            "activation",
+            misconception="neuron-without-activation",
+        ),
         Wrong(
             "test_neuron_sum",
             "bias added before the sum",
             "y = activation(torch.sum(features * weights + bias)).view(1, 1)",
             "y: values differ",
+            misconception="bias-added-to-every-input",
         ),
         Wrong(
             "test_neuron_sum",
             "a scalar instead of (1, 1)",
             "y = activation(torch.sum(features * weights) + bias.item())",
             "expected shape (1, 1)",
+            misconception="number-for-tensor",
         ),
         Wrong(
             "test_neuron_mm",
             "resize_ on weights",
             "weights = weights.clone()\ny_mm = activation(torch.mm(features, weights.resize_(5, 1)) + bias)",
             "resize_ changed weights itself",
+            misconception="resize-in-place",
         ),
         Wrong(
             "test_neuron_mm",
             "element-wise product instead of matrix product",
             "y_mm = activation(features * weights + bias)",
             "expected shape (1, 1)",
+            misconception="elementwise-for-matmul",
         ),
         Wrong(
             "test_two_layer",
             "no activation on the output",
             "h = activation(torch.mm(features, W1) + B1)\noutput = torch.mm(h, W2) + B2",
             "output: values differ",
+            misconception="output-without-activation",
         ),
         Wrong(
             "test_two_layer",
             "hidden layer without bias",
             "h = activation(torch.mm(features, W1))\noutput = activation(torch.mm(h, W2) + B2)",
             "h: values differ",
+            misconception="layer-without-bias",
         ),
         Wrong(
             "test_numpy_bridge",
             "every from_numpy shares, conversions included",
             'changes = {"A", "C", "E", "F"}',
             "C does not change arr (t + 1 computes a new tensor",
+            misconception="rebinding-for-in-place",
         ),
         Wrong(
             "test_numpy_bridge",
             "as_tensor taken for a copy, .double() for a conversion",
             'changes = {"A"}',
             "D does change arr (torch.as_tensor shares memory",
+            misconception="as-tensor-copies",
         ),
         Wrong(
             "test_numpy_bridge",
             "letters in a list, lower case, one wrong",
             'changes = ["a", "d", "e", "f"]',
             "1 of 6 wrong — E does not change arr",
+            misconception="conversion-shares",
+        ),
+        Wrong(
+            "test_numpy_bridge",
+            "from_numpy taken for a copy",
+            'changes = {"D", "F"}',
+            "A does change arr (torch.from_numpy shares",
+            misconception="from-numpy-copies",
+        ),
+        Wrong(
+            "test_numpy_bridge",
+            "torch.tensor taken to share",
+            'changes = {"A", "B", "D", "F"}',
+            "B does not change arr (torch.tensor always copies",
+            misconception="tensor-shares",
+        ),
+        Wrong(
+            "test_numpy_bridge",
+            "every conversion taken for a copy",
+            'changes = {"A", "D"}',
+            "F does change arr",
+            misconception="same-dtype-conversion-copies",
         ),
         Wrong(
             "test_numpy_bridge",
             "a count instead of the letters",
             "changes = 3",
             "changes should be a set of letters",
+            misconception="count-for-letters",
         ),
     ],
     "02_neural_networks": [
         Wrong(
-            "test_raw_forward", "no flatten", "inputs = images", "got (64, 1, 28, 28) — flatten each image"
+            "test_raw_forward",
+            "no flatten",
+            "inputs = images",
+            "got (64, 1, 28, 28) — flatten each image",
+            misconception="images-not-flattened",
         ),
         Wrong(
             "test_raw_forward",
             "sigmoid on the output too",
             "out = torch.sigmoid(torch.sigmoid(inputs @ W1 + b1) @ W2 + b2)",
             "out: values differ",
+            misconception="activation-on-the-scores",
         ),
         Wrong(
             "test_softmax",
             "summed over the wrong dim",
             "def softmax(x):\n    return torch.exp(x) / torch.exp(x).sum(dim=0, keepdim=True)",
             "sum of each row",
+            misconception="softmax-wrong-dim",
         ),
         Wrong(
             "test_softmax",
             "no keepdim",
             "def softmax(x):\n    return torch.exp(x) / torch.exp(x).sum(dim=1)",
             "with keepdim=True",
+            misconception="sum-without-keepdim",
         ),
         Wrong(
             "test_softmax",
             "overflows on large scores",
             "def softmax(x):\n    return torch.exp(x) / torch.exp(x).sum(dim=1, keepdim=True)",
             "maximum first",
+            misconception="softmax-overflow",
         ),
         Wrong(
             "test_softmax",
             "PyTorch's softmax",
             "def softmax(x):\n    return torch.softmax(x, dim=1)",
             "the formula",
+            misconception="library-for-formula",
         ),
         Wrong(
             "test_softmax",
@@ -162,6 +208,7 @@ WRONG = {
             "from torch.nn.functional import softmax as _library\n\n\n"
             "def softmax(x):\n    return _library(x, 1)\n",
             "asks for the formula",
+            misconception="library-for-formula",
         ),
         Wrong(
             "test_network_class",
@@ -178,6 +225,7 @@ class Network(nn.Module):
         return self.layers[-1](x)
 """,
             "plain Python list",
+            misconception="plain-list-of-layers",
         ),
         Wrong(
             "test_network_class",
@@ -191,6 +239,7 @@ class Network(nn.Module):
         return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
 """,
             "got 784 → 128 → 64 → 10 — an nn.Linear(n_in, n_out) for each pair",
+            misconception="fixed-layer-sizes",
         ),
         Wrong(
             "test_network_class",
@@ -205,6 +254,7 @@ class Network(nn.Module):
         return self.layers(x)
 """,
             "is linear",
+            misconception="linear-layers-without-activation",
         ),
         Wrong(
             "test_network_class",
@@ -221,6 +271,7 @@ class Network(nn.Module):
         return torch.softmax(self.layers[-1](x), dim=1)
 """,
             "returns probabilities",
+            misconception="probabilities-from-forward",
         ),
         Wrong(
             "test_network_class",
@@ -237,12 +288,14 @@ class Network(nn.Module):
         return x
 """,
             "nothing after the last",
+            misconception="activation-after-the-last-layer",
         ),
         Wrong(
             "test_sequential",
             "missing ReLU",
             "seq_model = nn.Sequential(nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10))",
             "expected layers Linear, ReLU",
+            misconception="sequential-without-activation",
         ),
         Wrong(
             "test_sequential",
@@ -250,6 +303,7 @@ class Network(nn.Module):
             "named_model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), "
             "nn.Linear(64, 10))",
             "should be named",
+            misconception="sequential-names",
         ),
     ],
     "03_training": [
@@ -258,88 +312,127 @@ class Network(nn.Module):
             "the probability, not the loss",
             "expected_loss = 1 / 10",
             "the probability an untrained network gives",
+            misconception="probability-for-loss",
         ),
         Wrong(
             "test_expected_loss",
             "the log without its minus",
             "expected_loss = math.log(1 / 10)",
             "never negative",
+            misconception="loss-without-minus",
         ),
         Wrong(
             "test_expected_loss",
             "the base-10 logarithm",
             "expected_loss = -math.log10(1 / 10)",
             "natural logarithm",
+            misconception="log-base-10",
         ),
         Wrong(
             "test_expected_loss",
             "the number of classes",
             "expected_loss = 10.0",
             "about the same probability",
+            misconception="untrained-guess-not-uniform",
         ),
         Wrong(
             "test_task_losses",
             "the mean absolute error",
             "regression_loss = nn.L1Loss()(predicted_price, true_price)",
             "mean absolute error",
+            misconception="absolute-for-squared-error",
+        ),
+        Wrong(
+            "test_task_losses",
+            "the root of the mean squared error",
+            "regression_loss = torch.sqrt(nn.MSELoss()(predicted_price, true_price))",
+            "the root of the mean squared error",
+            misconception="root-mean-squared-error",
         ),
         Wrong(
             "test_task_losses",
             "squared errors summed",
             "regression_loss = ((predicted_price - true_price) ** 2).sum()",
             "sum of the squared errors",
+            misconception="sum-for-mean",
         ),
         Wrong(
             "test_task_losses",
             "a sigmoid before BCEWithLogitsLoss",
             "binary_loss = nn.BCEWithLogitsLoss()(torch.sigmoid(spam_scores), is_spam)",
             "the sigmoid is applied twice",
+            misconception="sigmoid-before-bce-with-logits",
         ),
         Wrong(
             "test_task_losses",
             "the scores' squared error for a yes/no task",
             "binary_loss = nn.MSELoss()(torch.sigmoid(spam_scores), is_spam)",
             "binary_loss: values differ",
+            misconception="regression-loss-for-yes-no",
         ),
         Wrong(
             "test_log_softmax",
             "log-softmax over the batch",
             "log_model = nn.Sequential(*list(log_model)[:-1], nn.LogSoftmax(dim=0))",
             "dim=1",
+            misconception="log-softmax-over-batch",
         ),
         Wrong(
             "test_log_softmax",
             "cross-entropy on log-probabilities",
             "nll_criterion = nn.CrossEntropyLoss()",
             "should be nn.NLLLoss",
+            misconception="cross-entropy-on-log-probabilities",
         ),
         Wrong(
             "test_log_softmax",
             "loss of a different batch",
             "nll_loss = nll_criterion(log_model(images[:32]), labels[:32]) * 1.5",
             "nll_loss: values differ",
+            misconception="loss-of-other-data",
         ),
         Wrong(
             "test_ce_loss",
             "softmax before the loss",
             "ce_loss = criterion(torch.softmax(model(images), dim=1), labels)",
             "applies log-softmax itself",
+            misconception="softmax-before-cross-entropy",
         ),
         Wrong(
             "test_ce_loss",
             "NLLLoss on the scores",
             "ce_loss = nn.NLLLoss()(model(images), labels)",
             "ce_loss: values differ",
+            misconception="nll-on-scores",
         ),
         Wrong(
             "test_ce_loss",
             "a loss per image",
             "ce_loss = nn.CrossEntropyLoss(reduction='none')(model(images), labels)",
             "ce_loss: expected shape ()",
+            misconception="loss-per-example",
         ),
-        Wrong("test_ce_loss", "the loss of the cell above, copied", "ce_loss = loss", "computed above"),
-        Wrong("test_ce_loss", "nll_loss copied (the same number)", "ce_loss = nll_loss", "computed above"),
-        Wrong("test_one_step", "no step", "model = copy.deepcopy(model_before)", "did not change"),
+        Wrong(
+            "test_ce_loss",
+            "the loss of the cell above, copied",
+            "ce_loss = loss",
+            "computed above",
+            misconception="loss-copied-from-above",
+        ),
+        Wrong(
+            "test_ce_loss",
+            "nll_loss copied (the same number)",
+            "ce_loss = nll_loss",
+            "computed above",
+            misconception="loss-copied-from-above",
+        ),
+        Wrong(
+            "test_one_step",
+            "no step",
+            "model = copy.deepcopy(model_before)",
+            "did not change",
+            misconception="backward-for-step",
+        ),
         Wrong(
             "test_one_step",
             "missing zero_grad",
@@ -352,6 +445,7 @@ loss.backward()
 optimizer.step()
 """,
             "zero_grad",
+            misconception="gradients-not-cleared",
         ),
         Wrong(
             "test_one_step",
@@ -366,12 +460,14 @@ for run in range(2):
     optimizer.step()
 """,
             "did this cell run 2 times?",
+            misconception="cell-run-again",
         ),
         Wrong(
             "test_training_loop",
             "not trained",
             UNTRAINED_MNIST + "train_losses = [2.3, 2.2]",
             "expected at least 90%",
+            misconception="undertrained",
         ),
         Wrong(
             "test_training_loop",
@@ -386,19 +482,28 @@ for images, labels in trainloader:
     optimizer.step()
 """,
             "expected at least 90%",
+            misconception="undertrained",
         ),
-        Wrong("test_training_loop", "losses not recorded", "train_losses = []", "train_losses is empty"),
+        Wrong(
+            "test_training_loop",
+            "losses not recorded",
+            "train_losses = []",
+            "train_losses is empty",
+            misconception="losses-not-recorded",
+        ),
         Wrong(
             "test_training_loop",
             "over the budget of 5 epochs",
             "train_losses = train_losses + train_losses[-1:] * 5",
             "the goal is 90% in at most 5",
+            misconception="over-the-epoch-budget",
         ),
         Wrong(
             "test_training_loop",
             "a loss that rose",
             "train_losses = train_losses[::-1]",
             "the training loss did not go down",
+            misconception="learning-rate-too-large",
         ),
     ],
     "04_fashion_mnist": [
@@ -407,18 +512,21 @@ for images, labels in trainloader:
             "no log-softmax",
             "model = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))",
             "end it with nn.LogSoftmax(dim=1)",
+            misconception="scores-for-log-probabilities",
         ),
         Wrong(
             "test_network",
             "no flatten",
             "model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10), nn.LogSoftmax(dim=1))",
             "start the network with nn.Flatten()",
+            misconception="network-without-flatten",
         ),
         Wrong(
             "test_network",
             "log-softmax over the batch",
             "model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.LogSoftmax(dim=0))",
             "over the classes",
+            misconception="network-log-softmax-over-batch",
         ),
         Wrong(
             "test_train",
@@ -426,17 +534,35 @@ for images, labels in trainloader:
             "torch.manual_seed(1)\nmodel = nn.Sequential(nn.Flatten(), "
             "nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10), nn.LogSoftmax(dim=1))",
             "expected at least 87%",
+            misconception="under-the-goal",
         ),
-        Wrong("test_train", "losses not recorded", "train_losses = []", "train_losses is empty"),
         Wrong(
-            "test_predict", "log-probabilities", "with torch.no_grad():\n    ps = model(images)", "torch.exp"
+            "test_train",
+            "losses not recorded",
+            "train_losses = []",
+            "train_losses is empty",
+            misconception="losses-not-recorded",
         ),
-        Wrong("test_predict", "gradients recorded", "ps = torch.exp(model(images))", "inference_mode"),
+        Wrong(
+            "test_predict",
+            "log-probabilities",
+            "with torch.no_grad():\n    ps = model(images)",
+            "torch.exp",
+            misconception="log-probabilities-for-probabilities",
+        ),
+        Wrong(
+            "test_predict",
+            "gradients recorded",
+            "ps = torch.exp(model(images))",
+            "inference_mode",
+            misconception="autograd-while-predicting",
+        ),
         Wrong(
             "test_predict",
             "probabilities of another batch",
             "with torch.no_grad():\n    ps = torch.exp(model(images.flip(0)))",
             "ps: values differ",
+            misconception="probabilities-of-other-images",
         ),
     ],
     "05_inference_and_validation": [
@@ -454,6 +580,7 @@ def confusion_matrix(model, loader, num_classes=10):
     return matrix
 """,
             "transposed",
+            misconception="confusion-transposed",
         ),
         Wrong(
             "test_confusion",
@@ -468,6 +595,7 @@ def confusion_matrix(model, loader, num_classes=10):
     return matrix
 """,
             "accumulate=True",
+            misconception="indexed-add-counts-repeats-once",
         ),
         Wrong(
             "test_confusion",
@@ -483,6 +611,7 @@ def confusion_matrix(model, loader, num_classes=10):
     return matrix
 """,
             "before the loop over batches",
+            misconception="matrix-made-per-batch",
         ),
         Wrong(
             "test_confusion",
@@ -497,24 +626,28 @@ def confusion_matrix(model, loader, num_classes=10):
     return matrix
 """,
             "model.eval()",
+            misconception="measured-in-training-mode",
         ),
         Wrong(
             "test_batch_accuracy",
             "broadcast comparison",
             "equals = top_class == labels",
             "expected shape (128, 1)",
+            misconception="broadcast-comparison",
         ),
         Wrong(
             "test_batch_accuracy",
             "a tensor, not a float",
             "batch_accuracy = equals.float().mean()",
             "Python float",
+            misconception="tensor-for-number",
         ),
         Wrong(
             "test_batch_accuracy",
             "divided by the wrong count",
             "batch_accuracy = equals.sum().item() / 100",
             "expected",
+            misconception="wrong-denominator",
         ),
         Wrong(
             "test_validate",
@@ -532,6 +665,7 @@ def validate(model, loader, criterion):
 """,
             "expected 0.6000",
             graded="not the fraction right",
+            misconception="mean-of-batch-means",
         ),
         Wrong(
             "test_validate",
@@ -548,6 +682,7 @@ def validate(model, loader, criterion):
     return total_loss / count, correct / count
 """,
             "call model.eval()",
+            misconception="measured-in-training-mode",
         ),
         Wrong(
             "test_train_loop",
@@ -568,6 +703,7 @@ def validate(model, loader, criterion):
 """
             ),
             "in evaluation mode",
+            misconception="validation-in-training-mode",
         ),
         Wrong(
             "test_train_loop",
@@ -582,6 +718,7 @@ def validate(model, loader, criterion):
 """
             ),
             "keep a copy",
+            misconception="state-dict-without-copy",
         ),
         Wrong(
             "test_train_loop",
@@ -596,12 +733,14 @@ def validate(model, loader, criterion):
 """
             ),
             "validate on the validation loader",
+            misconception="validated-on-training-data",
         ),
         Wrong(
             "test_train_loop",
             "early stopping that never counts (it never stops)",
             TRAIN_5.format(validation=VALIDATED),
             "it should stop after epoch 3",
+            misconception="early-stopping-never-counts",
         ),
         Wrong(
             "test_train_loop",
@@ -613,8 +752,15 @@ def validate(model, loader, criterion):
 """
             ),
             "stopped after epoch 2",
+            misconception="early-stopping-too-soon",
         ),
-        Wrong("test_dropout_model", "no dropout layers", "dropout_model = model", "it has no dropout"),
+        Wrong(
+            "test_dropout_model",
+            "no dropout layers",
+            "dropout_model = model",
+            "it has no dropout",
+            misconception="model-without-dropout",
+        ),
         Wrong(
             "test_dropout_model",
             "F.dropout left on in evaluation mode",
@@ -632,6 +778,7 @@ class DropoutNet(nn.Module):
 dropout_model = DropoutNet().to(device)
 """,
             "training=self.training",
+            misconception="functional-dropout-always-on",
         ),
         Wrong(
             "test_dropout_model",
@@ -640,6 +787,7 @@ dropout_model = DropoutNet().to(device)
             "nn.Linear(784, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10), nn.LogSoftmax(dim=1))\n"
             "history_dropout = {'train_loss': [2.3], 'valid_loss': [2.3], 'valid_accuracy': [0.1]}",
             "expected at least 82%",
+            misconception="dropout-model-undertrained",
         ),
         Wrong(
             "test_best_model",
@@ -652,12 +800,14 @@ for layer in dropout_model:
 test_loss, test_accuracy = validate(dropout_model, testloader, nn.NLLLoss())
 """,
             "load best_state",
+            misconception="best-state-not-loaded",
         ),
         Wrong(
             "test_best_model",
             "measured on the validation set",
             "test_loss, test_accuracy = validate(dropout_model, validloader, nn.NLLLoss())",
             "measure dropout_model on testloader",
+            misconception="validation-for-test",
         ),
     ],
     "06_saving_and_loading": [
@@ -675,6 +825,7 @@ def resume_training(path, model, optimizer):
     return state["epoch"]
 """,
             "the optimizer was not restored",
+            misconception="optimizer-not-restored",
         ),
         Wrong(
             "test_resume",
@@ -688,6 +839,7 @@ def resume_training(path, model, optimizer):
     return state["epoch"]
 """,
             "the optimizer was not restored",
+            misconception="optimizer-not-restored",
         ),
         Wrong(
             "test_resume",
@@ -699,6 +851,7 @@ def resume_training(path, model, optimizer):
     optimizer.load_state_dict(state["optimizer"])
 """,
             "expected the epoch saved",
+            misconception="epoch-not-returned",
         ),
         Wrong(
             "test_round_trip",
@@ -706,18 +859,21 @@ def resume_training(path, model, optimizer):
             "model = helper.MLP(784, 10, [256, 128], drop_p=0.2)\n"
             "save_checkpoint(model, 'checkpoint.pth')\nrestored = load_checkpoint('checkpoint.pth')",
             "save the trained `model`",
+            misconception="another-model-saved",
         ),
         Wrong(
             "test_round_trip",
             "state_dict only",
             "def save_checkpoint(model, path):\n    torch.save(model.state_dict(), path)",
             "holds only the state_dict",
+            misconception="weights-enough-to-rebuild",
         ),
         Wrong(
             "test_round_trip",
             "the model object itself saved",
             "def save_checkpoint(model, path):\n    torch.save(model, path)",
             "does not load with torch.load(path, weights_only=True)",
+            misconception="model-object-saved",
         ),
         Wrong(
             "test_round_trip",
@@ -729,6 +885,7 @@ def load_checkpoint(path):
                       checkpoint["drop_p"])
 """,
             "load the saved state_dict",
+            misconception="weights-not-loaded",
         ),
         Wrong(
             "test_round_trip",
@@ -741,12 +898,14 @@ def load_checkpoint(path):
     return model
 """,
             "size mismatch",
+            misconception="sizes-written-into-the-loader",
         ),
         Wrong(
             "test_round_trip",
             "the untrained model saved",
             "restored = helper.MLP(784, 10, [256, 128], drop_p=0.2)",
             "save the trained model",
+            misconception="another-model-saved",
         ),
         Wrong(
             "test_bad_files",
@@ -760,6 +919,7 @@ def load_checkpoint(path):
     return model
 """,
             "expected ValueError",
+            misconception="load-errors-left-raw",
         ),
         Wrong(
             "test_bad_files",
@@ -772,6 +932,7 @@ def load_checkpoint(path):
     return _good_load(path)
 """,
             "raised no FileNotFoundError",
+            misconception="none-for-missing-file",
         ),
         Wrong(
             "test_bad_files",
@@ -788,17 +949,23 @@ def load_checkpoint(path):
     return model
 """,
             "also catches the FileNotFoundError",
+            misconception="except-exception-catches-file-not-found",
         ),
     ],
     "07_loading_image_data": [
         Wrong(
-            "test_transforms", "no augmentation", "train_transforms = test_transforms", "same tensor twice"
+            "test_transforms",
+            "no augmentation",
+            "train_transforms = test_transforms",
+            "same tensor twice",
+            misconception="training-without-augmentation",
         ),
         Wrong(
             "test_transforms",
             "augmented test images",
             "test_transforms = train_transforms",
             "test_transforms is random",
+            misconception="test-images-augmented",
         ),
         Wrong(
             "test_transforms",
@@ -806,6 +973,7 @@ def load_checkpoint(path):
             "test_transforms = v2.Compose([v2.Resize(255), v2.CenterCrop(224), v2.ToImage(), "
             "v2.ToDtype(torch.float32, scale=True)])",
             "helper.IMAGENET_MEAN",
+            misconception="not-normalised",
         ),
         Wrong(
             "test_transforms",
@@ -813,25 +981,35 @@ def load_checkpoint(path):
             "from torchvision import transforms\n\n"
             "test_transforms = transforms.Compose([transforms.Resize(255), transforms.ToTensor()])",
             "expected shape (3, 224, 224)",
+            misconception="no-crop",
         ),
-        Wrong("test_loaders", "folders swapped", "train_data, test_data = test_data, train_data", "swapped"),
+        Wrong(
+            "test_loaders",
+            "folders swapped",
+            "train_data, test_data = test_data, train_data",
+            "swapped",
+            misconception="train-and-test-folders-swapped",
+        ),
         Wrong(
             "test_loaders",
             "training loader not shuffled",
             "trainloader = DataLoader(train_data, batch_size=32)",
             "shuffle the training loader",
+            misconception="training-not-shuffled",
         ),
         Wrong(
             "test_loaders",
             "batches too small",
             "trainloader = DataLoader(train_data, batch_size=4, shuffle=True)",
             "choose a batch size between 16 and 256",
+            misconception="batch-size-too-small",
         ),
         Wrong(
             "test_loaders",
             "the test loader shuffled",
             "testloader = DataLoader(test_data, batch_size=32, shuffle=True)",
             "the test loader need not shuffle",
+            misconception="test-loader-shuffled",
         ),
         Wrong(
             "test_csv_dataset",
@@ -852,6 +1030,7 @@ class CsvPhotos(Dataset):
         return self.items[index]
 """,
             "the dataset read the photos in __init__",
+            misconception="photos-read-in-init",
         ),
         Wrong(
             "test_csv_dataset",
@@ -872,6 +1051,7 @@ class CsvPhotos(Dataset):
         return self.transform(Image.open(self.image_dir / name).convert("RGB")), self.classes.index(label)
 """,
             "the header line filename,label is not a photo",
+            misconception="csv-header-counted",
         ),
         Wrong(
             "test_csv_dataset",
@@ -880,12 +1060,14 @@ class CsvPhotos(Dataset):
                 item='return self.transform(Image.open(path)), self.classes.index(row["label"])'
             ),
             "that photo is greyscale",
+            misconception="greyscale-not-converted",
         ),
         Wrong(
             "test_csv_dataset",
             "labels left as the CSV's strings",
             CSV_PHOTOS.format(item='return self.transform(Image.open(path).convert("RGB")), row["label"]'),
             "and the classes are numbered in alphabetical order",
+            misconception="labels-as-strings",
         ),
         Wrong(
             "test_csv_dataset",
@@ -896,6 +1078,7 @@ class CsvPhotos(Dataset):
                 '        return transforms.ToTensor()(Image.open(path).convert("RGB")), label'
             ),
             "without the transform it was given",
+            misconception="transform-ignored",
         ),
     ],
     "08_transfer_learning": [
@@ -905,6 +1088,7 @@ class CsvPhotos(Dataset):
             "import copy\nmodel = copy.deepcopy(model)\n"
             "for p in model.features.parameters():\n    p.requires_grad = True",
             "still train",
+            misconception="features-not-frozen",
         ),
         Wrong(
             "test_freeze",
@@ -912,6 +1096,7 @@ class CsvPhotos(Dataset):
             "import copy\nmodel = copy.deepcopy(model)\n"
             "for p in model.classifier.parameters():\n    p.requires_grad = False",
             "does not train",
+            misconception="classifier-frozen-too",
         ),
         Wrong(
             "test_freeze",
@@ -919,6 +1104,7 @@ class CsvPhotos(Dataset):
             "import copy\nmodel = copy.deepcopy(model)\n"
             "model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1000)).to(device)",
             "expected shape (1, 2)",
+            misconception="imagenet-classifier-kept",
         ),
         Wrong(
             "test_extract_features",
@@ -932,6 +1118,7 @@ def extract_features(dataset):
     return TensorDataset(torch.cat([f for f, _ in batches]), torch.cat([y for _, y in batches]))
 """,
             "expected shape (8, 1280)",
+            misconception="feature-maps-not-averaged",
         ),
         Wrong(
             "test_extract_features",
@@ -946,6 +1133,7 @@ def extract_features(dataset):
     return TensorDataset(torch.cat([f for f, _ in batches]), torch.cat([y for _, y in batches]))
 """,
             "the labels should be",
+            misconception="features-shuffled",
         ),
         Wrong(
             "test_extract_features",
@@ -958,6 +1146,7 @@ def extract_features(dataset):
     return TensorDataset(torch.cat([f for f, _ in batches]), torch.cat([y for _, y in batches]))
 """,
             "expected shape (8, 1280)",
+            misconception="scores-for-features",
         ),
         Wrong(
             "test_extract_features",
@@ -974,6 +1163,7 @@ def extract_features(dataset):
     return TensorDataset(torch.cat([f for f, _ in batches]), torch.cat([y for _, y in batches]))
 """,
             "call model.eval() first",
+            misconception="features-in-training-mode",
         ),
         Wrong(
             "test_accuracy",
@@ -981,20 +1171,23 @@ def extract_features(dataset):
             "import copy\ntorch.manual_seed(1)\nmodel = copy.deepcopy(model)\n"
             "model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 2)).to(device)",
             "expected at least 95%",
+            misconception="classifier-undertrained",
         ),
         Wrong(
             "test_accuracy",
             "test features in another order than test_data",
             "test_features = TensorDataset(*(t.flip(0) for t in test_features.tensors))",
             "model(photos) for 32 test photos: values differ",
-            graded=PASSES,  # the grader measures the whole model on every test photo, not test_features
+            graded=PASSES,  # the grader measures the whole model on every test photo, not test_features,
+            misconception="test-features-out-of-order",
         ),
         Wrong(
             "test_accuracy",
             "the training features in place of the test features",
             "test_features = train_features",
             "test_features holds",
-            graded=PASSES,  # the grader measures the whole model on every test photo, not test_features
+            graded=PASSES,  # the grader measures the whole model on every test photo, not test_features,
+            misconception="training-features-for-test-features",
         ),
     ],
 }
