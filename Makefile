@@ -129,9 +129,12 @@ gpu-bundle: env
 # Grade a folder of learner submissions: make grade SUBMISSIONS=path/to/submissions [OUT=grades]
 # [SOURCE=folder of the parts' nbgrader sources, default solutions/]
 # [SCHEDULER=tcp://HOST:PORT of a running Dask scheduler; default: an embedded cluster on this machine]
+# [HINT_COST=points each hint taken costs on its check; default 0] [VARIANTS=1|0: per-learner hidden inputs;
+# default course.VARIANTS]
 grade: env-all sandbox
 	$(BIN)/python -m grader "$(SUBMISSIONS)" --out "$(or $(OUT),grades)" $(if $(SOURCE),--source "$(SOURCE)") \
-		$(if $(SCHEDULER),--scheduler "$(SCHEDULER)")
+		$(if $(SCHEDULER),--scheduler "$(SCHEDULER)") $(if $(HINT_COST),--hint-cost "$(HINT_COST)") \
+		$(if $(filter 1,$(VARIANTS)),--variants) $(if $(filter 0,$(VARIANTS)),--no-variants)
 
 # Grading's throughput: a generated class graded with 1 and 2 workers, embedded and through a loopback scheduler.
 bench-grade: env-all sandbox

@@ -142,10 +142,13 @@ def cache_key(
     sources: Path = course.SOLUTIONS,
     secret: str = "",
     sandboxed: bool = True,
+    hint_cost: float = 0.0,
+    variants: bool = False,
 ) -> str:
     """What a record depends on: the submission, the part's source, the course version (the packages and
-    course modules that execute, judge and score a notebook), the limits, whether it ran in the sandbox and
-    the secret the hidden inputs are drawn from. A re-run grades a notebook again when any of them changed."""
+    course modules that execute, judge and score a notebook), the limits, whether it ran in the sandbox, the
+    secret the hidden inputs are drawn from (and whether they are the learner's own), and what a hint costs. A
+    re-run grades a notebook again when any of them changed."""
     digest = hashlib.sha256()
     for piece in (
         Path(task.source).read_bytes(),
@@ -154,6 +157,8 @@ def cache_key(
         json.dumps(asdict(limits), sort_keys=True).encode(),
         b"sandboxed" if sandboxed else b"NOT sandboxed (--no-sandbox)",
         secret.encode(),
+        f"a hint costs {hint_cost!r} points".encode(),
+        b"per-learner variants" if variants else b"one set of hidden inputs for the class",
     ):
         digest.update(hashlib.sha256(piece).digest())
     return digest.hexdigest()
@@ -198,7 +203,13 @@ def checks_points(part: str, sources: Path = course.SOLUTIONS) -> dict[str, floa
 
 
 def job(
-    task: Submission, limits: sandbox.Limits, sandboxed: bool, sources: Path, secret: str
+    task: Submission,
+    limits: sandbox.Limits,
+    sandboxed: bool,
+    sources: Path,
+    secret: str,
+    hint_cost: float = 0.0,
+    variants: bool = False,
 ) -> cluster.Job | records.Record:
     """The task as it travels to a Dask worker, or its record when it cannot be graded (not a notebook of
     this part)."""
@@ -226,7 +237,25 @@ def job(
         sandboxed,
         cluster.course_version(),
         secret,
+        hint_cost,
+        variants,
     )
+
+
+def answer_code(tasks: list[Submission], sources: Path) -> dict[str, dict[str, str]]:
+    """Each learner's own code in the answer cells of each part they handed in (for the similarity report):
+    learner → part → code. A notebook that cannot be read has none."""
+    from grader import similarity
+
+    exercises = {part: exercise_source(part, sources) for part in {t.part for t in tasks}}
+    code: dict[str, dict[str, str]] = {}
+    for task in tasks:
+        try:
+            nb = json.loads(Path(task.source).read_text())
+        except (OSError, ValueError):
+            continue
+        code.setdefault(task.learner, {})[task.part] = similarity.answer_code(nb, exercises[task.part])
+    return code
 
 
 def outcome(future, task: Submission, sources: Path) -> records.Record:
@@ -420,7 +449,8 @@ class Merge:
         )
         ids = {name: student_id(name) for name in learners}
         points = {part: checks_points(part, self.sources) for part in course.PART_NAMES}
-        return reports.write(out, ids, current, unrecognised, points, executed, dropped, per_check)
+        answers = answer_code(tasks, self.sources)
+        return reports.write(out, ids, current, unrecognised, points, executed, dropped, per_check, answers)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -454,6 +484,20 @@ def main(argv: list[str] | None = None) -> int:
         "--no-sandbox", action="store_true", help="run learners' code without bubblewrap (trusted code only)"
     )
     parser.add_argument(
+        "--hint-cost",
+        type=float,
+        default=0.0,
+        help="points each hint a learner took (check.hint(), recorded in the notebook) costs on its check, "
+        "never below 0 (default 0: hints are counted in grades.csv, not charged)",
+    )
+    parser.add_argument(
+        "--variants",
+        action=argparse.BooleanOptionalAction,
+        default=course.VARIANTS,
+        help="each learner's hidden inputs their own, drawn from HMAC(secret, learner id) (default: "
+        f"course.VARIANTS, {'on' if course.VARIANTS else 'off'})",
+    )
+    parser.add_argument(
         "--secret-file",
         help="the file whose contents seed the checks' hidden inputs (default: OUT/secret.key, made on the "
         "first "
@@ -481,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    if options.hint_cost < 0:
+        parser.error("--hint-cost is what a hint takes away: 0 or more points")
     out.mkdir(parents=True, exist_ok=True)
     secret = read_secret(Path(options.secret_file) if options.secret_file else out / "secret.key")
     limits = sandbox.Limits(
@@ -491,14 +537,14 @@ def main(argv: list[str] | None = None) -> int:
     learners, tasks, unrecognised = discover(submissions)
     todo: list[Submission] = []
     for task in tasks:
-        task.digest = cache_key(task, limits, sources, secret, sandboxed)
+        task.digest = cache_key(task, limits, sources, secret, sandboxed, options.hint_cost, options.variants)
         kept = records.load(out, task.student_id, task.part)
         if options.force or kept is None or kept.digest != task.digest or not kept.final:
             todo.append(task)
     jobs: dict[str, cluster.Job] = {}
     to_run = []
     for task in todo:
-        made = job(task, limits, sandboxed, sources, secret)
+        made = job(task, limits, sandboxed, sources, secret, options.hint_cost, options.variants)
         if isinstance(made, records.Record):  # not a notebook of this part: its record is made here
             records.save(out, made)
         else:

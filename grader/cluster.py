@@ -91,6 +91,8 @@ class Job:
     sandboxed: bool
     version: str
     secret: str  # the seed of the checks' hidden inputs (grader.execution.seed)
+    hint_cost: float = 0.0  # points each hint the learner took costs on its check
+    variants: bool = False  # hidden inputs of the learner's own (grader.verdicts.seed)
 
 
 @functools.cache
@@ -301,7 +303,10 @@ def run_job(job: Job) -> records.Record:
     with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):  # into the record, not a terminal
         prepare(job.part)
         readonly, environment = _environment()
-        requests, inputs = verdicts.prepare(job.part, job.secret, _work_folder() / "requests", job.sandboxed)
+        learner = job.student_id if job.variants else ""
+        requests, inputs = verdicts.prepare(
+            job.part, job.secret, _work_folder() / "requests", job.sandboxed, learner
+        )
     record = records.Record(
         job.learner,
         job.student_id,
@@ -330,6 +335,8 @@ def run_job(job: Job) -> records.Record:
         submitted = scoring.path(root, "submitted", job.student_id, job.part)
         submitted.parent.mkdir(parents=True)
         submitted.write_bytes(job.submission)
+        hints = verdicts.hints_taken(job.submission, job.part)  # what the learner's notebook recorded
+        record.hints = hints
         with _sandbox_uid() as uid:
             task = execution.Task(
                 job.student_id,
@@ -353,7 +360,7 @@ def run_job(job: Job) -> records.Record:
             # nbgrader scores them (without executing anything) and renders the feedback.
             answers = json.loads((root / "answers.json").read_text())
             judged = verdicts.judge(job.part, inputs, answers)
-            verdicts.write(executed, job.part, judged, job.source)
+            verdicts.write(executed, job.part, judged, job.source, hints, job.hint_cost)
             shutil.copyfile(executed, submitted)
             scored = scoring.score(root, job.part, job.student_id)
             record.log += scored.log
@@ -375,6 +382,8 @@ def run_job(job: Job) -> records.Record:
                     "passed": bool(verdict and verdict.passed),
                     "reached": not message.startswith("not run"),
                     "message": message,
+                    "misconception": verdicts.misconception_of(verdict),
+                    "hints": hints.get(grade_id, 0),
                 }
         else:
             for grade_id, maximum in points.items():

@@ -36,8 +36,10 @@ class Record:
     reason: str = ""
     score: float = 0.0
     max_score: float = 0.0
-    # grade_id → {"points", "max_points", "passed", "reached", "message"}: each check's verdict and score
+    # grade_id → {"points", "max_points", "passed", "reached", "message", "misconception", "hints"}: each
+    # check's verdict and score; "misconception" the one its judge recognised ({"id", "name", "where"}, or {})
     checks: dict[str, dict] = field(default_factory=dict)
+    hints: dict[str, int] = field(default_factory=dict)  # grade_id → hints the notebook records as taken
     grades: dict[str, float | None] = field(default_factory=dict)  # nbgrader's auto_score of each grade cell
     comments: dict[str, str | None] = field(default_factory=dict)  # nbgrader's auto_comment of each answer
     timed_out_cells: list[int] = field(default_factory=list)

@@ -27,6 +27,8 @@ class CheckTally:
     not_handed_in: int = 0  # no notebook of the part, or none that is a notebook of the part
     messages: Counter = field(default_factory=Counter)  # failure message, numbers blanked → how many
     example: dict[str, str] = field(default_factory=dict)  # blanked message → the first one seen
+    misconceptions: Counter = field(default_factory=Counter)  # misconception id → learners who showed it
+    named: dict[str, dict] = field(default_factory=dict)  # misconception id → {"name", "where"}
 
     @property
     def label(self) -> str:
@@ -56,7 +58,18 @@ def class_report(
                 blanked = re.sub(r"\d+(\.\d+)?", "#", first)
                 tally.messages[blanked] += 1
                 tally.example.setdefault(blanked, first)
+                shown = verdict.get("misconception") or {}
+                if isinstance(shown, dict) and shown.get("id"):
+                    tally.misconceptions[shown["id"]] += 1
+                    tally.named.setdefault(shown["id"], shown)
     return tallies
+
+
+def ranked_misconceptions(tallies: list[CheckTally]) -> list[tuple[int, CheckTally, dict]]:
+    """Every (check, misconception) the class showed, the most learners first: (learners, check's tally, the
+    misconception's id, name and where the course teaches it)."""
+    found = [(n, t, {"id": m, **t.named[m]}) for t in tallies for m, n in t.misconceptions.items()]
+    return sorted(found, key=lambda x: (-x[0], x[1].label, x[2]["id"]))
 
 
 def class_report_lines(tallies: list[CheckTally]) -> list[str]:
@@ -70,16 +83,29 @@ def class_report_lines(tallies: list[CheckTally]) -> list[str]:
         lines.append(f"  {t.label:<{width}}  {counts}")
         for blanked, n in t.messages.most_common(3):
             lines.append(f"  {'':<{width}}      {n} × {t.example[blanked]}")
+    ranked = ranked_misconceptions(tallies)
+    lines.append(
+        "Misconceptions the checks recognised, the most learners first (learners · check · what it looks "
+        "like → what to teach again):"
+        if ranked
+        else "Misconceptions the checks recognised: none"
+    )
+    for n, t, m in ranked:
+        lines.append(f"  {n:>3} · {t.label} · {m['name']} → {m['where']}")
     return lines
 
 
 def class_report_chart(tallies: list[CheckTally], path: Path) -> None:
-    """A horizontal bar per check: passed, failed, never reached, not handed in."""
+    """A horizontal bar per check: passed, failed, never reached, not handed in; below, the misconceptions the
+    checks recognised, a bar each (learners), the commonest first."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(9, 0.28 * len(tallies) + 1.4), layout="constrained")
-    ax = fig.add_subplot()
+    ranked = ranked_misconceptions(tallies)[:15]
+    rows = [0.28 * len(tallies) + 1.4] + ([0.3 * len(ranked) + 1.2] if ranked else [])
+    fig = Figure(figsize=(9, sum(rows)), layout="constrained")
+    grid = fig.add_gridspec(len(rows), 1, height_ratios=rows)
+    ax = fig.add_subplot(grid[0])
     labels = [t.label for t in reversed(tallies)]
     left = [0] * len(labels)
     for name, colour, values in [
@@ -95,6 +121,14 @@ def class_report_chart(tallies: list[CheckTally], path: Path) -> None:
     ax.set_title("What the class missed")
     ax.tick_params(axis="y", labelsize=8)
     ax.legend(loc="lower right", fontsize=8)
+    if ranked:
+        below = fig.add_subplot(grid[1])
+        names = [f"{t.label}: {m['name'][:70]}" for _, t, m in reversed(ranked)]
+        below.barh(names, [n for n, _, _ in reversed(ranked)], color="#fb8c00")
+        below.set_xlabel("learners")
+        below.xaxis.set_major_locator(MaxNLocator(integer=True))
+        below.set_title("Misconceptions the checks recognised")
+        below.tick_params(axis="y", labelsize=7)
     fig.savefig(path, dpi=100)
 
 
@@ -120,6 +154,29 @@ def lms_gradebooks(
             writer.writerow([name, *(_cell(scores.get(c)) for c in columns)])
 
 
+def _similarity(
+    ids: dict[str, str], current: dict[str, Record], answers: dict[str, dict[str, str]]
+) -> list[str]:
+    """The similarity section of the summary (grader.similarity): pairs of learners sharing rare code, and
+    rare mistakes shared, among the learners in SUBMISSIONS."""
+    from grader import similarity
+
+    names = {sid: name for name, sid in ids.items()}
+    pairs = similarity.similar_pairs(
+        {k: v for k, v in answers.items() if k in ids}, similarity.course_shingles()
+    )
+    shown = [
+        (names[r.student_id], r.part, grade_id, verdict["misconception"])
+        for r in current.values()
+        if r.student_id in names and r.status == "graded"
+        for grade_id, verdict in r.checks.items()
+        if not verdict.get("passed")
+        and isinstance(verdict.get("misconception"), dict)
+        and verdict["misconception"].get("id")
+    ]
+    return similarity.report_lines(pairs, similarity.rare_mistakes(shown, len(ids)))
+
+
 def _cell(score: float | None) -> str:
     return "" if score is None else f"{score:g}"
 
@@ -133,6 +190,7 @@ def write(
     executed: int,
     dropped: list[str],
     per_check: bool = False,
+    answers: dict[str, dict[str, str]] | None = None,
 ) -> str:
     """grades.csv, lms/ (a column per part handed in, and with ``per_check`` per check too), summary.txt and
     class_report.png for the learners in SUBMISSIONS (learner → student id), from their records
@@ -151,6 +209,7 @@ def write(
     for name in sorted(learners):
         sid = ids[name]
         total = total_max = 0.0
+        hints_total = 0
         line, scores = [name], {}
         for part in course.PART_NAMES:
             record = current.get(f"{sid}/{part}")
@@ -158,7 +217,9 @@ def write(
             score = float(record.score or 0) if record and status == "graded" else 0.0
             total, total_max = total + score, total_max + maxima[part]
             reason = record.reason if record else "no submission"
-            rows.append([name, sid, part, f"{score:g}", f"{maxima[part]:g}", status, reason])
+            hints = sum(record.hints.values()) if record and status == "graded" else 0
+            hints_total += hints
+            rows.append([name, sid, part, f"{score:g}", f"{maxima[part]:g}", status, reason, hints])
             line.append(f"{score:g}" if record else "–")
             # an LMS gets a score for every part handed in; none for what the grader could not grade yet
             known = not record or record.status != "error"
@@ -167,12 +228,14 @@ def write(
             for grade_id in checks[part]:
                 verdict = record.checks.get(grade_id, {}) if record and status == "graded" else {}
                 scores[f"Part {number}: {grade_id}"] = float(verdict.get("points", 0.0)) if known else None
-        rows.append([name, sid, "TOTAL", f"{total:g}", f"{total_max:g}", "", ""])
+        rows.append([name, sid, "TOTAL", f"{total:g}", f"{total_max:g}", "", "", hints_total])
         table.append([*line, f"{total:g}/{total_max:g}"])
         lms.append((name, scores))
     with open(out / "grades.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["learner", "student_id", "part", "score", "max_score", "status", "reason"])
+        writer.writerow(
+            ["learner", "student_id", "part", "score", "max_score", "status", "reason", "hints_used"]
+        )
         writer.writerows(rows)
     lms_gradebooks(out, lms, columns)
 
@@ -218,6 +281,7 @@ def write(
     tallies = class_report(ids, current, checks)
     lines += class_report_lines(tallies)
     class_report_chart(tallies, out / "class_report.png")
+    lines += _similarity(ids, current, answers or {})
     protections = Counter(tuple(r.protections.items()) for r in ordered if r.protections)
     for shields, n in protections.most_common():
         lines.append(f"Protections ({n} notebook(s)): " + "; ".join(f"{k}: {v}" for k, v in shields))

@@ -15,6 +15,7 @@ import contextlib
 import copy
 import functools
 import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -24,18 +25,23 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell
 
 import checks
-from checks import data, wire
+from checks import HINT_METADATA, data, wire
 from checks.core import Check, Inputs, Verdict
 from grader.cells import error_output
 
 MISSING = "# This check cell was missing from the notebook: the grader put it back and judged your answers."
 
 
-def seed(secret: str, part: str, grade_id: str) -> int:
-    """The seed of one check's hidden inputs: from the grader's secret, the part and the check, nothing else
-    (the same learner graded twice with the same secret gets the same inputs; learners cannot work them out).
-    """
-    digest = hashlib.sha256(f"{secret}\0{part}\0{grade_id}".encode()).digest()
+def seed(secret: str, part: str, grade_id: str, learner: str = "") -> int:
+    """The seed of one check's hidden inputs: from the grader's secret, the part and the check, and with
+    per-learner variants the learner's id, HMAC(secret, part, check, learner) — nothing else (the same learner
+    graded twice with the same secret gets the same inputs; learners cannot work them out, nor one learner
+    another's)."""
+    if learner:
+        message = f"{part}\0{grade_id}\0{learner}".encode()
+        digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    else:
+        digest = hashlib.sha256(f"{secret}\0{part}\0{grade_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
@@ -44,24 +50,29 @@ def plan(part: str) -> list[dict]:
     return [{"grade_id": c.grade_id, "after": c.after, "rerun": c.rerun} for c in checks.of_part(part)]
 
 
-@functools.cache
-def _inputs(part: str, secret: str, sandboxed: bool) -> dict[str, Inputs]:
+@functools.lru_cache(maxsize=8)  # with variants, each learner's own: a worker keeps a few
+def _inputs(part: str, secret: str, sandboxed: bool, learner: str = "") -> dict[str, Inputs]:
     import torch
 
     # the sandbox binds no GPU: Part 8 at the CPU's image size
     data.KERNEL_CUDA = False if sandboxed else None
     return {
-        check.grade_id: check.hidden(torch.Generator().manual_seed(seed(secret, part, check.grade_id)))
+        check.grade_id: check.hidden(
+            torch.Generator().manual_seed(seed(secret, part, check.grade_id, learner))
+        )
         for check in checks.of_part(part)
     }
 
 
-def prepare(part: str, secret: str, folder: Path, sandboxed: bool = True) -> tuple[Path, dict[str, Inputs]]:
-    """The part's hidden inputs, drawn once per worker, and the folder where what the kernel is sent lies:
-    ``GRADE_ID.json`` (the structure) and ``GRADE_ID.safetensors`` (the tensors)."""
+def prepare(
+    part: str, secret: str, folder: Path, sandboxed: bool = True, learner: str = ""
+) -> tuple[Path, dict[str, Inputs]]:
+    """The part's hidden inputs (the learner's own, with variants: ``learner`` their id), drawn once per
+    worker, and the folder where what the kernel is sent lies: ``GRADE_ID.json`` (the structure) and
+    ``GRADE_ID.safetensors`` (the tensors)."""
     data.CACHE = folder.parent / "cache"  # what the judges compute once (Part 8's features): the worker's own
-    inputs = _inputs(part, secret, sandboxed)
-    key = hashlib.sha256(f"{part}\0{secret}\0{sandboxed}".encode()).hexdigest()[:16]
+    inputs = _inputs(part, secret, sandboxed, learner)
+    key = hashlib.sha256(f"{part}\0{secret}\0{sandboxed}\0{learner}".encode()).hexdigest()[:16]
     target = folder / f"{part}-{key}"
     if not (target / "complete").exists():
         building = folder / f".{part}-{key}-{os.getpid()}"
@@ -108,20 +119,74 @@ def judge(part: str, inputs: dict[str, Inputs], record: dict) -> dict[str, Verdi
     return verdicts
 
 
-def verdict_output(verdict: Verdict) -> NotebookNode:
-    """A verdict as the check cell's only output: its ✓ line (full points for nbgrader) or an error (none)."""
-    if verdict.passed:
-        return NotebookNode(output_type="stream", name="stdout", text=verdict.line() + "\n")
-    return error_output(
-        "CheckNotRun" if verdict.message.startswith("not run") else "CheckFailed", verdict.message
-    )
+def misconception_of(verdict: Verdict | None) -> dict[str, str]:
+    """What the record keeps of the misconception a failed verdict named (for the class report, which reads it
+    without the checks): its id, name and where the course teaches it; empty for none."""
+    from checks.core import MISCONCEPTIONS
+
+    found = MISCONCEPTIONS.get(verdict.misconception) if verdict and verdict.misconception else None
+    return {"id": found.id, "name": found.name, "where": found.where()} if found else {}
+
+
+def hints_taken(submission: bytes, part: str) -> dict[str, int]:
+    """How many hints of each check the notebook records (the outputs ``check.hint()`` left, each with its
+    check, misconception and level in its metadata): the distinct ones, per check of the part. Read as data,
+    from the notebook as it was handed in; an output that is not such a record is not counted. A learner can
+    erase them (clear the outputs), never add one that costs anyone else."""
+    known = {c.grade_id for c in checks.of_part(part)}
+    found: set[tuple[str, str, int]] = set()
+    try:
+        cells = json.loads(submission).get("cells", [])
+    except (ValueError, AttributeError):
+        return {}
+    for cell in cells if isinstance(cells, list) else []:
+        outputs = cell.get("outputs", []) if isinstance(cell, dict) else []
+        for output in outputs if isinstance(outputs, list) else []:
+            meta = output.get("metadata") if isinstance(output, dict) else None
+            hint = meta.get(HINT_METADATA) if isinstance(meta, dict) else None
+            if not isinstance(hint, dict):
+                continue
+            check, misconception, level = hint.get("check"), hint.get("misconception"), hint.get("level")
+            if check in known and isinstance(misconception, str) and level in (1, 2, 3):
+                found.add((check, misconception, level))
+    counts: dict[str, int] = {}
+    for check, _, _ in found:
+        counts[check] = counts.get(check, 0) + 1
+    return counts
+
+
+def verdict_output(verdict: Verdict, points: float = 0.0, hints: int = 0, cost: float = 0.0) -> list:
+    """A verdict as the check cell's outputs: its ✓ line (full points for nbgrader) or an error (none). A
+    passed check whose hints cost points (``hints`` × ``cost``, of the check's ``points``) adds what is left
+    as an execute_result, which nbgrader scores as partial credit."""
+    if not verdict.passed:
+        name = "CheckNotRun" if verdict.message.startswith("not run") else "CheckFailed"
+        return [error_output(name, verdict.message)]
+    charge = min(points, hints * cost)
+    if not charge:
+        return [NotebookNode(output_type="stream", name="stdout", text=verdict.line() + "\n")]
+    taken = f" — {hints} hint{'s' if hints > 1 else ''} taken: {charge:g} of its {points:g} points"
+    return [
+        NotebookNode(output_type="stream", name="stdout", text=verdict.line() + taken + "\n"),
+        NotebookNode(
+            output_type="execute_result",
+            execution_count=None,
+            metadata={},
+            data={"text/plain": f"{points - charge:g}"},
+        ),
+    ]
 
 
 def put_back(
-    nb: NotebookNode, verdicts: dict[str, Verdict], part_checks: list[Check], source: NotebookNode
+    nb: NotebookNode,
+    verdicts: dict[str, Verdict],
+    part_checks: list[Check],
+    source: NotebookNode,
+    hints: dict[str, int] | None = None,
+    hint_cost: float = 0.0,
 ) -> None:
-    """Each verdict as the only output of its check cell; a check cell missing from the notebook is put back
-    (the exercise's own) right after its answer cell, or at the end."""
+    """Each verdict as the only output of its check cell (less what the hints taken cost); a check cell
+    missing from the notebook is put back (the exercise's own) right after its answer cell, or at the end."""
     cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
     originals = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in source.cells}
     for check in part_checks:
@@ -134,13 +199,25 @@ def put_back(
             after = ids.index(check.after) + 1 if check.after in ids else len(nb.cells)
             nb.cells.insert(after, cell)
             cells[check.grade_id] = cell
-        cell.outputs, cell.execution_count = [verdict_output(verdicts[check.grade_id])], None
+        original = originals.get(check.grade_id)
+        points = float(original.metadata["nbgrader"].get("points", 0)) if original is not None else 0.0
+        taken = (hints or {}).get(check.grade_id, 0)
+        cell.outputs = verdict_output(verdicts[check.grade_id], points, taken, hint_cost)
+        cell.execution_count = None
 
 
-def write(executed: Path, part: str, verdicts: dict[str, Verdict], source: bytes) -> None:
+def write(
+    executed: Path,
+    part: str,
+    verdicts: dict[str, Verdict],
+    source: bytes,
+    hints: dict[str, int] | None = None,
+    hint_cost: float = 0.0,
+) -> None:
     """The verdicts into the executed notebook, which is replaced (nbgrader leaves it read-only: mode 444)."""
     nb = nbformat.read(executed, as_version=4)
-    put_back(nb, verdicts, checks.of_part(part), nbformat.reads(source.decode(), as_version=4))
+    source_nb = nbformat.reads(source.decode(), as_version=4)
+    put_back(nb, verdicts, checks.of_part(part), source_nb, hints, hint_cost)
     written = executed.with_name(f".{executed.name}.verdicts")
     nbformat.write(nb, written)
     os.replace(written, executed)

@@ -32,6 +32,7 @@ SOLUTION = course.PARTS[0].solution
 REPO = course.ROOT
 SANDBOX = shutil.which("bwrap") is not None  # `make sandbox` installs it where it can
 FULL = 5  # Part 1's points
+HINT_COST = 0.25  # the class of bad submissions is graded with --hint-cost 0.25
 
 
 def _solution() -> nbformat.NotebookNode:
@@ -214,6 +215,8 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     # A name with accents and spaces, harmless habits, and every request printed into the learner's own cells.
     put("Zoë Ångström", exploits.habits(exploits.LEAK_READER))
     expected["Zoë Ångström"] = (FULL, "graded")
+    put("took hints", _took_hints())
+    expected["took hints"] = (FULL - 2 * HINT_COST, "graded")
     if not SANDBOX:  # without the sandbox these would really reach the network and damage files
         return expected
     hogs = HOGS + (SPREAD_HOG if sandbox.confinement() else "") + FLOOD  # without cgroups: 6.4 GB taken
@@ -250,6 +253,29 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     put("vandal", vandalised)
     expected["vandal"] = (FULL, "graded")
     return expected
+
+
+def _took_hints() -> nbformat.NotebookNode:
+    """A learner's Part 1 as they saved it: Exercise 1 answered wrong (the bias added to every product), its
+    check failed, two hints asked for (check.hint(), run in a real kernel: the outputs it leaves are what the
+    grader counts), then the answer corrected. Graded, the answer passes, less two hints' cost."""
+    from nbclient import NotebookClient
+
+    nb = _solution()
+    answer = _cell(nb, "neuron_sum")
+    right = answer.source
+    answer.source = "y = activation(torch.sum(features * weights + bias)).view(1, 1)"
+    after = nb.cells.index(_cell(nb, "test_neuron_sum")) + 1
+    nb.cells[after:after] = [nbformat.v4.new_code_cell("check.hint()") for _ in range(2)]
+    NotebookClient(
+        nb,
+        timeout=120,
+        kernel_name=course.KERNEL,
+        allow_errors=True,
+        resources={"metadata": {"path": str(SOLUTION.parent)}},
+    ).execute()
+    answer.source = right
+    return nb
 
 
 def _grade(
@@ -309,7 +335,8 @@ def graded(tmp_path_factory):
     }
     # The same limits in both runs (a change of limits regrades); 45 s per cell: a kernel's first imports take
     # 20 s on a loaded 2-core machine.
-    summary = _grade(root, out, cell_timeout=45, memory_gb=5)  # the spread hog goes over 5 GiB
+    hint_cost = ("--hint-cost", str(HINT_COST))  # the same in both runs: a change regrades every notebook
+    summary = _grade(root, out, 45, *hint_cost, memory_gb=5)  # the spread hog goes over 5 GiB
     before = _rows(out)
     # A second run into the same output: a late learner, and an infinite loop (a short cell limit for it).
     (root / "late learner").mkdir()
@@ -328,7 +355,7 @@ def graded(tmp_path_factory):
     failed = {**json.loads(record.read_text()), "status": "error", "reason": "the worker was lost"}
     record.write_text(json.dumps(failed))
     # A report's option (it regrades nothing); one worker for the three notebooks to grade.
-    second = _grade(root, out, 45, "--lms-checks", memory_gb=5, jobs=1)
+    second = _grade(root, out, 45, "--lms-checks", *hint_cost, memory_gb=5, jobs=1)
     yield root, out, expected, summary, protected, before, second
     for folder in (root, out):  # graded copies hold the checks' hidden tests: none left behind
         shutil.rmtree(folder, ignore_errors=True)
@@ -680,13 +707,15 @@ class TestAClassOfBadSubmissions:
                 if grade_id not in points:
                     continue
                 kinds = [o.output_type for o in cell.outputs]
-                passed = kinds == ["stream"] and cell.outputs[0].text.startswith("✓")
-                assert passed or kinds == ["error"], (
+                passed = kinds[:1] == ["stream"] and cell.outputs[0].text.startswith("✓")
+                charged = kinds == ["stream", "execute_result"]  # what is left after the hints' cost
+                assert (passed and kinds == ["stream"]) or (passed and charged) or kinds == ["error"], (
                     learner,
                     grade_id,
                     cell.outputs,
                 )  # a verdict, and only that
-                earned += points[grade_id] if passed else 0
+                left = float(cell.outputs[1].data["text/plain"]) if charged else points[grade_id]
+                earned += left if passed else 0
                 never = not passed and cell.outputs[0].ename == "CheckNotRun"
                 counts[grade_id][0 if passed else 2 if never else 1] += 1
             assert float(row["score"]) == earned, (learner, row, earned)
@@ -696,6 +725,32 @@ class TestAClassOfBadSubmissions:
             line = next(line for line in summary.splitlines() if line.strip().startswith(f"P1 {grade_id} "))
             expected = [str(passed), "/", str(failed), "/", str(never), "/", str(absent)]
             assert line.split()[2:9] == expected, line
+
+    def test_hints_taken_are_counted_and_charged_and_misconceptions_ranked(self, graded):
+        """The learner who took two hints (in a real kernel) and then answered right: grades.csv says 2 hints
+        used, the check's points less 2 × --hint-cost, its ✓ line says so (nbgrader scored the partial credit
+        the grader wrote, its gradebook agrees); nobody else used any. The class report ranks the
+        misconceptions the judges recognised, with what to teach again."""
+        from nbgrader.api import Gradebook
+
+        _, out, _, summary, *_ = graded
+        rows = _rows(out)
+        took = rows[("took hints", PART)]
+        assert (took["hints_used"], float(took["score"])) == ("2", FULL - 2 * HINT_COST), took
+        assert rows[("took hints", "TOTAL")]["hints_used"] == "2"
+        others = {
+            k: r["hints_used"] for k, r in rows.items() if k[0] != "took hints" and r["hints_used"] != "0"
+        }
+        assert not others, others
+        executed = out / "course" / "autograded" / took["student_id"] / PART / f"{PART}.ipynb"
+        check = _cell(nbformat.read(executed, as_version=4), "test_neuron_sum")
+        assert "2 hints taken: 0.5 of its 1 points" in check.outputs[0].text, check.outputs
+        with Gradebook(f"sqlite:///{out / 'course' / 'gradebook.db'}", course.COURSE_ID) as gb:
+            grade = gb.find_grade("test_neuron_sum", PART, PART, took["student_id"])
+            assert grade.auto_score == 1 - 2 * HINT_COST, grade.auto_score
+        assert "Misconceptions the checks recognised, the most learners first" in summary
+        edited = "P1 test_numpy_bridge · torch.tensor taken to share the array's memory → Part 1, section"
+        assert edited in summary, summary[-3000:]  # the learner who edited the check cell: changes = {A, B}
 
     def test_a_second_run_grades_only_newcomers_and_failures_and_loses_nothing(self, graded):
         _, out, _, _, _, before, second = graded

@@ -180,7 +180,7 @@ def test_verdicts_are_the_only_outputs_of_check_cells_and_deleted_checks_come_ba
     ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
     assert ids.index("test_two_layer") == ids.index("two_layer") + 1
     cells = {i: c for i, c in zip(ids, nb.cells, strict=True)}
-    assert cells["test_neuron_sum"].outputs == [verdict_output(verdicts["test_neuron_sum"])]
+    assert cells["test_neuron_sum"].outputs == verdict_output(verdicts["test_neuron_sum"])
     assert cells["test_neuron_sum"].outputs[0].text == "✓ tested\n"
     assert cells["test_neuron_mm"].outputs[0].ename == "CheckFailed"
     assert cells["test_numpy_bridge"].outputs[0].ename == "CheckNotRun"
@@ -202,3 +202,81 @@ def test_a_request_runs_the_answer_cell_again_and_leaves_the_notebook_as_it_was(
     wrong = kernel.simulate(part1.neuron_sum, namespace, "y = torch.sum(features * weights) + bias", seed=3)
     assert not wrong.passed and "activation" in wrong.message
     assert not kernel.simulate(part1.neuron_sum, namespace, new_code_cell("raise ValueError").source).passed
+
+
+def test_hints_are_counted_from_the_handed_in_notebook_and_charged_as_nbgrader_partial_credit():
+    """hints_taken counts each distinct (check, misconception, level) record check.hint() left in the outputs,
+    of this part's checks only; put_back charges them on a passed check as the partial credit nbgrader's own
+    determine_grade reads (never below 0, nothing on a failed check)."""
+    from nbgrader.utils import determine_grade
+
+    from checks import HINT_METADATA
+    from checks.core import Verdict
+    from grader.verdicts import hints_taken
+
+    def hint_output(**record):
+        return nbformat.v4.new_output(
+            "display_data", data={"text/plain": "a hint"}, metadata={HINT_METADATA: record}
+        )
+
+    nb = nbformat.read(course.PARTS[0].solution, as_version=4)
+    mine = {"check": "test_neuron_sum", "misconception": "bias-added-to-every-input"}
+    nb.cells[-1].outputs = [
+        hint_output(**mine, level=1),
+        hint_output(**mine, level=2),
+        hint_output(**mine, level=2),  # the same hint shown again: counted once
+        hint_output(check="test_softmax", misconception="softmax-wrong-dim", level=1),  # another part's
+        hint_output(**mine, level=7),  # not a level of the ladder
+        nbformat.v4.new_output("display_data", data={}, metadata={HINT_METADATA: "forged"}),
+    ]
+    nb.cells[-1].cell_type, nb.cells[-1].execution_count = "code", None
+    assert hints_taken(nbformat.writes(nb).encode(), course.PARTS[0].name) == {"test_neuron_sum": 2}
+    assert hints_taken(b"not a notebook", course.PARTS[0].name) == {}
+
+    source = nbformat.read(course.PARTS[0].exercise, as_version=4)
+    part_checks = checks.of_part(course.PARTS[0].name)
+    for cost, left in ((0.4, 0.2), (1.0, 0.0), (0.0, 1.0)):
+        verdicts = {c.grade_id: Verdict(c.grade_id, True, "tested") for c in part_checks}
+        verdicts["test_two_layer"] = Verdict("test_two_layer", False, "values differ")
+        graded = nbformat.read(course.PARTS[0].solution, as_version=4)
+        put_back(graded, verdicts, part_checks, source, {"test_neuron_sum": 2, "test_two_layer": 1}, cost)
+        cell = next(
+            c for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_neuron_sum"
+        )
+        assert determine_grade(cell) == (left, 1.0), (cost, cell.outputs)
+        assert ("2 hints taken" in cell.outputs[0].text) == (cost > 0), cell.outputs
+        failed = next(
+            c for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_two_layer"
+        )
+        assert determine_grade(failed)[0] == 0
+
+
+def test_per_learner_variants_differ_and_each_learner_is_judged_against_their_own_inputs(tmp_path):
+    """With variants, a check's hidden inputs derive from HMAC(secret, part, check, learner): two learners get
+    different ones (and the requests the grader sends them differ); a learner's answer, computed on their own
+    inputs, passes their judge; the same numbers handed in by another learner fail that learner's."""
+    from checks import kernel, part1, wire
+    from checks.core import Inputs
+    from grader.verdicts import prepare
+
+    seeds = {who: seed("k", "01_tensors", "test_neuron_sum", who) for who in ("alice", "bob", "")}
+    assert len(set(seeds.values())) == 3 and seeds["alice"] == seed(
+        "k", "01_tensors", "test_neuron_sum", "alice"
+    )
+    check = part1.neuron_sum
+    drawn = {who: check.hidden(torch.Generator().manual_seed(s)) for who, s in seeds.items()}
+    assert not torch.equal(drawn["alice"].sent["features"], drawn["bob"].sent["features"])
+    namespace = {"torch": torch, "activation": torch.sigmoid}
+    answer_cell = "y = activation(torch.sum(features * weights) + bias)"
+    sent = wire.roundtrip(drawn["alice"].sent)
+    alices = wire.roundtrip(kernel.collect(check, namespace, sent, answer_cell))
+    assert check.verdict(Inputs(sent, drawn["alice"].kept), alices, hidden=True).passed
+    bobs_inputs = Inputs(wire.roundtrip(drawn["bob"].sent), drawn["bob"].kept)
+    copied = check.verdict(bobs_inputs, alices, hidden=True)
+    assert not copied.passed and "values differ" in copied.message, copied.message
+    folders = {
+        who: prepare("01_tensors", "k", tmp_path / "requests", True, who)[0] for who in ("alice", "bob")
+    }
+    assert folders["alice"] != folders["bob"]
+    requests = {who: (folder / "test_neuron_sum.safetensors").read_bytes() for who, folder in folders.items()}
+    assert requests["alice"] != requests["bob"]
