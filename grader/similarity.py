@@ -35,6 +35,7 @@ MIN_SHARED = 12  # shared rare shingles a listed pair has at least
 MIN_FRACTION = 0.5  # of the rarer code of either learner
 RARE_MISTAKE = 3  # a misconception shown by at most this many learners (and at most a fifth of the class)
 BUILTINS = frozenset(dir(builtins))
+MAX_CODE = 100_000  # characters of a learner's own code per part that are compared (a flood is not an answer)
 
 
 def _tokens(code: str) -> list[str]:
@@ -95,7 +96,7 @@ def _grade_id(cell: dict) -> str | None:
 
 def answer_code(nb: dict, exercise: dict) -> str:
     """A learner's own code in a part: in each of the exercise's answer cells, the learner's lines that are
-    not the scaffold's (the exercise cell's own lines)."""
+    not the scaffold's (the exercise cell's own lines), at most :data:`MAX_CODE` characters."""
     scaffolds = {
         _grade_id(c): {line.strip() for line in _source(c).splitlines()}
         for c in _cells(exercise)
@@ -106,7 +107,7 @@ def answer_code(nb: dict, exercise: dict) -> str:
         grade_id = _grade_id(cell)
         if grade_id in scaffolds and cell.get("cell_type") == "code":
             own += [line for line in _source(cell).splitlines() if line.strip() not in scaffolds[grade_id]]
-    return "\n".join(own)
+    return "\n".join(own)[:MAX_CODE]
 
 
 def course_shingles(sources: Path = course.SOLUTIONS) -> set[str]:
