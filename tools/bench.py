@@ -22,6 +22,8 @@ import course
 METRIC = re.compile(
     r"((?:[\w/-]+ )?(?:test|validation) accuracy) ([0-9.]+%)|([0-9.]+%) ((?:test|validation) accuracy)"
 )
+# Part 8's feature extraction, as its notebook prints it: "2500 photos in 26 s; features: (2000, 1280)"
+PHOTOS = re.compile(r"(\d+) photos in ([0-9.]+) s")
 # The Jupyter settings `make env` gives every Jupyter program of the environment (encrypted kernel channels).
 JUPYTER_CONFIG = Config(json.loads((course.ROOT / "jupyter" / "jupyter_config.json").read_text()))
 
@@ -41,6 +43,10 @@ def bench(part: course.Part) -> tuple[float, list[str]]:
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             for line in output.get("text", "").splitlines():
+                extracted = PHOTOS.search(line)
+                if extracted:
+                    photos, seconds = int(extracted[1]), float(extracted[2])
+                    metrics.append(f"features {seconds * 1000 / photos:.1f} ms a photo ({photos} photos)")
                 if "✓" in line:
                     for words, value, value_first, words_after in METRIC.findall(line):
                         metrics.append(f"{words} {value}" if words else f"{words_after} {value_first}")
