@@ -66,8 +66,7 @@ RESIZE_IN_PLACE = Misconception(
     1,
     "Matrix multiplication, and changing a tensor's shape",
     "A method whose name ends in _ changes its tensor in place: weights.resize_(5, 1) changes weights "
-    "itself. "
-    "view and reshape return the same numbers in a new shape and leave weights as it was.",
+    "itself. view and reshape return the same numbers in a new shape and leave weights as it was.",
     "y_mm = activation(torch.mm(features, weights.view(..., ...)) + bias)",
     "shape",
 )
@@ -124,8 +123,7 @@ BRIDGE_MISCONCEPTIONS = {  # the first letter a prediction gets wrong → the be
         1,
         _BRIDGE,
         "t + 1 computes a new tensor; t = … only gives it the name t. Only in-place operations (+=, t[0] = "
-        "…, "
-        "methods ending in _) write into the memory t had.",
+        "…, methods ending in _) write into the memory t had.",
         _BRIDGE_SKELETON,
     ),
     "D": Misconception(
@@ -134,8 +132,7 @@ BRIDGE_MISCONCEPTIONS = {  # the first letter a prediction gets wrong → the be
         1,
         _BRIDGE,
         "torch.as_tensor shares the array's memory when it can (same dtype, on the CPU); it copies only "
-        "when it "
-        "must.",
+        "when it must.",
         _BRIDGE_SKELETON,
     ),
     "E": Misconception(
@@ -144,8 +141,7 @@ BRIDGE_MISCONCEPTIONS = {  # the first letter a prediction gets wrong → the be
         1,
         _BRIDGE,
         "Converting float64 to float32 (.float()) makes new numbers, so new memory: a copy. NumPy's arrays "
-        "are "
-        "float64 unless told otherwise.",
+        "are float64 unless told otherwise.",
         _BRIDGE_SKELETON,
     ),
     "F": Misconception(
@@ -154,8 +150,7 @@ BRIDGE_MISCONCEPTIONS = {  # the first letter a prediction gets wrong → the be
         1,
         _BRIDGE,
         "A conversion that changes nothing returns the same tensor: .double() of a float64 tensor is still "
-        "the "
-        "array's memory.",
+        "the array's memory.",
         _BRIDGE_SKELETON,
     ),
 }

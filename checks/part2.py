@@ -39,8 +39,7 @@ UNFLATTENED = Misconception(
     2,
     "A forward pass with raw tensors",
     "A layer of weights multiplies vectors: each (1, 28, 28) image must become one row of 784 numbers, so "
-    "the "
-    "batch (64, 1, 28, 28) becomes (64, 784).",
+    "the batch (64, 1, 28, 28) becomes (64, 784).",
     "inputs = images.view(images.shape[0], ...)",
     "shape",
 )
@@ -70,8 +69,7 @@ NO_KEEPDIM = Misconception(
     2,
     "Softmax",
     "x.sum(dim=1) has shape (64,), which broadcasts against (64, 10) along the wrong axis; keepdim=True "
-    "keeps it "
-    "(64, 1), one sum per row.",
+    "keeps it (64, 1), one sum per row.",
     "def softmax(x):\n    return torch.exp(x) / torch.sum(torch.exp(x), dim=1, keepdim=...)",
     "softmax",
 )
@@ -239,8 +237,7 @@ def _judge_softmax(i: dict, a: dict) -> str:
             f"softmax(scores) of shape (64, 10) raised: {ps.message}"
             + (
                 " — sum over dim=1 with keepdim=True, so that the sums have shape (64, 1) and each row is "
-                "divided "
-                "by its own sum"
+                "divided by its own sum"
                 if "RuntimeError" in ps.message
                 else ""
             ),

@@ -48,8 +48,7 @@ PROBABILITY_FOR_LOSS = Misconception(
     3,
     _PREDICT,
     "The cross-entropy of one image is −log(p), p being the probability the network gives its true class; "
-    "the "
-    "loss is that logarithm, not p.",
+    "the loss is that logarithm, not p.",
     _LOSS_SKELETON,
     "cross-entropy",
 )
@@ -77,8 +76,7 @@ NOT_UNIFORM = Misconception(
     3,
     _PREDICT,
     "An untrained network has no reason to prefer a class: it gives each of the 10 about the same "
-    "probability, "
-    "1/10, and its loss is about −log of that.",
+    "probability, 1/10, and its loss is about −log of that.",
     _LOSS_SKELETON,
     "cross-entropy",
 )
@@ -99,8 +97,7 @@ CE_ON_LOG_PROBABILITIES = Misconception(
     3,
     _TWO_WAYS,
     "Two pairs go together: scores with nn.CrossEntropyLoss (it applies log-softmax itself), "
-    "log-probabilities "
-    "with nn.NLLLoss. CrossEntropyLoss on log-probabilities applies log-softmax twice.",
+    "log-probabilities with nn.NLLLoss. CrossEntropyLoss on log-probabilities applies log-softmax twice.",
     "nll_criterion = nn....()\nnll_loss = nll_criterion(log_model(images), labels)",
     "cross-entropy",
 )
@@ -447,8 +444,7 @@ def _judge_ce(i: dict, a: dict) -> str:
     if is_close(ce_loss, squashed, atol=1e-6, rtol=0):
         fail(
             f"ce_loss is {ce_loss.item():.4f}, the cross-entropy of softmax(scores): CrossEntropyLoss "
-            "applies "
-            "log-softmax itself — give it the raw scores, criterion(model(images), labels)",
+            "applies log-softmax itself — give it the raw scores, criterion(model(images), labels)",
             SOFTMAX_BEFORE_CE,
         )
     hint = "the cross-entropy of model(images)'s scores and labels: criterion(model(images), labels)"
@@ -614,10 +610,8 @@ def _judge_step(i: dict, a: dict) -> str:
             if is_close(weight, _sgd_steps(i, runs), atol=1e-6, rtol=1e-4):
                 fail(
                     f"the weights moved as far as {runs} correct steps: did this cell run {runs} times? Each "
-                    "run "
-                    "steps on from where the last one stopped. Run the cell above (model_before = ...) "
-                    "again, then "
-                    "this cell once",
+                    "run steps on from where the last one stopped. Run the cell above (model_before = ...) "
+                    "again, then this cell once",
                     CELL_RAN_AGAIN,
                 )
     hint = (

@@ -84,8 +84,7 @@ MEAN_OF_BATCH_MEANS = Misconception(
     5,
     "Training, validation and test sets",
     "A smaller last batch counts as much as a full one in an average of batch means: weight each batch's "
-    "mean "
-    "loss by its size, and divide the total by the number of examples.",
+    "mean loss by its size, and divide the total by the number of examples.",
     "total += criterion(log_ps, labels).item() * labels.shape[0]\n...\nreturn total / ..., correct / ...",
     "loss",
 )
@@ -105,8 +104,7 @@ VALIDATION_IN_TRAINING_MODE = Misconception(
     5,
     "Training with validation, keeping the best epoch",
     "validate must measure the model as it will be used: in evaluation mode. Each epoch switches: "
-    "model.train() "
-    "for its training pass, model.eval() for its validation pass.",
+    "model.train() for its training pass, model.eval() for its validation pass.",
     "model.train()\nfor images, labels in trainloader:\n    ...\nmodel.eval()\nvalid_loss, valid_accuracy = "
     "...",
     "dropout",
@@ -127,8 +125,7 @@ NEVER_STOPS = Misconception(
     5,
     "Training with validation, keeping the best epoch",
     "Patience counts the epochs in a row without a new lowest validation loss: +1 after such an epoch, back "
-    "to "
-    "0 at each new lowest; training stops when it reaches patience.",
+    "to 0 at each new lowest; training stops when it reaches patience.",
     "if valid_loss < best_loss:\n    ...\n    epochs_without_improvement = 0\nelse:\n    "
     "epochs_without_improvement += ...",
     "early-stopping",
@@ -180,8 +177,7 @@ BEST_NOT_LOADED = Misconception(
     5,
     "Keep the best epoch, test once",
     "Training went on after the best epoch: the model now holds the last epoch's weights. Load the saved "
-    "best "
-    "state into it before testing.",
+    "best state into it before testing.",
     "dropout_model.load_state_dict(torch.load('best_model.pth', weights_only=True))",
     "early-stopping",
 )
@@ -191,8 +187,7 @@ TESTED_ON_VALIDATION = Misconception(
     5,
     "Keep the best epoch, test once",
     "The validation set chose the epoch, so its score is optimistic; the test set, used once at the end, "
-    "says "
-    "how the model does on new data.",
+    "says how the model does on new data.",
     "test_loss, test_accuracy = validate(dropout_model, ..., criterion)",
     "training-set",
 )
@@ -352,8 +347,7 @@ def _judge_validate(i: dict, a: dict) -> str:
             f"loss {loss:.4f}, "
             + ("" if at_grading() else f"expected {expected_loss:.4f}, ")
             + f"the average over the {n} examples — multiply each batch's mean loss by its size and divide "
-            "the total "
-            "by the number of examples (the last batch may be smaller)",
+            "the total by the number of examples (the last batch may be smaller)",
             MEAN_OF_BATCH_MEANS if abs(loss - batch_means[0]) < 1e-5 else None,
         )
     first, second = (_pair(x, "in training mode") for x in value(a, "twice"))
@@ -495,8 +489,7 @@ def _judge_train(i: dict, a: dict) -> str:
                 else f"gives {loss:.4f} and {accuracy:.4f} on validloader"
             )
             + " — validate on the validation loader, in evaluation mode (model.eval(): dropout off), after "
-            "the epoch's "
-            "training pass",
+            "the epoch's training pass",
             # the figures of the training data, in evaluation mode; else (dropout's noise) training mode
             VALIDATED_ON_TRAINING_DATA
             if _close_pair(recorded, _measured(value(a, "final"), i, on_training_data=True))
@@ -515,8 +508,7 @@ def _judge_train(i: dict, a: dict) -> str:
             "the model in best_state does not validate at the lowest validation loss "
             + seen(f"({best_loss[0]:.4f} against {lowest:.4f}) " if not isinstance(best_loss, Raised) else "")
             + "— keep a copy (copy.deepcopy(model.state_dict())) when the validation loss is the lowest so "
-            "far: "
-            "without a copy, the state changes with the model",
+            "far: without a copy, the state changes with the model",
             STATE_WITHOUT_COPY,
         )
     stopped = a.get("patience", Raised("no answer"))
@@ -605,8 +597,7 @@ def _judge_dropout(i: dict, a: dict) -> str:
     need(
         not torch.allclose(*training),
         "dropout_model gives the same output twice in training mode: it has no dropout — add nn.Dropout "
-        "layers "
-        "after the hidden layers' activations",
+        "layers after the hidden layers' activations",
         NO_DROPOUT,
     )
     need(
@@ -625,8 +616,7 @@ def _judge_dropout(i: dict, a: dict) -> str:
     need(
         accuracy >= 0.82,
         f"validation accuracy {accuracy:.1%} (dropout_model as it is after training), expected at least 82% "
-        "— "
-        "train dropout_model for 20 epochs",
+        "— train dropout_model for 20 epochs",
         DROPOUT_UNDERTRAINED,
     )
     return (
@@ -688,8 +678,7 @@ def _judge_best(i: dict, a: dict) -> str:
     if abs(valid - lowest) >= 1e-4:
         fail(
             f"dropout_model validates at {valid:.4f}, its best epoch at {lowest:.4f} — load best_state "
-            "(saved "
-            "to best_model.pth) into dropout_model: the last epoch is not the best one",
+            "(saved to best_model.pth) into dropout_model: the last epoch is not the best one",
             BEST_NOT_LOADED,
         )
     scores = tensor(a, "test scores", "dropout_model(test images)")

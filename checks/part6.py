@@ -55,8 +55,7 @@ PICKLED_MODEL = Misconception(
     6,
     _CHECKPOINTS,
     "torch.save(model) pickles the object, class and all; torch.load(..., weights_only=True) reads only "
-    "plain "
-    "data. Save the sizes and the state_dict.",
+    "plain data. Save the sizes and the state_dict.",
     _SAVE_SKELETON,
     "checkpoint",
 )

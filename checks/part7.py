@@ -54,8 +54,7 @@ TEST_AUGMENTED = Misconception(
     7,
     _AUGMENT,
     "A test must measure the same thing every time: the test photos get one fixed view (resize, centre "
-    "crop), "
-    "never a random one.",
+    "crop), never a random one.",
     _TRANSFORMS_SKELETON,
     "augmentation",
 )
@@ -129,8 +128,7 @@ READ_IN_INIT = Misconception(
     7,
     _CSV,
     "A Dataset reads an item when it is asked for it, in __getitem__: a real data set does not fit in "
-    "memory, "
-    "and a random augmentation applied once would be the same at every epoch.",
+    "memory, and a random augmentation applied once would be the same at every epoch.",
     _CSV_SKELETON,
     "dataset",
 )
@@ -323,8 +321,7 @@ def _judge_loaders(i: dict, a: dict) -> str:
     need(
         train_classes == ["cat", "dog"] and test_classes == ["cat", "dog"],
         f"expected the classes ['cat', 'dog'], got {train_classes} and {test_classes} — use data_dir / "
-        "'train' and "
-        "data_dir / 'test'",
+        "'train' and data_dir / 'test'",
     )
     train_size, test_size = value(a, "sizes")
     need(
@@ -332,8 +329,7 @@ def _judge_loaders(i: dict, a: dict) -> str:
         f"train_data holds {train_size} photos and test_data {test_size}: are the folders swapped?"
         if train_size == i["counts"]["test"]
         else f"train_data holds {train_size} photos and test_data {test_size}, the folders "
-        f"{i['counts']['train']} and "
-        f"{i['counts']['test']}",
+        f"{i['counts']['train']} and {i['counts']['test']}",
         FOLDERS_SWAPPED if train_size == i["counts"]["test"] else None,
     )
     need(all(value(a, "transforms")), "train_data should use train_transforms, and test_data test_transforms")

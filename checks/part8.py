@@ -68,8 +68,7 @@ IMAGENET_CLASSES_KEPT = Misconception(
     8,
     _FREEZE,
     "The pretrained classifier scores ImageNet's 1000 classes; this task has 2, so the classifier is "
-    "replaced "
-    "by one with 2 outputs.",
+    "replaced by one with 2 outputs.",
     _FREEZE_SKELETON,
     "transfer-learning",
 )
@@ -95,8 +94,7 @@ SHUFFLED_EXTRACTION = Misconception(
     8,
     _FEATURES,
     "The features must line up with the dataset, photo by photo: go through it in order (no shuffle); "
-    "shuffle "
-    "later, in the loader that trains the classifier.",
+    "shuffle later, in the loader that trains the classifier.",
     _FEATURES_SKELETON,
     "features",
 )
@@ -407,8 +405,7 @@ def _judge_accuracy(i: dict, a: dict) -> str:
     )
     return (
         f"cat/dog test accuracy {accuracy:.1%} on the {len(labels)} test photos (the whole model gives the "
-        "same "
-        f"scores on {len(rows)} of them)"
+        f"same scores on {len(rows)} of them)"
     )
 
 

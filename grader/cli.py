@@ -500,8 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--secret-file",
         help="the file whose contents seed the checks' hidden inputs (default: OUT/secret.key, made on the "
-        "first "
-        "run); keep it from learners, and keep it between runs so that grades stay the same",
+        "first run); keep it from learners, and keep it between runs so that grades stay the same",
     )
     options = parser.parse_args(argv)
     # the course environment's tools first on PATH, wherever this was started from (nbgrader would run
