@@ -81,7 +81,7 @@ def next_hint() -> Hint:
             "",
             0,
             f"{grade_id} failed without recognising a typical mistake, so it has no hints for it: its "
-            f"message says what it expected and what it got.",
+            "message says what it expected and what it got.",
         )
     level = min(LADDER.taken.get((grade_id, found), 0) + 1, len(misconception.hints))
     LADDER.taken[(grade_id, found)] = level

@@ -316,11 +316,13 @@ extract_features = Check(
 
 # ------------------------------------------------------------------------------------------ accuracy
 def _given_accuracy(ns: dict) -> Inputs:
-    found = pick(ns, "test_data", "train_data")
-    test_data = found["test_data"]
+    test_data = pick(ns, "test_data")["test_data"]
     few = torch.randperm(len(test_data), generator=torch.Generator().manual_seed(0))[:32].tolist()
-    kept = {"labels": torch.tensor(test_data.targets), "training photos": len(found["train_data"])}
-    return Inputs({"few": few}, kept)
+    train_data = ns.get("train_data")  # to tell the training photos' features from others
+    training_photos = len(train_data) if hasattr(train_data, "__len__") else None
+    return Inputs(
+        {"few": few}, {"labels": torch.tensor(test_data.targets), "training photos": training_photos}
+    )
 
 
 def _hidden_accuracy(g: torch.Generator) -> Inputs:

@@ -170,9 +170,7 @@ def _similarity(
         for r in current.values()
         if r.student_id in names and r.status == "graded"
         for grade_id, verdict in r.checks.items()
-        if not verdict.get("passed")
-        and isinstance(verdict.get("misconception"), dict)
-        and verdict["misconception"].get("id")
+        if not verdict.get("passed") and (verdict.get("misconception") or {}).get("id")
     ]
     return similarity.report_lines(pairs, similarity.rare_mistakes(shown, len(ids)))
 

@@ -26,7 +26,6 @@ import tokenize
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from itertools import combinations
-from pathlib import Path
 
 import course
 
@@ -110,7 +109,7 @@ def answer_code(nb: dict, exercise: dict) -> str:
     return "\n".join(own)[:MAX_CODE]
 
 
-def course_shingles(sources: Path = course.SOLUTIONS) -> set[str]:
+def course_shingles() -> set[str]:
     """Every shingle of the course's own code: the code cells of every part's exercise notebook (not the
     solutions, which learners never see) and helper.py."""
     found = shingles((course.ROOT / "helper.py").read_text())

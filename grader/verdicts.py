@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import nbformat
@@ -134,25 +135,20 @@ def hints_taken(submission: bytes, part: str) -> dict[str, int]:
     from the notebook as it was handed in; an output that is not such a record is not counted. A learner can
     erase them (clear the outputs), never add one that costs anyone else."""
     known = {c.grade_id for c in checks.of_part(part)}
-    found: set[tuple[str, str, int]] = set()
-    try:
-        cells = json.loads(submission).get("cells", [])
-    except (ValueError, AttributeError):
+    try:  # a validated notebook (grader.cli.job): only the records themselves are the learner's to shape
+        nb = nbformat.reads(submission.decode(), as_version=4)
+    except Exception:
         return {}
-    for cell in cells if isinstance(cells, list) else []:
-        outputs = cell.get("outputs", []) if isinstance(cell, dict) else []
-        for output in outputs if isinstance(outputs, list) else []:
-            meta = output.get("metadata") if isinstance(output, dict) else None
-            hint = meta.get(HINT_METADATA) if isinstance(meta, dict) else None
+    found = set()
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            hint = output.get("metadata", {}).get(HINT_METADATA)
             if not isinstance(hint, dict):
                 continue
             check, misconception, level = hint.get("check"), hint.get("misconception"), hint.get("level")
             if check in known and isinstance(misconception, str) and level in (1, 2, 3):
                 found.add((check, misconception, level))
-    counts: dict[str, int] = {}
-    for check, _, _ in found:
-        counts[check] = counts.get(check, 0) + 1
-    return counts
+    return dict(Counter(check for check, _, _ in found))
 
 
 def verdict_output(verdict: Verdict, points: float = 0.0, hints: int = 0, cost: float = 0.0) -> list:

@@ -48,9 +48,8 @@ class Wrong:
     code: str
     message: str
     graded: str | None = None
-    misconception: str = (
-        ""  # the id of the misconception the judge must recognise (checks.core.Misconception)
-    )
+    # the id of the misconception the judge must recognise (checks.core.Misconception)
+    misconception: str = ""
 
     @property
     def at_grading(self) -> str:
