@@ -1,5 +1,10 @@
 """What the instructor gets, merged from the class's records: grades.csv, the LMS gradebooks, summary.txt,
-the class report (what the class missed, check by check) and a table on the terminal."""
+the class report (what the class missed, check by check) and a table on the terminal.
+
+Every cell of the CSV files goes through :func:`grader.escape.csv_cell` (no cell a spreadsheet runs as a
+formula; numbers stay numbers), and every piece of text a learner could have written that reaches summary.txt
+or the terminal (names, reasons, the failure messages their code raised, file names) through
+:func:`grader.escape.printable` (no control character, no line of its own)."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import course
+from grader.escape import csv_cell, printable
 from grader.records import Record
 
 NOT_HANDED_IN = ("missing", "invalid")
@@ -48,17 +54,17 @@ def class_report(
             verdict = record.checks.get(tally.grade_id) if record else None
             if record is None or record.status in NOT_HANDED_IN:
                 tally.not_handed_in += 1
-            elif verdict is None or not verdict["reached"]:
+            elif verdict is None or not verdict.reached:
                 tally.never_reached += 1
-            elif verdict["passed"]:
+            elif verdict.passed:
                 tally.passed += 1
             else:
                 tally.failed += 1
-                first = (verdict["message"].strip().splitlines() or [""])[0][:160]
+                first = (verdict.message.strip().splitlines() or [""])[0][:160]
                 blanked = re.sub(r"\d+(\.\d+)?", "#", first)
                 tally.messages[blanked] += 1
                 tally.example.setdefault(blanked, first)
-                shown = verdict.get("misconception") or {}
+                shown = verdict.misconception or {}
                 if isinstance(shown, dict) and shown.get("id"):
                     tally.misconceptions[shown["id"]] += 1
                     tally.named.setdefault(shown["id"], shown)
@@ -82,7 +88,7 @@ def class_report_lines(tallies: list[CheckTally]) -> list[str]:
         counts = f"{t.passed:>3} / {t.failed:>3} / {t.never_reached:>3} / {t.not_handed_in:>3}"
         lines.append(f"  {t.label:<{width}}  {counts}")
         for blanked, n in t.messages.most_common(3):
-            lines.append(f"  {'':<{width}}      {n} × {t.example[blanked]}")
+            lines.append(f"  {'':<{width}}      {n} × {printable(t.example[blanked])}")
     ranked = ranked_misconceptions(tallies)
     lines.append(
         "Misconceptions the checks recognised, the most learners first (learners · check · what it looks "
@@ -91,7 +97,7 @@ def class_report_lines(tallies: list[CheckTally]) -> list[str]:
         else "Misconceptions the checks recognised: none"
     )
     for n, t, m in ranked:
-        lines.append(f"  {n:>3} · {t.label} · {m['name']} → {m['where']}")
+        lines.append(f"  {n:>3} · {t.label} · {printable(m['name'])} → {printable(m['where'])}")
     return lines
 
 
@@ -123,7 +129,7 @@ def class_report_chart(tallies: list[CheckTally], path: Path) -> None:
     ax.legend(loc="lower right", fontsize=8)
     if ranked:
         below = fig.add_subplot(grid[1])
-        names = [f"{t.label}: {m['name'][:70]}" for _, t, m in reversed(ranked)]
+        names = [f"{t.label}: {printable(m['name'])[:70]}" for _, t, m in reversed(ranked)]
         below.barh(names, [n for n, _, _ in reversed(ranked)], color="#fb8c00")
         below.set_xlabel("learners")
         below.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -141,17 +147,31 @@ def lms_gradebooks(
     identifier column, the folder name, to map onto username or email, and a column per grade item)."""
     folder = out / "lms"
     folder.mkdir(exist_ok=True)
-    with open(folder / "canvas.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *columns])
-        writer.writerow(["Points Possible", "", "", "", "", *(f"{m:g}" for m in columns.values())])
-        for name, scores in table:
-            writer.writerow([name, "", "", name, "", *(_cell(scores.get(c)) for c in columns)])
-    with open(folder / "moodle.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["username", *columns])
-        for name, scores in table:
-            writer.writerow([name, *(_cell(scores.get(c)) for c in columns)])
+    canvas = [
+        ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *columns],
+        ["Points Possible", "", "", "", "", *columns.values()],
+        *(
+            [_student(name), "", "", name, "", *(_cell(scores.get(c)) for c in columns)]
+            for name, scores in table
+        ),
+    ]
+    _write_csv(folder / "canvas.csv", canvas)
+    moodle = [
+        ["username", *columns],
+        *([name, *(_cell(scores.get(c)) for c in columns)] for name, scores in table),
+    ]
+    _write_csv(folder / "moodle.csv", moodle)
+
+
+def _student(name: str) -> str:
+    """A learner's name in Canvas's Student column, never the name of its Points Possible row."""
+    return f"'{name}" if name.strip().casefold() == "points possible" else name
+
+
+def _write_csv(path: Path, rows) -> None:
+    """A CSV file whose every cell is :func:`grader.escape.csv_cell`'s: no formula, no control character."""
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([csv_cell(cell) for cell in row] for row in rows)
 
 
 def _similarity(
@@ -161,22 +181,27 @@ def _similarity(
     rare mistakes shared, among the learners in SUBMISSIONS."""
     from grader import similarity
 
-    names = {sid: name for name, sid in ids.items()}
+    names = {sid: printable(name) for name, sid in ids.items()}  # escaping keeps names apart: no two alike
     pairs = similarity.similar_pairs(
-        {k: v for k, v in answers.items() if k in ids}, similarity.course_shingles()
+        {printable(k): v for k, v in answers.items() if k in ids}, similarity.course_shingles()
     )
     shown = [
-        (names[r.student_id], r.part, grade_id, verdict["misconception"])
+        (
+            names[r.student_id],
+            r.part,
+            grade_id,
+            {**verdict.misconception, "name": printable(verdict.misconception.get("name", ""))},
+        )
         for r in current.values()
         if r.student_id in names and r.status == "graded"
         for grade_id, verdict in r.checks.items()
-        if not verdict.get("passed") and (verdict.get("misconception") or {}).get("id")
+        if not verdict.passed and (verdict.misconception or {}).get("id")
     ]
     return similarity.report_lines(pairs, similarity.rare_mistakes(shown, len(ids)))
 
 
-def _cell(score: float | None) -> str:
-    return "" if score is None else f"{score:g}"
+def _cell(score: float | None) -> float | str:
+    return "" if score is None else score
 
 
 def write(
@@ -189,6 +214,7 @@ def write(
     dropped: list[str],
     per_check: bool = False,
     answers: dict[str, dict[str, str]] | None = None,
+    notes: list[str] | None = None,
 ) -> str:
     """grades.csv, lms/ (a column per part handed in, and with ``per_check`` per check too), summary.txt and
     class_report.png for the learners in SUBMISSIONS (learner → student id), from their records
@@ -208,7 +234,7 @@ def write(
         sid = ids[name]
         total = total_max = 0.0
         hints_total = 0
-        line, scores = [name], {}
+        line, scores = [printable(name)], {}
         for part in course.PART_NAMES:
             record = current.get(f"{sid}/{part}")
             status = record.status if record else "missing"
@@ -217,40 +243,39 @@ def write(
             reason = record.reason if record else "no submission"
             hints = sum(record.hints.values()) if record and status == "graded" else 0
             hints_total += hints
-            rows.append([name, sid, part, f"{score:g}", f"{maxima[part]:g}", status, reason, hints])
+            rows.append([name, sid, part, score, maxima[part], status, reason, hints])
             line.append(f"{score:g}" if record else "–")
             # an LMS gets a score for every part handed in; none for what the grader could not grade yet
             known = not record or record.status != "error"
             number = course.part(part).number
             scores[f"Part {number}: {course.part(part).title}"] = score if known else None
             for grade_id in checks[part]:
-                verdict = record.checks.get(grade_id, {}) if record and status == "graded" else {}
-                scores[f"Part {number}: {grade_id}"] = float(verdict.get("points", 0.0)) if known else None
-        rows.append([name, sid, "TOTAL", f"{total:g}", f"{total_max:g}", "", "", hints_total])
+                verdict = record.checks.get(grade_id) if record and status == "graded" else None
+                points = float(verdict.points) if verdict else 0.0
+                scores[f"Part {number}: {grade_id}"] = points if known else None
+        rows.append([name, sid, "TOTAL", total, total_max, "", "", hints_total])
         table.append([*line, f"{total:g}/{total_max:g}"])
         lms.append((name, scores))
-    with open(out / "grades.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            ["learner", "student_id", "part", "score", "max_score", "status", "reason", "hints_used"]
-        )
-        writer.writerows(rows)
+    header = ["learner", "student_id", "part", "score", "max_score", "status", "reason", "hints_used"]
+    _write_csv(out / "grades.csv", [header, *rows])
     lms_gradebooks(out, lms, columns)
 
-    names = {sid: name for name, sid in ids.items()}
+    names = {sid: printable(name) for name, sid in ids.items()}
     kept = len(current) - executed
     lines = [
         f"Graded {len(learners)} learner(s); this run executed {executed} notebook(s) "
         f"({kept} unchanged, kept)."
     ]
+    # the intake's notes (layout, folders not graded) and the merge's
+    lines += [printable(note) for note in notes or []]
     if dropped:
         lines.append(
             f"Left out, no longer in the submissions (their records stay in {out / 'records'}): "
-            + ", ".join(dropped)
+            + ", ".join(map(printable, dropped))
         )
 
     def who(record: Record) -> str:
-        return f"{names.get(record.student_id, record.student_id)} / {record.part}"
+        return f"{names.get(record.student_id, printable(record.student_id))} / {printable(record.part)}"
 
     ordered = [current[k] for k in sorted(current)]
     stopped = [r for r in ordered if r.timed_out_cells]
@@ -260,29 +285,31 @@ def write(
     for label, statuses in [("timed out", {"timed out"}), ("were invalid", {"invalid"})]:
         bad = [r for r in ordered if r.status in statuses]
         lines.append(f"Parts that {label}: {len(bad)}")
-        lines += [f"  {who(r)}: {r.reason}" for r in bad]
+        lines += [f"  {who(r)}: {printable(r.reason)}" for r in bad]
     failed = [r for r in ordered if r.status == "error"]
     lines.append(
         f"Not graded, the grader's or its machines' failure (graded again by the next run): {len(failed)}"
     )
-    lines += [f"  {who(r)}: {r.reason}" for r in failed]
+    lines += [f"  {who(r)}: {printable(r.reason)}" for r in failed]
     noted = [r for r in ordered if r.status == "graded" and r.reason]
     lines.append(f"Graded with a note: {len(noted)}")
-    lines += [f"  {who(r)}: {r.reason}" for r in noted]
+    lines += [f"  {who(r)}: {printable(r.reason)}" for r in noted]
     missing = {
         name: [p for p in course.PART_NAMES if f"{ids[name]}/{p}" not in current] for name in sorted(learners)
     }
     lines.append(f"Parts missing: {sum(map(len, missing.values()))}")
-    lines += [f"  {name}: {', '.join(parts)}" for name, parts in missing.items() if parts]
+    lines += [f"  {printable(name)}: {', '.join(parts)}" for name, parts in missing.items() if parts]
     for name, files in sorted(unrecognised.items()):
-        lines.append(f"  {name}: ignored notebook(s) with names not in the course: {', '.join(files)}")
+        ignored = ", ".join(map(printable, files))
+        lines.append(f"  {printable(name)}: ignored notebook(s) with names not in the course: {ignored}")
     tallies = class_report(ids, current, checks)
     lines += class_report_lines(tallies)
     class_report_chart(tallies, out / "class_report.png")
     lines += _similarity(ids, current, answers or {})
     protections = Counter(tuple(r.protections.items()) for r in ordered if r.protections)
     for shields, n in protections.most_common():
-        lines.append(f"Protections ({n} notebook(s)): " + "; ".join(f"{k}: {v}" for k, v in shields))
+        shown = "; ".join(f"{printable(str(k))}: {printable(str(v))}" for k, v in shields)
+        lines.append(f"Protections ({n} notebook(s)): {shown}")
     lines.append(
         f"Grades: {out / 'grades.csv'}   LMS gradebooks: {out / 'lms'}   Feedback: {out / 'feedback'}   "
         f"Logs: {out / 'logs'}"

@@ -3,9 +3,11 @@
 On the worker (:func:`score`), in the notebook's scratch course: the notebook executed and judged there is
 autograded again by nbgrader *without executing it* (Execute and ClearOutput are not in its preprocessor
 lists): nbgrader restores the check cells' source from the part's source and scores their outputs, which the
-worker made the judges' verdicts and nothing else (a ✓ line: the points; an error: none). Then it writes the
-learner's feedback (HTML sanitized). A feedback page that cannot be made is recorded with its error and never
-changes a score.
+worker made the judges' verdicts and nothing else (a ✓ line: the points; an error: none). The graded
+notebook nbgrader leaves (which formgrader shows the instructor) is then made safe to open, and the learner's
+feedback page rendered from it and sanitized after rendering, with a Content-Security-Policy
+(:mod:`grader.feedback`). A feedback page that cannot be made is recorded with its error and never changes a
+score.
 
 On the instructor's side (:func:`merge`), in OUT/course: the records' grades and comments into the class's
 gradebook, through nbgrader's API, so that formgrader opens it as one it made itself.
@@ -19,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbconvert.preprocessors.sanitize import SanitizeHTML
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
@@ -39,6 +40,7 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
 import course
+from grader import feedback
 from grader.feedback import EscapeMarkers, HideTestDetails
 
 
@@ -82,10 +84,10 @@ def config(root: Path) -> Config:
         EscapeMarkers,
         ClearHiddenTests,
         HideTestDetails,
-        SanitizeHTML,
         CSSHTMLHeaderPreprocessor,
     ]
-    c.SanitizeHTML.enabled = True  # no scripts, no event handlers, no javascript: links, no JS outputs
+    # No SanitizeHTML: it cleans markdown *source*, which still renders to live links and remote images, and
+    # escapes the graded notebook's clean HTML; score() sanitizes the notebook and the rendered page instead.
     return c
 
 
@@ -145,10 +147,25 @@ def score(root: Path, part: str, student_id: str) -> Scored:
         for notebook in submission.notebooks:
             scored.grades.update({g.name: g.auto_score for g in notebook.grades})
             scored.comments.update({c.name: c.auto_comment for c in notebook.comments})
+    try:  # the graded notebook formgrader will show, and the feedback's source: nothing active left in it
+        feedback.make_notebook_safe(path(root, "autograded", student_id, part))
+    except Exception as error:  # fail closed: no score without a notebook safe to open (graded again)
+        scored.score, scored.error = (
+            None,
+            f"the graded notebook could not be made safe to open: {error!r}"[:300],
+        )
+        return scored
     result = api.generate_feedback(part, student_id, force=True)
     scored.log += result.get("log", "")
     if not result["success"]:
         scored.feedback_error = f"no feedback page: {last_line(result.get('error', ''))}"
+    page = path(root, "feedback", student_id, part, ".html")
+    if page.exists():
+        try:  # sanitized after rendering, before anything reads it
+            feedback.make_page_safe(page)
+        except Exception as error:
+            page.unlink()
+            scored.feedback_error = f"no feedback page: it could not be made safe to open: {error!r}"[:300]
     return scored
 
 
