@@ -2,7 +2,8 @@
 
 ``checks.part1`` … ``checks.part8`` hold the checks of each part (``from checks import part1 as check`` in a
 notebook, then ``check.neuron_sum()``); :mod:`checks.core` what a check is made of, :mod:`checks.wire` how
-answers travel as data, :mod:`checks.kernel` what runs in the learner's kernel.
+answers travel as data, :mod:`checks.kernel` what runs in the learner's kernel. They import one way only:
+``wire`` (the data that crosses: ``Raised``, ``Opaque``) ← ``core`` ← ``kernel`` ← the parts.
 """
 
 from __future__ import annotations

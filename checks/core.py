@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
+import math
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from checks import wire
+from checks.wire import Opaque, Raised  # the data that crosses: the wire's own types
+
 TICK = "✓"
+MAX_MESSAGE = 4000  # characters of a verdict's message (a judge may quote what it was given)
 _hidden = contextvars.ContextVar("hidden", default=False)
 
 
@@ -71,6 +76,21 @@ class Misconception:
 MISCONCEPTIONS: dict[str, Misconception] = {}  # id → misconception: every one the checks can recognise
 
 
+def not_finite(part: int, section: str, glossary: str = "") -> Misconception:
+    """Part ``part``'s misconception for an answer that holds NaN or ±inf (see ``Check.nonfinite_shows``)."""
+    return Misconception(
+        f"not-finite-part{part}",
+        "NaN or inf taken for a number",
+        part,
+        section,
+        "NaN (not a number) and inf are what 0/0, log(0), the mean of nothing, a placeholder float('nan') "
+        "or a training that diverged give. NaN compares false with everything, so it is never a right "
+        "answer: find where it first appears and compute the value the exercise asks for.",
+        "import math\nassert math.isfinite(value), value  # before the check: where does NaN or inf appear?",
+        glossary,
+    )
+
+
 class CheckFailed(AssertionError):
     """A check's verdict: the answer is not what was expected. Its message says what was expected and what was
     given (and ``misconception``, when the judge recognised which belief the answer shows); IPython shows only
@@ -82,22 +102,6 @@ class CheckFailed(AssertionError):
 
     def _render_traceback_(self) -> list[str]:
         return [f"\x1b[0;31mCheckFailed\x1b[0m: {self}"]
-
-
-@dataclass(frozen=True)
-class Raised:
-    """What the kernel raised while an answer was collected (a missing name, an error in the learner's
-    code)."""
-
-    message: str
-
-
-@dataclass(frozen=True)
-class Opaque:
-    """A value that is not data (a function, a module, a NumPy array, …): its kind, as the judge sees it."""
-
-    kind: str
-    shape: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -140,17 +144,21 @@ class Check:
     rerun: bool = False  # at grading, the answer cell runs again with the hidden inputs bound (bind's result)
     bind: Callable[[dict, dict], dict] | None = None  # kernel side: names to bind for the re-run
     doc: str = ""
+    # the answers (top-level names) that may hold NaN or ±inf, for a judge that diagnoses them itself; every
+    # other answer that holds one fails before its judge runs, showing ``nonfinite_shows`` (when given)
+    nonfinite: tuple[str, ...] = ()
+    nonfinite_shows: Misconception | None = None
 
     def __call__(self) -> None:
         """The self-check in the notebook: judge the notebook's own values; print the ✓ line or fail."""
-        from checks import kernel
-
         caller = inspect.currentframe().f_back
-        kernel.self_check(self, caller.f_globals)
+        self_check(self, caller.f_globals)
 
     def verdict(self, inputs: Inputs, answers: dict, hidden: bool) -> Verdict:
         """The judge's verdict on answers (already decoded from data). Never raises: a judge that trips over
-        an unexpected answer fails it with the reason (the grader fails closed)."""
+        an unexpected answer fails it with the reason (the grader fails closed). An answer that holds NaN or
+        ±inf (unless ``nonfinite`` names it) fails before the judge runs: a comparison such as "fail when
+        |got − want| ≥ tol" is false for NaN, so no judge ever sees one."""
         token = _hidden.set(hidden)
         try:
             if isinstance(answers.get("$cell"), Raised):
@@ -166,6 +174,7 @@ class Check:
                 )
             if isinstance(answers.get("$problem"), Raised):  # an answer the check could not even ask about
                 raise CheckFailed(answers["$problem"].message)
+            refuse_nonfinite(answers, self.nonfinite, self.nonfinite_shows)
             tested = self.judge(inputs.all(), answers)
             return Verdict(
                 self.grade_id, True, tested + (" (on the grader's hidden inputs)" if hidden else "")
@@ -173,16 +182,102 @@ class Check:
         except CheckFailed as failure:
             found = failure.misconception
             if found is None:
-                return Verdict(self.grade_id, False, str(failure))
-            return Verdict(self.grade_id, False, named(str(failure), found), found.id)
+                return Verdict(self.grade_id, False, _short(str(failure)))
+            return Verdict(self.grade_id, False, named(_short(str(failure)), found), found.id)
         except Exception as error:  # a judge's own bug, or an answer of a shape nobody foresaw: no points
             return Verdict(
                 self.grade_id,
                 False,
-                f"the check could not judge this answer: {type(error).__name__}: {error}",
+                _short(f"the check could not judge this answer: {type(error).__name__}: {error}"),
             )
         finally:
             _hidden.reset(token)
+
+
+def _short(message: str) -> str:
+    """A message of at most MAX_MESSAGE characters (a judge may quote a long answer)."""
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
+
+
+def refuse_nonfinite(
+    answers: dict, allowed: Sequence[str] = (), misconception: Misconception | None = None
+) -> None:
+    """Fail, naming where (a failure that shows ``misconception``, when given), if an answer (but those
+    ``allowed``) holds NaN or ±inf: a float, or an element of a floating-point tensor, anywhere in its lists
+    and dicts."""
+    for name, x in answers.items():
+        if name in allowed or str(name).startswith("$"):
+            continue
+        found = _nonfinite(x, str(name), 0)
+        if found is not None:
+            where, what = found
+            raise CheckFailed(
+                f"{where}: holds {what} — the check expected finite numbers, got {what} (a training that "
+                "diverged, a division by zero, or a placeholder left in?)",
+                misconception,
+            )
+
+
+def _nonfinite(x: object, where: str, depth: int) -> tuple[str, str] | None:
+    if isinstance(x, float):
+        return None if math.isfinite(x) else (where, "NaN" if math.isnan(x) else "inf" if x > 0 else "-inf")
+    if isinstance(x, torch.Tensor):
+        if not (x.is_floating_point() or x.is_complex()) or bool(torch.isfinite(x).all()):
+            return None
+        return where, "NaN" if bool(torch.isnan(x).any()) else "inf"
+    if depth > 2 * wire.MAX_DEPTH:  # deeper than any decoded answer
+        return None
+    if isinstance(x, dict):
+        items = ((f"{where}[{k!r}]", v) for k, v in x.items())
+    elif isinstance(x, list | tuple):
+        items = ((f"{where}[{k}]", v) for k, v in enumerate(x))
+    else:
+        return None
+    return next((found for w, v in items if (found := _nonfinite(v, w, depth + 1)) is not None), None)
+
+
+def self_check(check: Check, namespace: dict) -> None:
+    """The notebook's own check: the learner's values on the notebook's inputs, collected, sent through the
+    wire (as at grading) and judged right here; the ✓ line, or the failure (which the hint ladder keeps)."""
+    with unchanged_random_state():
+        inputs = check.given(namespace)
+        answers = as_answers(attempt(check.ask, namespace, inputs.sent))
+        try:
+            answers = wire.roundtrip(answers)
+        except wire.WireError as error:
+            answers = {"$problem": Raised(f"your answers cannot be judged: {error}")}
+    verdict = check.verdict(Inputs(wire.roundtrip(inputs.sent), inputs.kept), answers, hidden=False)
+    if not verdict.passed:
+        LADDER.last = (check.grade_id, verdict.misconception)
+        raise CheckFailed(verdict.message, MISCONCEPTIONS.get(verdict.misconception))
+    if LADDER.last and LADDER.last[0] == check.grade_id:
+        LADDER.last = None
+    print(verdict.line())
+
+
+def as_answers(answers: object) -> dict:
+    """Answers, or what went wrong while the check collected them (the learner's objects behaving
+    unexpectedly): a failure with that reason, never a crash of the check."""
+    if isinstance(answers, Raised):
+        return {"$problem": Raised(f"the check could not collect your answers: {answers.message}")}
+    if not isinstance(answers, dict):
+        return {
+            "$problem": Raised(f"the check could not collect your answers (got {type(answers).__name__})")
+        }
+    return answers
+
+
+@dataclass
+class Ladder:
+    """The learner's hints in this kernel: the last failed self-check (its grade_id and the id of the
+    misconception it recognised, "" for none) and how many hints of each (check, misconception) were given
+    (:mod:`checks.kernel` gives them)."""
+
+    last: tuple[str, str] | None = None
+    taken: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+LADDER = Ladder()
 
 
 def named(message: str, misconception: Misconception) -> str:
@@ -300,7 +395,10 @@ def expect_close(
         raise CheckFailed(f"{name}: expected a tensor, got {kind(actual)}")
     typical_shapes = [(tuple(torch.as_tensor(typical).shape), m) for typical, m in like]
     expect_shape(actual, tuple(expected.shape), name, hint, misconception, typical_shapes)
+    expect_finite(actual, name)
     actual = actual.detach().cpu().to(expected.dtype)
+    if not _finite(expected):  # a reference computed from the learner's own weights can overflow
+        raise CheckFailed(f"{name}: the values to compare with are not finite numbers (NaN or inf)")
     if torch.allclose(actual, expected, atol=atol, rtol=rtol, equal_nan=False):
         return
     tolerance = f"tolerance {atol:g} + {rtol:g}×|expected|"
@@ -322,23 +420,69 @@ def expect_close(
 
 
 def is_close(actual: object, expected: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
-    """Whether ``actual`` is a tensor of ``expected``'s shape and values (no message: for telling mistakes
-    apart)."""
+    """Whether ``actual`` is a tensor of ``expected``'s shape and values, all finite (no message: for telling
+    mistakes apart)."""
+    expected = torch.as_tensor(expected)
     if not isinstance(actual, torch.Tensor) or tuple(actual.shape) != tuple(expected.shape):
+        return False
+    if not (_finite(actual) and _finite(expected)):  # before a cast, which could make NaN a number
         return False
     return torch.allclose(actual.detach().cpu().to(expected.dtype), expected.cpu(), atol=atol, rtol=rtol)
 
 
-def state(answers: dict, name: str, keys: list[str], label: str) -> dict[str, torch.Tensor]:
-    """A state_dict the kernel sent: a dict of tensors with exactly ``keys`` (their shapes checked by the
-    caller)."""
+def _finite(x: torch.Tensor) -> bool:
+    return not (x.is_floating_point() or x.is_complex()) or bool(torch.isfinite(x).all())
+
+
+def expect_finite(x: torch.Tensor, name: str) -> None:
+    """Fail unless every element of the tensor ``x`` is a finite number (no NaN, no ±inf)."""
+    if not _finite(x):
+        what = "NaN" if bool(torch.isnan(x).any()) else "inf"
+        raise CheckFailed(f"{name}: holds {what} — expected finite numbers")
+
+
+def close(actual: object, expected: float, tol: float) -> bool:
+    """Whether the number ``actual`` is within ``tol`` of ``expected``: False for anything but a finite int or
+    float (so NaN, ±inf and what is not a number are never close, as "|a − b| ≥ tol" would let NaN be)."""
+    if isinstance(actual, bool) or not isinstance(actual, int | float):
+        return False
+    try:
+        return math.isfinite(actual) and math.isfinite(expected) and abs(actual - expected) < tol
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def number(answers: dict, name: str, label: str | None = None) -> float:
+    """The answer ``name`` as a finite Python number (a float or an int); fails with what was given otherwise
+    (a bool, a tensor, NaN, ±inf, an int too large for a float)."""
+    got = value(answers, name, label)
+    ok = not isinstance(got, bool) and isinstance(got, int | float)
+    need(ok, f"{label or name}: expected a Python float, got {kind(got)}")
+    try:
+        finite = math.isfinite(got)
+    except OverflowError:
+        finite = False
+    shown = got if isinstance(got, float) else "an int too large for a float"
+    need(finite, f"{label or name}: expected a finite number, got {shown}")
+    return got
+
+
+def state(
+    answers: dict, name: str, keys: list[str] | dict[str, tuple[int, ...]], label: str
+) -> dict[str, torch.Tensor]:
+    """A state_dict the kernel sent: a dict of tensors with exactly ``keys``; when ``keys`` maps each to its
+    shape, of those shapes too (checked here, before anything is computed from them)."""
     got = value(answers, name, label)
     need(isinstance(got, dict), f"{label}: expected a state_dict, got {kind(got)}")
+    names = ", ".join(sorted(got)[:20]) + (", …" if len(got) > 20 else "")
     need(
         sorted(got) == sorted(keys),
-        f"{label}: expected the parameters {', '.join(keys)}, got {', '.join(sorted(got)) or 'none'}",
+        f"{label}: expected the parameters {', '.join(keys)}, got {names or 'none'}",
     )
     need(all(isinstance(t, torch.Tensor) for t in got.values()), f"{label}: its values should be tensors")
+    if isinstance(keys, dict):
+        for key, shape in keys.items():
+            expect_shape(got[key], shape, f"{label}: {key}")
     return got
 
 

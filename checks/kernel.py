@@ -1,27 +1,32 @@
-"""The kernel's side of the checks: self-checks in a notebook, and the grader's requests at grading.
+"""The kernel's side of the checks: the hint ladder, and the grader's requests at grading.
 
 Nothing here decides a grade. :func:`answer` is what the grader's request calls: it reads the request's
 inputs, runs the learner's answer cell again on them if the check asks for that, collects the answers
 (``ask``) and publishes them as one display output of type :data:`checks.wire.MIME`, which the grader reads as
 data. Whatever the learner's code does to this module, its requests or its outputs, can only change the data
-the judge receives, never the judge.
+the judge receives, never the judge. (A notebook's self-check, ``check.neuron_sum()``, is
+:func:`checks.core.self_check`.)
+
+The modules import one way only: :mod:`checks.wire` (the data that crosses) ← :mod:`checks.core` (what a
+check is made of) ← this module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from checks import HINT_METADATA, wire
 from checks.core import (
+    LADDER,
     MISCONCEPTIONS,
     Check,
-    CheckFailed,
     Inputs,
-    Raised,
     Verdict,
+    as_answers,
     attempt,
     unchanged_random_state,
 )
+from checks.wire import Raised
 
 
 def find(part: str, grade_id: str) -> Check:
@@ -31,34 +36,7 @@ def find(part: str, grade_id: str) -> Check:
     return next(c for c in of_part(part) if c.grade_id == grade_id)
 
 
-def self_check(check: Check, namespace: dict) -> None:
-    """The notebook's own check: the learner's values on the notebook's inputs, judged right here."""
-    with unchanged_random_state():
-        inputs = check.given(namespace)
-        answers = attempt(check.ask, namespace, inputs.sent)
-        answers = wire.roundtrip(_problem(answers))
-    verdict = check.verdict(Inputs(wire.roundtrip(inputs.sent), inputs.kept), answers, hidden=False)
-    if not verdict.passed:
-        LADDER.last = (check.grade_id, verdict.misconception)
-        raise CheckFailed(verdict.message, MISCONCEPTIONS.get(verdict.misconception))
-    if LADDER.last and LADDER.last[0] == check.grade_id:
-        LADDER.last = None
-    print(verdict.line())
-
-
 # ------------------------------------------------------------------------------------------ the hint ladder
-@dataclass
-class Ladder:
-    """The learner's hints in this kernel: the last failed self-check (its grade_id and the id of the
-    misconception it recognised, "" for none) and how many hints of each (check, misconception) were given."""
-
-    last: tuple[str, str] | None = None
-    taken: dict[tuple[str, str], int] = field(default_factory=dict)
-
-
-LADDER = Ladder()
-
-
 @dataclass(frozen=True)
 class Hint:
     grade_id: str
@@ -136,20 +114,8 @@ def answer(path: str) -> None:
 
     meta, sent = wire.read_request(path)
     check = find(meta["part"], meta["grade_id"])
-    answers = _problem(attempt(collect, check, globals_of_the_notebook(), sent, meta.get("source")))
+    answers = as_answers(attempt(collect, check, globals_of_the_notebook(), sent, meta.get("source")))
     display({wire.MIME: wire.encode(answers)}, raw=True)
-
-
-def _problem(answers: object) -> dict:
-    """Answers, or what went wrong while the check collected them (the learner's objects behaving
-    unexpectedly): a failure with that reason, never a crash of the check."""
-    if isinstance(answers, Raised):
-        return {"$problem": Raised(f"the check could not collect your answers: {answers.message}")}
-    if not isinstance(answers, dict):
-        return {
-            "$problem": Raised(f"the check could not collect your answers (got {type(answers).__name__})")
-        }
-    return answers
 
 
 def globals_of_the_notebook() -> dict:
@@ -179,5 +145,15 @@ def simulate(check: Check, namespace: dict, source: str | None, seed: int = 0) -
 
     inputs = check.hidden(torch.Generator().manual_seed(seed))
     sent = wire.roundtrip(inputs.sent)
-    answers = _problem(attempt(collect, check, namespace, sent, source))
-    return check.verdict(Inputs(sent, inputs.kept), wire.roundtrip(answers), hidden=True)
+    answers = as_answers(attempt(collect, check, namespace, sent, source))
+    try:
+        answers = wire.roundtrip(answers)
+    except wire.WireError as error:  # as the grader's judge_one: an answer that cannot be read earns nothing
+        return Verdict(
+            check.grade_id, False, f"the answer that came back for this check could not be read: {error}"
+        )
+    if isinstance(answers, dict):  # as grader.verdicts.judge_one: the answer cell as the grader holds it
+        answers.pop("$source", None)
+        if check.rerun and source is not None:
+            answers["$source"] = source
+    return check.verdict(Inputs(sent, inputs.kept), answers, hidden=True)

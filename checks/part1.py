@@ -323,6 +323,11 @@ def _judge_bridge(i: dict, a: dict) -> str:
         f'changes should be a set of letters, such as {{"A", "B"}}, got {kind(changes)}',
         COUNT_FOR_LETTERS if isinstance(changes, int | float) else None,
     )
+    kinds = ", ".join(sorted({kind(letter) for letter in changes}))
+    need(
+        all(isinstance(letter, str) for letter in changes),
+        f'changes should be a set of letters, such as {{"A", "B"}}, got {kinds}',
+    )
     said = {letter.strip().upper() for letter in changes}
     unknown = sorted(said - set(BRIDGE_SNIPPETS))
     need(not unknown, f"changes holds {', '.join(map(repr, unknown))}: the snippets are A to F")

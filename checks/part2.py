@@ -1,12 +1,20 @@
 """Part 2 — Neural networks: the checks of ``02_neural_networks.ipynb``.
 
 The learner's functions and networks are applied to inputs of the check's own (in the notebook: seeded; at
-grading: drawn by the grader); the judge recomputes every expected value from the parameters the learner's
-network holds, so a network passes only if it computes what the exercise asks for.
+grading: drawn by the grader). A network is judged on weights of the check's own too: the kernel loads them
+into the learner's ``nn.Linear`` layers (matched by shape, in the order the network registers them) and sends
+back the scores on the check's inputs; the judge computes the expected scores from its own copy of the
+weights, so a network passes only if its ``forward`` computes what the exercise asks for. The softmax rule
+(no PyTorch softmax) is decided by the judge too, from data: the answer cell's source, which it parses, and
+the names of the operations PyTorch ran while the learner's ``softmax`` computed.
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import copy
+import linecache
 from itertools import pairwise
 
 import torch
@@ -15,22 +23,22 @@ from checks.core import (
     Check,
     Inputs,
     Misconception,
-    Raised,
     attempt,
     cpu,
     expect_close,
     expect_shape,
     fail,
+    hidden,
     is_close,
     kind,
     lookup,
     need,
     pick,
-    state_of,
     tensor,
     value,
 )
 from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
+from checks.wire import Raised
 
 # ------------------------------------------------------------------------------------------ misconceptions
 UNFLATTENED = Misconception(
@@ -163,8 +171,57 @@ UNNAMED_LAYERS = Misconception(
     "layer",
 )
 
+WEIGHTS_NOT_RANDOM = Misconception(
+    "weights-not-random",
+    "weights set by hand (zeros, ones) where random ones were asked for",
+    2,
+    "A forward pass with raw tensors",
+    "A network's weights start random: with all-zero weights every hidden unit computes the same value and "
+    "the scores no longer depend on the image. torch.randn(rows, columns) draws each weight from the "
+    "standard normal distribution (mean 0, standard deviation 1).",
+    "W1 = torch.randn(784, 256)\nb1 = torch.randn(...)",
+    "weight",
+)
+LAYERS_UNUSED = Misconception(
+    "forward-ignores-layers",
+    "a forward pass that does not compute with the layers made in __init__",
+    2,
+    "Building networks with `nn.Module`",
+    "The layers made in __init__ hold the network's weights, the ones an optimizer trains: forward must pass "
+    "x through them (self.layers…), not through new layers or values of its own.",
+    "def forward(self, x):\n    for layer in self.layers[:-1]:\n        x = torch.relu(layer(x))\n"
+    "    return ...",
+    "layer",
+)
+WRONG_WIDTHS = Misconception(
+    "sequential-widths",
+    "the layer widths of another network than the one asked for",
+    2,
+    "`nn.Sequential`",
+    "Exercise 4's network is Exercise 3's Network([128, 64]): 784 inputs, hidden layers of 128 and 64 units, "
+    "10 scores. Each nn.Linear(n_in, n_out) takes the previous layer's n_out as its n_in.",
+    "nn.Sequential(nn.Linear(784, ...), nn.ReLU(), nn.Linear(..., 64), nn.ReLU(), nn.Linear(64, 10))",
+    "layer",
+)
+
 
 # ------------------------------------------------------------------------------------------ raw forward
+def _expect_randn(t: torch.Tensor, name: str) -> None:
+    """``t`` holds draws of torch.randn: mean about 0 and standard deviation about 1, within bounds that a
+    true draw of its size misses about once in a million (zeros, ones or other hand-picked values never pass,
+    and with them a forward pass that weights of 0 would make trivial)."""
+    values = t.detach().double().flatten()
+    n = values.numel()
+    mean, std = (values.mean().item(), values.std().item()) if n > 1 else (float("nan"), float("nan"))
+    spread = (2 * n) ** -0.5  # about the standard deviation of the standard deviation of n draws
+    need(
+        abs(mean) <= 6 * n**-0.5 and max(0.25, 1 - 5 * spread) <= std <= 1 + 6 * spread,
+        f"{name} should hold torch.randn's random draws (mean 0, standard deviation 1): its values have mean "
+        f"{mean:.3g} and standard deviation {std:.3g}",
+        WEIGHTS_NOT_RANDOM,
+    )
+
+
 def _judge_raw_forward(i: dict, a: dict) -> str:
     inputs = tensor(a, "inputs")
     hint = "flatten each image: images.view(images.shape[0], -1)"
@@ -176,13 +233,15 @@ def _judge_raw_forward(i: dict, a: dict) -> str:
     b1, b2 = tensor(a, "b1"), tensor(a, "b2")
     expect_shape(b1, (256,), "b1")
     expect_shape(b2, (10,), "b2")
+    for name, t in (("W1", W1), ("b1", b1), ("W2", W2), ("b2", b2)):
+        _expect_randn(t, name)
     out = tensor(a, "out")
     expect_shape(out, (64, 10), "out", hint="did you flatten the images and multiply by both W1 and W2?")
     expected = torch.sigmoid(inputs @ W1 + b1) @ W2 + b2
     hint = "sigmoid on the hidden layer only; the output layer has no activation"
     like = [(torch.sigmoid(expected), SQUASHED_SCORES)]
     expect_close(out, expected, "out", atol=1e-3, hint=hint, like=like)
-    return "forward pass: out = sigmoid(inputs @ W1 + b1) @ W2 + b2, shape (64, 10)"
+    return "forward pass: out = sigmoid(inputs @ W1 + b1) @ W2 + b2, shape (64, 10), random weights"
 
 
 raw_forward = Check(
@@ -198,6 +257,13 @@ raw_forward = Check(
 
 # ------------------------------------------------------------------------------------------ softmax
 _BIG = torch.tensor([[1000.0, 0.0], [0.0, 1000.0]])
+# What PyTorch calls its softmax, wherever it lives: torch.softmax, F.softmax, Tensor.softmax, nn.Softmax,
+# torch.special.softmax, their log_ and softmin relatives, the aten operators.
+_LIBRARY = frozenset(
+    {"softmax", "log_softmax", "Softmax", "LogSoftmax", "softmin", "Softmin", "_softmax", "_log_softmax"}
+)
+_LOOKUPS = frozenset({"getattr", "attrgetter", "__getattribute__", "__getattr__"})
+_MAX_SOURCE = 200_000
 
 
 def _ask_softmax(namespace: dict, sent: dict) -> dict:
@@ -209,25 +275,164 @@ def _ask_softmax(namespace: dict, sent: dict) -> dict:
     return {
         "softmax(scores)": attempt(softmax, sent["scores"]),
         "softmax(big)": attempt(softmax, sent["big"]),
-        "library": _library_softmax(softmax, sent["scores"]),
+        "operations": attempt(_operations, softmax, sent["scores"]),
+        "source": {"definition": _definition_source(softmax)},
     }
 
 
-def _library_softmax(softmax, scores: torch.Tensor) -> list[str]:
-    """PyTorch's own softmax operations in the autograd graph of ``softmax(scores)``: a call of
-    torch.softmax, F.softmax, Tensor.softmax, nn.Softmax or log_softmax leaves its backward node there
-    (``SoftmaxBackward0``), however it was imported or renamed. A formula of exp and sum leaves none."""
-    out = attempt(softmax, scores.detach().clone().requires_grad_())
-    found, todo, seen = set(), [getattr(out, "grad_fn", None)], set()
-    while todo:
-        node = todo.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        if "Softmax" in node.name():
-            found.add(node.name())
-        todo += [parent for parent, _ in node.next_functions]
-    return sorted(found)
+def _operations(function, x: torch.Tensor) -> list[str]:
+    """The names of the operators PyTorch ran while ``function(x)`` computed (``aten.exp.default``, …): every
+    call of torch reaches its dispatcher, whatever name it was called by, on a detached tensor or under
+    no_grad too. Only the names are sent; the judge decides what they show."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Watch(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.names: set[str] = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.add(str(func))
+            return func(*args, **(kwargs or {}))
+
+    watch = Watch()
+    with watch:
+        function(x.clone())
+    return sorted(watch.names)
+
+
+def _definition_source(function: object) -> str | None:
+    """The source of the notebook cell that defined ``function`` (IPython keeps each cell's source for its
+    tracebacks), or None (a function of a module, or run from a string)."""
+    code = getattr(function, "__code__", None)
+    if getattr(function, "__module__", None) != "__main__" or code is None:
+        return None
+    lines = linecache.getlines(code.co_filename)
+    return "".join(lines)[:_MAX_SOURCE] or None
+
+
+def _parse(source: str) -> ast.Module | None:
+    """A cell's source as Python, IPython's syntax (``%time``, ``files = !ls``) turned into the calls IPython
+    runs (its own transformer: text to text, nothing run), and the Python under a cell magic (``%%time``) as
+    it is; None if it is not Python."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    with contextlib.suppress(SyntaxError, ValueError):  # plain Python: its own line numbers
+        return ast.parse(source)
+    if source.lstrip().startswith("%%"):
+        source = "#\n" + source.lstrip().partition("\n")[2]
+    try:
+        return ast.parse(TransformerManager().transform_cell(source))
+    except Exception:  # SyntaxError, or whatever IPython's transformer makes of a broken cell
+        return None
+
+
+def _library_calls(source: str) -> list[str]:
+    """Where the cell's ``softmax`` (its ``def``, or what the cell assigns or imports to the name) names
+    PyTorch's softmax: an attribute (``torch.softmax``, ``F.log_softmax``, ``x.softmax``, ``nn.Softmax``, also
+    under ``import … as``), a name the cell imported or assigned it to (``from torch.nn.functional import
+    softmax as f``, ``f = torch.softmax``), a name looked up by a literal string (``getattr(torch,
+    "softmax")``, ``vars(F)["softmax"]``): each as "what on line N". The rest of the cell may use the library
+    (to compare, say). A name built at run time, or a helper defined elsewhere, escapes it; the operations
+    PyTorch ran do not."""
+    tree = _parse(source)
+    need(tree is not None, "the check could not read the cell that defines softmax as Python")
+    aliases, found = set(), []
+    for node in ast.walk(tree):  # the names the cell binds to PyTorch's softmax
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                if alias.name in _LIBRARY:
+                    aliases.add(alias.asname or alias.name)
+                    if (alias.asname or alias.name) == "softmax":  # the cell's softmax is the library's
+                        found.append(f"from {node.module} import {alias.name} on line {node.lineno}")
+        elif isinstance(node, ast.Assign) and _is_library(node.value, aliases):
+            aliases |= {target.id for target in node.targets if isinstance(target, ast.Name)}
+    for node in ast.walk(tree):  # what the cell's softmax is made of
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "softmax":
+            found += _library_uses(node, aliases)
+        elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "softmax" for t in targets):
+                found += _library_uses(node.value, aliases)
+    return list(dict.fromkeys(found))
+
+
+def _is_library(value: ast.expr, aliases: set[str]) -> bool:
+    """Whether ``value`` is PyTorch's softmax itself (``F.softmax``, ``nn.Softmax(dim=1)``,
+    ``partial(torch.softmax, dim=1)``, another name for it), not merely an expression that uses it."""
+    if isinstance(value, ast.Attribute):
+        return value.attr in _LIBRARY
+    if isinstance(value, ast.Name):
+        return value.id in aliases
+    if isinstance(value, ast.Call):
+        return _is_library(value.func, aliases) or any(_is_library(arg, aliases) for arg in value.args)
+    return False
+
+
+def _library_uses(tree: ast.AST, aliases: set[str]) -> list[str]:
+    """The places in ``tree`` that name PyTorch's softmax (``aliases``: the cell's own names for it)."""
+    found = []
+    for node in ast.walk(tree):
+        named = (
+            (isinstance(node, ast.Attribute) and node.attr in _LIBRARY)
+            or (isinstance(node, ast.Name) and node.id in aliases and isinstance(node.ctx, ast.Load))
+            or (isinstance(node, ast.ImportFrom) and any(a.name in _LIBRARY for a in node.names))
+            or (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", getattr(node.func, "attr", "")) in _LOOKUPS
+                and any(isinstance(arg, ast.Constant) and arg.value in _LIBRARY for arg in node.args)
+            )
+            or (
+                isinstance(node, ast.Subscript)
+                and isinstance(node.slice, ast.Constant)
+                and node.slice.value in _LIBRARY
+            )
+        )
+        if isinstance(node, ast.Name) and named:
+            found.append(f"{node.id}, another name for it, on line {node.lineno}")
+        elif named:
+            found.append(f"{ast.unparse(node)} on line {node.lineno}")
+    return found
+
+
+_FORMULA = (
+    "the values are right, but the exercise asks for the formula: torch.exp of the scores divided by their "
+    "torch.sum over each row"
+)
+
+
+def _judge_library(a: dict) -> None:
+    """The rule of Exercise 2, decided here from data: the answer cell's source and the operations PyTorch
+    ran."""
+    sources = value(a, "source")
+    need(isinstance(sources, dict), f"the source of softmax's cell came back as {kind(sources)}")
+    cell = a.get("$source")  # at grading: the answer cell as the grader holds it (grader.verdicts.judge_one)
+    need(
+        isinstance(cell, str) or not hidden(),
+        "the grader has no source of your answer cell: the check cannot tell how softmax computes",
+    )
+    for where, source in (
+        ("your answer cell", cell),
+        ("the cell that defines softmax", sources.get("definition")),
+    ):
+        if isinstance(source, str):
+            calls = _library_calls(source)
+            need(
+                not calls,
+                f"{where} calls PyTorch's own softmax ({'; '.join(calls[:3])}): {_FORMULA}",
+                LIBRARY_SOFTMAX,
+            )
+    operations = value(a, "operations", "softmax(scores), watched")
+    need(
+        isinstance(operations, list) and all(isinstance(op, str) for op in operations),
+        f"the operations softmax ran came back as {kind(operations)}",
+    )
+    library = [op for op in operations if "softmax" in op.lower() or "softmin" in op.lower()]
+    need(
+        not library,
+        f"softmax runs PyTorch's own softmax ({', '.join(library)} ran while it computed): {_FORMULA}",
+        LIBRARY_SOFTMAX,
+    )
 
 
 def _judge_softmax(i: dict, a: dict) -> str:
@@ -257,17 +462,10 @@ def _judge_softmax(i: dict, a: dict) -> str:
         SOFTMAX_OVERFLOW,
     )
     expect_close(big, torch.softmax(i["big"], dim=1), "softmax of large scores")
-    library = value(a, "library")
-    named = ", ".join(library) if isinstance(library, list) else library
-    need(
-        not library,
-        f"softmax calls PyTorch's own softmax ({named} in its autograd graph): the right values, but the "
-        "exercise asks for the formula — torch.exp of the scores divided by their torch.sum over each row",
-        LIBRARY_SOFTMAX,
-    )
+    _judge_library(a)
     return (
-        "softmax: rows of probabilities that sum to 1, equal to torch.softmax, finite for large scores, and "
-        "no call of PyTorch's softmax in its autograd graph"
+        "softmax: rows of probabilities that sum to 1, equal to torch.softmax, finite for large scores, "
+        "written without PyTorch's softmax"
     )
 
 
@@ -282,33 +480,121 @@ softmax = Check(
     hidden=lambda g: Inputs(
         {"scores": 3 * torch.randn(64, 10, generator=g), "big": _BIG * (1 + torch.rand(1, generator=g))}
     ),
+    rerun=True,  # at grading the cell runs again from the grader's copy of its source, which the judge reads
+    bind=lambda ns, sent: {},  # with nothing bound: the inputs go to softmax, not to the cell
+    nonfinite=("softmax(big)",),  # the judge diagnoses an overflow (SOFTMAX_OVERFLOW) itself
 )
 
 
-# ------------------------------------------------------------------------------------------ Network
-def _network_inputs(g: torch.Generator) -> Inputs:
-    """Three architectures (two hidden layers, one, none) and the inputs to apply them to."""
-    widths = torch.randint(8, 100, (3,), generator=g).tolist()
-    return Inputs(
+# ------------------------------------------------------------------------------------------ check's weights
+def _weights(sizes: list[int], g: torch.Generator) -> list[dict]:
+    """One nn.Linear's worth of weights for each pair of neighbouring sizes, drawn as nn.Linear draws its own
+    (uniform within ±1/√n_in), so that ReLU cuts about half of each hidden layer."""
+    return [
         {
-            "sizes": [widths[:2], widths[2:], []],
-            "x": torch.randn(64, 784, generator=g),
-            "a": torch.randn(64, 784, generator=g),
-            "b": torch.randn(64, 784, generator=g),
+            "weight": (2 * torch.rand(n_out, n_in, generator=g) - 1) / n_in**0.5,
+            "bias": (2 * torch.rand(n_out, generator=g) - 1) / n_in**0.5,
         }
-    )
+        for n_in, n_out in pairwise(sizes)
+    ]
+
+
+def _scores(x: torch.Tensor, weights: list[dict], relu: bool = True) -> torch.Tensor:
+    """The judge's own forward pass: each layer, ReLU after each but the last (none with ``relu=False``)."""
+    for k, layer in enumerate(weights):
+        x = x @ layer["weight"].T + layer["bias"]
+        if relu and k < len(weights) - 1:
+            x = torch.relu(x)
+    return x
+
+
+def _layers(net: object) -> dict:
+    """What the network registered: the shape of each nn.Linear's weight (in the order the network registers
+    them) and whether it has a bias."""
+    from torch import nn
+
+    linear = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    return {
+        "shapes": [list(m.weight.shape) for m in linear],
+        "biases": [isinstance(m.bias, torch.Tensor) for m in linear],
+    }
+
+
+def _load(net: object, weights: list[dict]) -> None:
+    """The check's weights into the network's nn.Linear layers, each into the first layer of its shape not yet
+    given one (so in the order the network registers them), with ``load_state_dict(strict=True)``: whatever
+    the layers are called, every parameter and buffer of the network must be one of them."""
+    from torch import nn
+
+    free = [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Linear)]
+    state = {}
+    for layer in weights:
+        shape = tuple(layer["weight"].shape)
+        match = next((pair for pair in free if tuple(pair[1].weight.shape) == shape), None)
+        if match is None:
+            raise ValueError(f"no nn.Linear layer of weight shape {shape} to load the check's weights into")
+        free.remove(match)
+        prefix = f"{match[0]}." if match[0] else ""
+        state.update({prefix + "weight": layer["weight"], prefix + "bias": layer["bias"]})
+    net.load_state_dict(state, strict=True)
+
+
+def _run(net: object, weights: list[dict], x: torch.Tensor) -> dict:
+    """The network's scores on ``x`` with the check's weights loaded, and again with every parameter set to 0
+    (a network that computes with its layers then gives scores of 0)."""
+    loaded = attempt(_load, net, weights)
+    if isinstance(loaded, Raised):
+        return {"out": Raised(f"the check's weights could not be loaded into its layers: {loaded.message}")}
+    with torch.no_grad():
+        out = cpu(attempt(net, x))
+        zeroed = attempt(lambda: [p.zero_() for p in net.parameters()])
+        zero = zeroed if isinstance(zeroed, Raised) else cpu(attempt(net, x))
+    return {"out": out, "out, zero weights": zero}
+
+
+def _expect_scores(net: dict, x: torch.Tensor, weights: list[dict], label: str, like: list) -> None:
+    """The network's scores with the check's weights against the judge's own forward pass; scores that are
+    none of the typical wrong ones and are not 0 with weights of 0 come from something else than its
+    layers."""
+    scores = tensor(net, "out", f"{label}(x)")
+    expect_shape(scores, (len(x), 10), f"{label}(x)")
+    expected = _scores(x, weights)
+    if not is_close(scores, expected, atol=1e-4) and not any(is_close(scores, t, atol=1e-4) for t, _ in like):
+        zero = value(net, "out, zero weights", f"{label}(x) with weights of 0")
+        need(
+            is_close(zero, torch.zeros(len(x), 10)),
+            f"{label}'s forward does not compute with its layers: with every weight and bias set to 0 its "
+            "scores are still not 0 — pass x through the nn.Linear layers made in __init__",
+            LAYERS_UNUSED,
+        )
+    hint = "a Linear layer for each pair of sizes, ReLU after each but the last, nothing after the last"
+    expect_close(scores, expected, f"{label}(x)", atol=1e-4, hint=hint, like=like)
+
+
+def _arrows(shapes: list) -> str:
+    return " → ".join(str(n) for n in [shapes[0][1], *(s[0] for s in shapes)]) if shapes else "no layers"
+
+
+# ------------------------------------------------------------------------------------------ Network
+def _network_inputs(g: torch.Generator, sizes: list[list[int]] | None = None) -> Inputs:
+    """Three architectures (two hidden layers, one, none), the check's weights for each, and an input."""
+    if sizes is None:
+        widths = torch.randint(8, 100, (3,), generator=g).tolist()
+        sizes = [widths[:2], widths[2:], []]
+    weights = [_weights([784, *hidden_sizes, 10], g) for hidden_sizes in sizes]
+    return Inputs({"sizes": sizes, "weights": weights, "x": torch.randn(64, 784, generator=g)})
 
 
 def _ask_network(namespace: dict, sent: dict) -> dict:
-    """For each list of hidden sizes: the Linear layers the network registered (in order), whether it keeps
-    modules in a plain list, its scores, and two probes of linearity."""
+    """For each list of hidden sizes: the Linear layers the network registered, whether it keeps modules in a
+    plain list, and its scores with the check's weights loaded (and with weights of 0)."""
     from torch import nn
 
     network_class = lookup(namespace, "Network")
     if isinstance(network_class, Raised):
         return {"$problem": network_class}
-    built, a, b = [], sent["a"], sent["b"]
-    for sizes in sent["sizes"]:
+    built = []
+    for sizes, weights in zip(sent["sizes"], sent["weights"], strict=True):
         net = attempt(network_class, list(sizes))
         if isinstance(net, Raised):
             built.append({"$raised": Raised(f"Network({sizes}) raised {net.message}")})
@@ -321,34 +607,18 @@ def _ask_network(namespace: dict, sent: dict) -> dict:
             for name, v in vars(net).items()
             if name != "_modules" and isinstance(v, list | tuple | dict)
         )
-        linear = [m for m in net.modules() if isinstance(m, nn.Linear)]
-        with torch.no_grad():
-            built.append(
-                {
-                    "layers": [{"weight": cpu(m.weight), "bias": cpu(m.bias)} for m in linear],
-                    "plain list": plain,
-                    "out": cpu(attempt(net, sent["x"])),
-                    "net(a) + net(b)": cpu(attempt(lambda net=net: net(a) + net(b))),
-                    "net(a + b) + net(0)": cpu(
-                        attempt(lambda net=net: net(a + b) + net(torch.zeros_like(a)))
-                    ),
-                }
-            )
+        built.append({**_layers(net), "plain list": plain, **_run(net, weights, sent["x"])})
     return {"built": built}
-
-
-def _arrows(shapes: list) -> str:
-    return " → ".join(str(n) for n in [shapes[0][1], *(s[0] for s in shapes)]) if shapes else "no layers"
 
 
 def _judge_network(i: dict, a: dict) -> str:
     built = value(a, "built")
-    for sizes, net in zip(i["sizes"], built, strict=True):
+    for sizes, weights, net in zip(i["sizes"], i["weights"], built, strict=True):
         label = f"Network({sizes})"
         if isinstance(net.get("$raised"), Raised):
             fail(net["$raised"].message)
-        layers = value(net, "layers", label)
-        if not layers:
+        shapes = [tuple(s) for s in value(net, "shapes", label)]
+        if not shapes:
             need(
                 not net["plain list"],
                 f"{label} keeps its layers in a plain Python list: PyTorch does not see into it, so the "
@@ -357,42 +627,35 @@ def _judge_network(i: dict, a: dict) -> str:
                 PLAIN_LIST,
             )
             fail(f"{label} has no nn.Linear layers")
-        shapes = [tuple(layer["weight"].shape) for layer in layers]
         want = [784, *sizes, 10]
-        expected = [(n_out, n_in) for n_in, n_out in pairwise(want)]
+        expected = [tuple(layer["weight"].shape) for layer in weights]
         need(
-            shapes == expected,
+            sorted(shapes) == sorted(expected),
             f"{label} should be {' → '.join(map(str, want))}, got {_arrows(shapes)}"
             + " — an nn.Linear(n_in, n_out) for each pair of neighbouring sizes, built from hidden_sizes",
             FIXED_SIZES,
         )
-        if any(not isinstance(layer["bias"], torch.Tensor) for layer in layers):
-            fail("the layers should have biases: nn.Linear(in_features, out_features)")
+        need(all(net["biases"]), "the layers should have biases: nn.Linear(in_features, out_features)")
         scores = tensor(net, "out", f"{label}(x)")
-        expect_shape(scores, (64, 10), f"{label}(x)")
-        if sizes:
-            sums, linear = tensor(net, "net(a) + net(b)"), tensor(net, "net(a + b) + net(0)")
-            need(
-                not is_close(sums, linear, atol=1e-4, rtol=0),
-                f"{label} is linear: apply ReLU after every layer except the last",
-                NO_NONLINEARITY,
-            )
         need(
-            not is_close(scores.sum(dim=1), torch.ones(64), atol=1e-3, rtol=0),
+            not is_close(scores.sum(dim=1), torch.ones(len(scores)), atol=1e-3, rtol=0),
             "forward returns probabilities: return the scores of the last layer, the softmax comes "
             "afterwards",
             SOFTMAX_IN_FORWARD,
         )
-        x = i["x"]
-        for k, layer in enumerate(layers):
-            x = x @ layer["weight"].T + layer["bias"]
-            if k < len(layers) - 1:
-                x = torch.relu(x)
-        hint = "a Linear layer for each pair of sizes, ReLU after each but the last, nothing after the last"
-        like = [(torch.relu(x), RELU_ON_SCORES)]
-        expect_close(scores, x, f"{label}(x)", atol=1e-4, hint=hint, like=like)
+        if sizes:
+            need(
+                not is_close(scores, _scores(i["x"], weights, relu=False), atol=1e-4),
+                f"{label} is linear: apply ReLU after every layer except the last",
+                NO_NONLINEARITY,
+            )
+        like = [(torch.relu(_scores(i["x"], weights)), RELU_ON_SCORES)]
+        _expect_scores(net, i["x"], weights, label, like)
     shown = ", ".join(f"Network({sizes})" for sizes in i["sizes"])
-    return f"{shown}: 784 → hidden sizes → 10, ReLU between the layers, scores out, every layer registered"
+    return (
+        f"{shown}: 784 → hidden sizes → 10, every layer registered; with the check's weights loaded, ReLU "
+        "between the layers and scores out"
+    )
 
 
 network_class = Check(
@@ -400,9 +663,7 @@ network_class = Check(
     after="network_class",
     judge=_judge_network,
     ask=_ask_network,
-    given=lambda ns: Inputs(
-        {**_network_inputs(torch.Generator().manual_seed(0)).sent, "sizes": [[128, 64], [32], []]}
-    ),
+    given=lambda ns: _network_inputs(torch.Generator().manual_seed(0), [[128, 64], [32], []]),
     hidden=_network_inputs,
 )
 
@@ -410,30 +671,40 @@ network_class = Check(
 # ------------------------------------------------------------------------------------------ Sequential
 _KINDS = ["Linear", "ReLU", "Linear", "ReLU", "Linear"]
 _NAMES = ["fc1", "relu1", "fc2", "relu2", "output"]
+_WIDTHS = [784, 128, 64, 10]
 
 
-def _describe(net: object, x: torch.Tensor) -> dict:
+def _describe(net: object, x: torch.Tensor, weights: list[dict]) -> dict:
+    """The learner's model as the check sees it: its kind, its children, its Linear layers, and the scores of
+    a copy of it (the notebook's own model is left as it was) with the check's weights loaded."""
     if isinstance(net, Raised):
         return {"$raised": net}
     from torch import nn
 
-    children = list(net.named_children()) if isinstance(net, nn.Module) else []
-    with torch.no_grad():
-        return {
-            "is Sequential": isinstance(net, nn.Sequential),
-            "type": type(net).__name__,
-            "kinds": [type(layer).__name__ for _, layer in children],
-            "names": [name for name, _ in children],
-            "state": state_of(net),
-            "out": cpu(attempt(net, x)),
-        }
+    if not isinstance(net, nn.Module):
+        return {"is Sequential": False, "type": type(net).__name__}
+    children = list(net.named_children())
+    copied = attempt(copy.deepcopy, net)
+    run = {"out": copied} if isinstance(copied, Raised) else _run(copied, weights, x)
+    return {
+        "is Sequential": isinstance(net, nn.Sequential),
+        "type": type(net).__name__,
+        "kinds": [type(layer).__name__ for _, layer in children],
+        "names": [name for name, _ in children],
+        **_layers(net),
+        **run,
+    }
 
 
 def _ask_sequential(namespace: dict, sent: dict) -> dict:
-    return {label: _describe(lookup(namespace, label), sent["x"]) for label in ("seq_model", "named_model")}
+    return {
+        label: _describe(lookup(namespace, label), sent["x"], sent["weights"])
+        for label in ("seq_model", "named_model")
+    }
 
 
 def _judge_sequential(i: dict, a: dict) -> str:
+    want = [(n_out, n_in) for n_in, n_out in pairwise(_WIDTHS)]
     for label in ("seq_model", "named_model"):
         net = value(a, label)
         if isinstance(net.get("$raised"), Raised):
@@ -444,25 +715,24 @@ def _judge_sequential(i: dict, a: dict) -> str:
             f"{label}: expected layers {', '.join(_KINDS)}, got {', '.join(net['kinds']) or 'none'}",
             SEQUENTIAL_WITHOUT_RELU if "ReLU" not in net["kinds"] else None,
         )
-        out = value(net, "out", f"{label}(x)")
-        expect_shape(out, (3, 10), f"{label}(x)")
+        shapes = [tuple(s) for s in net["shapes"]]
+        need(
+            shapes == want,
+            f"{label} should be {' → '.join(map(str, _WIDTHS))}, got {_arrows(shapes)} — Exercise 3's "
+            "Network([128, 64]): nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)",
+            WRONG_WIDTHS,
+        )
+        need(all(net["biases"]), f"{label}: the layers should have biases")
         if label == "named_model":
             need(
                 net["names"] == _NAMES,
                 f"named_model's layers should be named {', '.join(_NAMES)}, got {net['names']}",
                 UNNAMED_LAYERS if all(n.isdigit() for n in net["names"]) else None,
             )
-        names = net["names"]
-        weights = value(net, "state", label)
-        x = i["x"]
-        for index in (0, 2, 4):
-            layer = names[index]
-            x = x @ weights[f"{layer}.weight"].T + weights[f"{layer}.bias"]
-            if index < 4:
-                x = torch.relu(x)
-        expect_close(out, x, f"{label}(x)", atol=1e-4)
+        _expect_scores(net, i["x"], i["weights"], label, like=[])
     return (
-        "seq_model and named_model: Linear, ReLU, Linear, ReLU, Linear, named fc1, relu1, fc2, relu2, output"
+        "seq_model and named_model: 784 → 128 → 64 → 10, Linear, ReLU, Linear, ReLU, Linear, named fc1, "
+        "relu1, fc2, relu2, output; with the check's weights loaded, the scores of that network"
     )
 
 
@@ -471,8 +741,13 @@ sequential = Check(
     after="sequential",
     judge=_judge_sequential,
     ask=_ask_sequential,
-    given=lambda ns: Inputs({"x": torch.randn(3, 784, generator=torch.Generator().manual_seed(0))}),
-    hidden=lambda g: Inputs({"x": torch.randn(3, 784, generator=g)}),
+    given=lambda ns: Inputs(
+        {
+            "x": torch.randn(3, 784, generator=torch.Generator().manual_seed(0)),
+            "weights": _weights(_WIDTHS, torch.Generator().manual_seed(1)),
+        }
+    ),
+    hidden=lambda g: Inputs({"x": torch.randn(3, 784, generator=g), "weights": _weights(_WIDTHS, g)}),
 )
 
 CHECKS = [raw_forward, softmax, network_class, sequential]

@@ -19,8 +19,8 @@ from checks.core import (
     Check,
     Inputs,
     Misconception,
-    Raised,
     attempt,
+    close,
     cpu,
     expect_close,
     expect_shape,
@@ -29,17 +29,30 @@ from checks.core import (
     kind,
     lookup,
     need,
+    not_finite,
+    number,
     pick,
     seen,
+    state,
     state_of,
     tensor,
     value,
 )
 from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
+from checks.wire import Raised
 
 _MLP = ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
+_MLP_SHAPES = {  # the course's 784 → 128 → 64 → 10 network: its parameters' shapes
+    "0.weight": (128, 784),
+    "0.bias": (128,),
+    "2.weight": (64, 128),
+    "2.bias": (64,),
+    "4.weight": (10, 64),
+    "4.bias": (10,),
+}
 
 # ------------------------------------------------------------------------------------------ misconceptions
+NOT_FINITE = not_finite(3, "A learning-rate experiment", "learning-rate")  # every check's answers: NaN or inf
 _PREDICT = "Exercise 1 — predict the loss before you compute it"
 _LOSS_SKELETON = "expected_loss = -math.log(...)  # the probability an untrained network gives the true class"
 PROBABILITY_FOR_LOSS = Misconception(
@@ -274,10 +287,19 @@ LOSSES_NOT_RECORDED = Misconception(
 
 
 def _mlp(weights: dict) -> nn.Sequential:
-    """The course's 784 → 128 → 64 → 10 network with ``weights`` (a state_dict the kernel sent)."""
+    """The course's 784 → 128 → 64 → 10 network with ``weights`` (a state_dict the kernel sent, its keys and
+    shapes checked by :func:`_weights`)."""
     model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
     model.load_state_dict({k: weights[k] for k in _MLP})
     return model
+
+
+def _weights(a: dict, name: str, label: str, other: str) -> dict:
+    """The state_dict answer ``name`` of the course's network: its keys (``other`` says what else it is), then
+    its shapes, checked before any arithmetic."""
+    weights = value(a, name, label)
+    need(isinstance(weights, dict) and sorted(weights) == sorted(_MLP), other)
+    return state(a, name, _MLP_SHAPES, label)
 
 
 def _batch(g: torch.Generator) -> Inputs:
@@ -332,8 +354,9 @@ def _judge_log_softmax(i: dict, a: dict) -> str:
     kinds = a.get("kinds")
     expected_kinds = ["Linear", "ReLU", "Linear", "ReLU", "Linear", "LogSoftmax"]
     need(kinds == expected_kinds, f"log_model: expected the layers {', '.join(expected_kinds)}, got {kinds}")
-    weights = value(a, "state", "log_model's parameters")
-    need(sorted(weights) == sorted(_MLP), f"log_model's parameters should be {', '.join(_MLP)}")
+    weights = _weights(
+        a, "state", "log_model's parameters", f"log_model's parameters should be {', '.join(_MLP)}"
+    )
     with torch.no_grad():
         scores = _mlp(weights)(i["images"])
     hint = "log_model is the network of the cell above followed by nn.LogSoftmax(dim=1)"
@@ -358,6 +381,7 @@ log_softmax = Check(
     given=_given_batch,
     hidden=_batch,
     rerun=True,
+    nonfinite_shows=NOT_FINITE,
 )
 
 
@@ -375,21 +399,22 @@ def _judge_expected(i: dict, a: dict) -> str:
         isinstance(expected, int | float) and not isinstance(expected, bool),
         f"expected_loss should be a Python float, got {kind(expected)}",
     )
+    expected = number(a, "expected_loss")  # finite: NaN is close to nothing, not "not far" from ln 10
     ln10 = math.log(10)
-    if abs(expected - ln10) > 0.02:
-        if abs(expected - 0.1) < 0.02:
+    if not close(expected, ln10, 0.02):
+        if close(expected, 0.1, 0.02):
             fail(
                 f"expected_loss is {expected:g}, the probability an untrained network gives the true class; "
                 "the cross-entropy is minus the logarithm of that probability",
                 PROBABILITY_FOR_LOSS,
             )
-        if abs(expected + ln10) < 0.02:
+        if close(expected, -ln10, 0.02):
             fail(
                 f"expected_loss is {expected:g}: a loss is never negative, −log(p) with p below 1 is "
                 f"positive",
                 NEGATIVE_LOSS,
             )
-        if abs(expected - 1) < 0.02:
+        if close(expected, 1, 0.02):
             fail(
                 f"expected_loss is {expected:g}, −log10(1/10): the cross-entropy uses the natural logarithm "
                 "(math.log, torch.log)",
@@ -410,6 +435,7 @@ expected_loss = Check(
     ask=_ask_expected,
     given=lambda ns: Inputs(),
     hidden=lambda g: Inputs(),
+    nonfinite_shows=NOT_FINITE,
 )
 
 
@@ -425,6 +451,7 @@ def _ask_ce(ns: dict, sent: dict) -> dict:
 def _judge_ce(i: dict, a: dict) -> str:
     ce_loss = tensor(a, "ce_loss")
     copied = value(a, "copied")
+    need(isinstance(copied, list), f"copied: expected a list, got {kind(copied)}")
     need(
         not copied,
         f"ce_loss is the very tensor `{copied[0] if copied else ''}` computed above, not a loss of your own: "
@@ -433,9 +460,10 @@ def _judge_ce(i: dict, a: dict) -> str:
     )
     hint = "a loss is a single number (a 0-dimensional tensor)"
     expect_shape(ce_loss, (), "ce_loss", hint=hint, like=[((64,), LOSS_PER_EXAMPLE)])
-    weights = value(a, "state", "model's parameters")
-    need(
-        sorted(weights) == sorted(_MLP),
+    weights = _weights(
+        a,
+        "state",
+        "model's parameters",
         "model is not the network of the first cell any more: run the notebook from the top",
     )
     with torch.no_grad():
@@ -462,6 +490,7 @@ ce_loss = Check(
     given=_given_batch,
     hidden=_batch,
     rerun=True,
+    nonfinite_shows=NOT_FINITE,
 )
 
 
@@ -541,6 +570,7 @@ task_losses = Check(
     given=_given_task,
     hidden=_task_inputs,
     rerun=True,
+    nonfinite_shows=NOT_FINITE,
 )
 
 
@@ -635,6 +665,7 @@ one_step = Check(
     hidden=_step_inputs,
     rerun=True,
     bind=_bind_step,
+    nonfinite_shows=NOT_FINITE,
 )
 
 
@@ -659,6 +690,10 @@ def _ask_training(ns: dict, sent: dict) -> dict:
 def _judge_training(i: dict, a: dict) -> str:
     losses = value(a, "train_losses")
     need(isinstance(losses, list), f"train_losses should be a list of each epoch's loss, got {kind(losses)}")
+    need(
+        all(isinstance(x, int | float) and not isinstance(x, bool) for x in losses),
+        "train_losses should hold numbers, each epoch's average loss (use .item())",
+    )
     need(len(losses) >= 1, "train_losses is empty: append each epoch's average loss", LOSSES_NOT_RECORDED)
     need(
         len(losses) <= 5,
@@ -696,6 +731,7 @@ training_loop = Check(
     ask=_ask_training,
     given=lambda ns: mnist_inputs(False, None),
     hidden=lambda g: mnist_inputs(False, g),
+    nonfinite_shows=NOT_FINITE,
 )
 
 CHECKS = [expected_loss, log_softmax, ce_loss, task_losses, one_step, training_loop]

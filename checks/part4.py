@@ -16,7 +16,6 @@ from checks.core import (
     Check,
     Inputs,
     Misconception,
-    Raised,
     attempt,
     cpu,
     device_of,
@@ -32,6 +31,7 @@ from checks.core import (
 )
 from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
 from checks.part3 import LOSSES_NOT_RECORDED
+from checks.wire import Raised
 
 GOAL = 0.87  # the validation accuracy Exercise 2 asks for
 
@@ -264,7 +264,7 @@ def _judge_predict(i: dict, a: dict) -> str:
     ps = tensor(a, "ps")
     expect_shape(ps, (128, 10), "ps")
     need(
-        not a.get("requires_grad"),
+        a.get("requires_grad", False) is False,
         "ps records gradients: compute it inside `with torch.inference_mode():` (or no_grad)",
         RECORDING_WHILE_PREDICTING,
     )
@@ -275,6 +275,7 @@ def _judge_predict(i: dict, a: dict) -> str:
     expect_close(ps.sum(dim=1), torch.ones(128), label, atol=1e-4, hint=hint, misconception=shown)
     expect_close(tensor(a, "images"), i["images"], "images", hint="ps is for the first batch of testloader")
     log_ps = tensor(a, "log_ps", "model(images)")
+    expect_shape(log_ps, (128, 10), "model(images)")
     # ps are probabilities, images the right batch: ps that differ are of other images
     hint = "ps = torch.exp(model(images)) for the batch of images"
     expect_close(ps, torch.exp(log_ps), "ps", atol=1e-5, hint=hint, misconception=OTHER_IMAGES_PREDICTED)

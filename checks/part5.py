@@ -17,8 +17,8 @@ from checks.core import (
     Check,
     Inputs,
     Misconception,
-    Raised,
     attempt,
+    close,
     cpu,
     device_of,
     expect_shape,
@@ -26,9 +26,11 @@ from checks.core import (
     kind,
     lookup,
     need,
+    not_finite,
     notebook_device,
     pick,
     seen,
+    state,
     state_of,
     tensor,
     value,
@@ -37,8 +39,10 @@ from checks.core import (
     hidden as at_grading,
 )
 from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
+from checks.wire import Raised
 
 # ------------------------------------------------------------------------------------------ misconceptions
+NOT_FINITE = not_finite(5, "Training, validation and test sets")  # every check's answers: NaN or inf
 _EVAL_SKELETON = "model.eval()\nwith torch.no_grad():\n    for images, labels in loader:\n        ..."
 NO_EVAL_MODE = Misconception(
     "measured-in-training-mode",
@@ -138,6 +142,29 @@ STOPS_TOO_SOON = Misconception(
     "Patience is how many epochs in a row may bring no new lowest validation loss before stopping: one bad "
     "epoch is noise, patience of them is a trend.",
     "if patience is not None and epochs_without_improvement >= ...:\n    break",
+    "early-stopping",
+)
+NEVER_RESETS = Misconception(
+    "early-stopping-never-resets",
+    "the count of epochs without improvement never set back to 0 at a new lowest loss",
+    5,
+    "Training with validation, keeping the best epoch",
+    "Patience counts the epochs in a row without a new lowest validation loss: a new lowest loss starts the "
+    "count again from 0. A count that is never set back adds up every bad epoch of the run, and stops too "
+    "soon.",
+    "if valid_loss < best_loss:\n    ...\n    epochs_without_improvement = ...\nelse:\n    "
+    "epochs_without_improvement += 1",
+    "early-stopping",
+)
+PREVIOUS_FOR_LOWEST = Misconception(
+    "early-stopping-against-previous-epoch",
+    "each epoch's validation loss compared with the epoch before instead of the lowest so far",
+    5,
+    "Training with validation, keeping the best epoch",
+    "Early stopping waits for a new lowest validation loss: an epoch that beats the one before it, but not "
+    "the best epoch so far, is still an epoch without improvement.",
+    "if valid_loss < best_loss:  # the lowest so far, not the previous epoch's\n    ...\n    "
+    "epochs_without_improvement = 0\nelse:\n    epochs_without_improvement += 1",
     "early-stopping",
 )
 NO_DROPOUT = Misconception(
@@ -242,7 +269,7 @@ def _judge_batch_accuracy(i: dict, a: dict) -> str:
         TENSOR_FOR_NUMBER if isinstance(accuracy, torch.Tensor) else None,
     )
     expected = truth.float().mean().item()
-    if abs(accuracy - expected) >= 1e-6:
+    if not close(accuracy, expected, 1e-6):
         fail(
             f"batch_accuracy is {accuracy:.4f}, "
             + (
@@ -267,6 +294,7 @@ batch_accuracy = Check(
     given=lambda ns: Inputs(pick(ns, "top_class", "labels")),
     hidden=_batch,
     rerun=True,
+    nonfinite_shows=NOT_FINITE,
 )
 
 
@@ -304,7 +332,7 @@ def _ask_validate(ns: dict, sent: dict) -> dict:
     dropout_model.train()
     big = DataLoader(TensorDataset(sent["noise"], sent["noise targets"]), batch_size=50)
     twice = [attempt(validate, dropout_model, big, nn.NLLLoss()) for _ in range(2)]
-    return {"result": cpu(result), "twice": cpu(twice)}
+    return {"validate(model, loader, criterion)": cpu(result), "twice": cpu(twice)}
 
 
 def _pair(x: object, what: str) -> tuple:
@@ -318,7 +346,7 @@ def _pair(x: object, what: str) -> tuple:
 
 
 def _judge_validate(i: dict, a: dict) -> str:
-    loss, acc = _pair(a.get("result", Raised("no answer")), "on a small data set")
+    loss, acc = _pair(a.get("validate(model, loader, criterion)", Raised("no answer")), "on a small data set")
     need(
         isinstance(loss, float) and isinstance(acc, float),
         "validate should return two Python floats (use .item())",
@@ -331,7 +359,7 @@ def _judge_validate(i: dict, a: dict) -> str:
         sum(nn.NLLLoss()(x, y).item() for x, y in batches) / len(batches),
         sum((x.argmax(dim=1) == y).float().mean().item() for x, y in batches) / len(batches),
     )
-    if abs(acc - right / n) >= 1e-6:
+    if not close(acc, right / n, 1e-6):
         fail(
             f"accuracy {acc:.4f}, "
             + (
@@ -340,17 +368,22 @@ def _judge_validate(i: dict, a: dict) -> str:
                 else f"expected {right / n:.4f} on {n} examples ({right} right)"
             )
             + " — count the right predictions over all examples and divide by their number",
-            MEAN_OF_BATCH_MEANS if abs(acc - batch_means[1]) < 1e-6 else None,
+            MEAN_OF_BATCH_MEANS if close(acc, batch_means[1], 1e-6) else None,
         )
-    if abs(loss - expected_loss) >= 1e-5:
+    if not close(loss, expected_loss, 1e-5):
         fail(
             f"loss {loss:.4f}, "
             + ("" if at_grading() else f"expected {expected_loss:.4f}, ")
             + f"the average over the {n} examples — multiply each batch's mean loss by its size and divide "
             "the total by the number of examples (the last batch may be smaller)",
-            MEAN_OF_BATCH_MEANS if abs(loss - batch_means[0]) < 1e-5 else None,
+            MEAN_OF_BATCH_MEANS if close(loss, batch_means[0], 1e-5) else None,
         )
-    first, second = (_pair(x, "in training mode") for x in value(a, "twice"))
+    twice = value(a, "twice")
+    need(
+        isinstance(twice, list) and len(twice) == 2,
+        f"validate's two runs: expected 2 results, got {kind(twice)}",
+    )
+    first, second = (_pair(x, "in training mode") for x in twice)
     need(
         first == second,
         "validate gave different results on the same data: call model.eval() so dropout is off",
@@ -366,6 +399,7 @@ validate = Check(
     ask=_ask_validate,
     given=lambda ns: _validate_inputs(None),
     hidden=_validate_inputs,
+    nonfinite_shows=NOT_FINITE,
 )
 
 
@@ -374,14 +408,73 @@ def _tiny_model() -> nn.Sequential:
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.Dropout(0.5), nn.LogSoftmax(dim=1))
 
 
+_TINY = {"1.weight": (10, 784), "1.bias": (10,)}  # its parameters' shapes
+
+# The check's run of early stopping: PATIENCE_EPOCHS at most, with PATIENCE. Its model's outputs are fixed
+# (:class:`_Frozen`), and the labels of the validation images change from epoch to epoch: at epoch k, the
+# first _SCRIPT[k] of the 50 get the class the model rates most likely, the others the least likely, so the
+# validation loss falls as _SCRIPT[k] grows. Epoch 1 sets the lowest loss, epoch 2 is worse, epoch 3 a new
+# lowest (the count of epochs without improvement goes back to 0), then two worse ones in a row: stop after
+# epoch 5. A count never set back stops after epoch 4, one compared with the previous epoch after 7, one that
+# stops at the first worse epoch after 2, one that never counts runs all 8.
+PATIENCE_EPOCHS, PATIENCE = 8, 2
+_SCRIPT = (25, 20, 30, 22, 24, 23, 21, 26)
+
+
+class _Frozen(nn.Module):
+    """The early-stopping run's model: log-probabilities that training cannot change (its one parameter is
+    multiplied by 0, so its gradient is 0 and the optimizer leaves it), so that the check decides each
+    epoch's validation loss through the labels."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.idle = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(x.flatten(1) @ self.weight + 0 * self.idle, dim=1)
+
+
+class _Clock(DataLoader):
+    """A training loader that counts the batches it gave (not its iterators: tqdm makes two per pass), so it
+    knows which epoch the validation labels are of."""
+
+    batches = 0
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            self.batches += 1
+            yield batch
+
+    def epoch(self) -> int:
+        return max(1, -(-self.batches // len(self)))
+
+
+class _Scripted(torch.utils.data.Dataset):
+    """The validation images, labelled by the row of ``script`` of the training loader's current pass."""
+
+    def __init__(self, images: torch.Tensor, script: torch.Tensor, clock: _Clock):
+        self.images, self.script, self.clock = images, script, clock
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple:
+        return self.images[index], self.script[min(self.clock.epoch(), len(self.script)) - 1][index]
+
+
 def _train_inputs(g: torch.Generator | None) -> Inputs:
     """64 random images, their labels; validation labels shifted by one, so the more the model learns the
-    worse it validates, and the best epoch is the first."""
+    worse it validates, and the best epoch is the first. For the early-stopping run: the fixed model's weight
+    and the validation labels of each epoch (_SCRIPT)."""
     g = g or torch.Generator().manual_seed(0)
     images, labels = torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g)
     with torch.random.fork_rng():
         torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
         model = _tiny_model()
+    frozen = 0.05 * torch.randn(784, 10, generator=g)
+    log_ps = _Frozen(frozen)(images[:50]).detach()
+    likely, unlikely, first = log_ps.argmax(dim=1), log_ps.argmin(dim=1), torch.arange(50)
     return Inputs(
         {
             "images": images,
@@ -389,6 +482,8 @@ def _train_inputs(g: torch.Generator | None) -> Inputs:
             "valid labels": (labels[:50] + 1) % 10,
             "init": state_of(model),
             "shuffle seed": int(torch.randint(0, 2**31, (1,), generator=g)),
+            "frozen": frozen,
+            "script": torch.stack([torch.where(first < m, likely, unlikely) for m in _SCRIPT]),
         }
     )
 
@@ -420,15 +515,19 @@ def _ask_train(ns: dict, sent: dict) -> dict:
             )
         }
     history, best = result
-    # Early stopping: the same training again, with patience (and the random generator seeded, so that
-    # dropout's masks do not depend on what the notebook drew before)
+    # Early stopping: the fixed model, whose validation losses the labels decide epoch by epoch (_SCRIPT)
     with torch.random.fork_rng():
         torch.manual_seed(sent["shuffle seed"])
-        again = _tiny_model()
-        again.load_state_dict(sent["init"])
-        again.to(device)
+        clock = _Clock(TensorDataset(sent["images"], sent["labels"]), batch_size=16, shuffle=True)
+        scripted = DataLoader(_Scripted(sent["images"][:50], sent["script"], clock), batch_size=16)
         stopped = attempt(
-            train, again, _tiny_train(sent), tiny_valid, epochs=PATIENCE_EPOCHS, lr=0.01, patience=PATIENCE
+            train,
+            _Frozen(sent["frozen"]).to(device),
+            clock,
+            scripted,
+            epochs=PATIENCE_EPOCHS,
+            lr=0.01,
+            patience=PATIENCE,
         )
     if not isinstance(stopped, Raised):
         stopped = (
@@ -444,9 +543,6 @@ def _ask_train(ns: dict, sent: dict) -> dict:
     }
 
 
-PATIENCE_EPOCHS, PATIENCE = 4, 2  # the check's run of early stopping
-
-
 def _measured(weights: dict, i: dict, on_training_data: bool = False) -> tuple[float, float]:
     """Validation loss and accuracy per example of the tiny model with ``weights``, in evaluation mode (or
     its loss and accuracy on the check's training data)."""
@@ -460,7 +556,29 @@ def _measured(weights: dict, i: dict, on_training_data: bool = False) -> tuple[f
 
 
 def _close_pair(recorded: tuple[float, float], measured: tuple[float, float]) -> bool:
-    return abs(recorded[0] - measured[0]) < 1e-5 and abs(recorded[1] - measured[1]) < 1e-6
+    return close(recorded[0], measured[0], 1e-5) and close(recorded[1], measured[1], 1e-6)
+
+
+def _scripted_losses(i: dict) -> list[float]:
+    """The validation loss of each epoch of the early-stopping run (its fixed model, each epoch's labels)."""
+    with torch.no_grad():
+        log_ps = _Frozen(i["frozen"])(i["images"][:50])
+    return [data.nll(log_ps, labels) for labels in i["script"]]
+
+
+def _stops_after(losses: list[float], rule: str) -> int:
+    """The epoch after which a run with these validation losses stops (PATIENCE), counting as ``rule`` says:
+    "lowest" (the count back to 0 at each new lowest loss: right), "never reset", "previous" (back to 0
+    when an epoch beats the one before), "first" (stop at the first epoch without a new lowest), "never"
+    (never counts)."""
+    best, previous, count = float("inf"), float("inf"), 0
+    for epoch, loss in enumerate(losses, start=1):
+        better = loss < (previous if rule == "previous" else best)
+        best, previous = min(best, loss), loss
+        count = 0 if better and rule != "never reset" else count + (not better)
+        if rule != "never" and count >= (1 if rule == "first" else PATIENCE):
+            return epoch
+    return len(losses)
 
 
 def _judge_train(i: dict, a: dict) -> str:
@@ -470,16 +588,16 @@ def _judge_train(i: dict, a: dict) -> str:
         got = history.get(key, [])
         need(
             isinstance(got, list) and len(got) == 3,
-            f"history[{key!r}] holds {len(got) if isinstance(got, list) else got} values after 3 epochs: "
-            "append one per epoch",
+            f"history[{key!r}] holds {len(got) if isinstance(got, list) else kind(got)} values after 3 "
+            "epochs: append one per epoch",
         )
         need(
-            all(isinstance(x, float | int) for x in got),
+            all(isinstance(x, float | int) and not isinstance(x, bool) for x in got),
             f"history[{key!r}] should hold numbers (use .item())",
         )
-    loss, accuracy = _measured(value(a, "final"), i)
+    loss, accuracy = _measured(state(a, "final", _TINY, "the trained model's state_dict"), i)
     recorded = history["valid_loss"][-1], history["valid_accuracy"][-1]
-    if abs(recorded[0] - loss) >= 1e-5 or abs(recorded[1] - accuracy) >= 1e-6:
+    if not _close_pair(recorded, (loss, accuracy)):
         fail(
             f"the last epoch's validation loss and accuracy are {recorded[0]:.4f} and {recorded[1]:.4f}; the "
             "model "
@@ -501,9 +619,10 @@ def _judge_train(i: dict, a: dict) -> str:
         isinstance(best, dict) and all(isinstance(t, torch.Tensor) for t in best.values()),
         f"best_state should be a state_dict, got {kind(best)}",
     )
+    best = state(a, "best", _TINY, "best_state")
     lowest = min(history["valid_loss"])
     best_loss = attempt(_measured, best, i)
-    if isinstance(best_loss, Raised) or abs(best_loss[0] - lowest) >= 1e-5:
+    if isinstance(best_loss, Raised) or not close(best_loss[0], lowest, 1e-5):
         fail(
             "the model in best_state does not validate at the lowest validation loss "
             + seen(f"({best_loss[0]:.4f} against {lowest:.4f}) " if not isinstance(best_loss, Raised) else "")
@@ -516,28 +635,42 @@ def _judge_train(i: dict, a: dict) -> str:
     if isinstance(stopped, Raised):
         fail(f"{run} raised {stopped.message} — keep the notebook's signature, patience included")
     need(
-        isinstance(stopped, list) and stopped and all(isinstance(x, float | int) for x in stopped),
-        f"{run}: history['valid_loss'] should be a list of numbers, got {kind(stopped)}",
+        isinstance(stopped, list)
+        and 0 < len(stopped) <= PATIENCE_EPOCHS
+        and all(isinstance(x, float | int) and not isinstance(x, bool) for x in stopped),
+        f"{run}: history['valid_loss'] should be a list of at most {PATIENCE_EPOCHS} numbers, one per epoch, "
+        f"got {kind(stopped) if not isinstance(stopped, list) else f'{len(stopped)} values'}",
     )
-    losses = ", ".join(f"{x:.4f}" for x in stopped)
-    best, without, should_stop = float("inf"), 0, None  # the epoch after which it should have stopped
-    for number, loss in enumerate(stopped, start=1):
-        best, without = (loss, 0) if loss < best else (best, without + 1)
-        if without >= PATIENCE:
-            should_stop = number
-            break
-    if should_stop is not None and should_stop < len(stopped):
-        fail(
-            f"{run} ran {len(stopped)} epochs, validation losses {losses}: it should stop after epoch "
-            f"{should_stop}, after {PATIENCE} in a row without a new lowest validation loss — add 1 to "
-            "epochs_without_improvement after such an epoch, and set it back to 0 at each new lowest loss",
-            NEVER_STOPS,
+    expected = _scripted_losses(i)
+    losses = seen(f" (validation losses {', '.join(f'{x:.4f}' for x in stopped)})")
+    need(
+        all(close(x, e, 1e-4) for x, e in zip(stopped, expected, strict=False)),
+        f"{run}: history['valid_loss'] is not the validation loss of each epoch{losses} — validate model on "
+        "validloader after each epoch's training pass",
+    )
+    epochs, right = len(stopped), _stops_after(expected, "lowest")
+    if epochs != right:
+        rules = (
+            ("first", STOPS_TOO_SOON),
+            ("never reset", NEVER_RESETS),
+            ("previous", PREVIOUS_FOR_LOWEST),
+            ("never", NEVER_STOPS),
         )
-    if should_stop is None and len(stopped) < PATIENCE_EPOCHS:
+        shown = next((m for rule, m in rules if _stops_after(expected, rule) == epochs), None)
+        why = {
+            STOPS_TOO_SOON.id: f"wait for {PATIENCE} epochs in a row without a new lowest loss, not one",
+            NEVER_RESETS.id: "set epochs_without_improvement back to 0 at each new lowest loss: patience "
+            "counts the epochs in a row without one",
+            PREVIOUS_FOR_LOWEST.id: "compare each epoch's validation loss with the lowest so far "
+            "(best_loss), not with the epoch before",
+            NEVER_STOPS.id: "add 1 to epochs_without_improvement after such an epoch, and set it back to 0 "
+            "at each new lowest loss",
+        }
+        did = f"ran {epochs} epochs" if epochs == PATIENCE_EPOCHS else f"stopped after epoch {epochs}"
         fail(
-            f"{run} stopped after epoch {len(stopped)}, validation losses {losses}, although only {without} "
-            f"epoch(s) in a row had brought no new lowest loss: it should go on until {PATIENCE} have",
-            STOPS_TOO_SOON,
+            f"{run} {did}{losses}: it should stop after epoch {right}, the first with {PATIENCE} epochs in a "
+            "row without a new lowest validation loss" + (f" — {why[shown.id]}" if shown else ""),
+            shown,
         )
     return (
         "validation pass: per epoch, in evaluation mode, the best epoch's weights kept, and early stopping "
@@ -552,6 +685,7 @@ train_loop = Check(
     ask=_ask_train,
     given=lambda ns: _train_inputs(None),
     hidden=_train_inputs,
+    nonfinite_shows=NOT_FINITE,
 )
 
 
@@ -589,11 +723,16 @@ def _ask_dropout(ns: dict, sent: dict) -> dict:
 
 def _judge_dropout(i: dict, a: dict) -> str:
     training, evaluation = value(a, "training"), value(a, "evaluation")
+    need(
+        all(isinstance(x, list) and len(x) == 2 for x in (training, evaluation)),
+        "dropout_model(x) should have been run twice in each mode",
+    )
     for out in (*training, *evaluation):
         need(
             isinstance(out, torch.Tensor),
             f"dropout_model(x) failed: {out.message if isinstance(out, Raised) else kind(out)}",
         )
+        expect_shape(out, (16, 10), "dropout_model(x) for 16 images", hint="10 log-probabilities per image")
     need(
         not torch.allclose(*training),
         "dropout_model gives the same output twice in training mode: it has no dropout — add nn.Dropout "
@@ -631,6 +770,7 @@ dropout_model = Check(
     ask=_ask_dropout,
     given=lambda ns: _dropout_inputs(None),
     hidden=_dropout_inputs,
+    nonfinite_shows=NOT_FINITE,
 )
 
 
@@ -664,7 +804,7 @@ def _ask_best(ns: dict, sent: dict) -> dict:
 
 def _judge_best(i: dict, a: dict) -> str:
     need(
-        value(a, "file"),
+        value(a, "file") is True,
         "best_model.pth not found — save the best epoch's state: torch.save(best_state, 'best_model.pth')",
     )
     need(
@@ -673,15 +813,23 @@ def _judge_best(i: dict, a: dict) -> str:
     )
     losses = value(a, "valid losses", "history_dropout['valid_loss']")
     need(isinstance(losses, list) and losses, "history_dropout['valid_loss'] is empty")
-    valid = data.nll(tensor(a, "valid scores", "dropout_model(validation images)"), i["valid labels"])
+    need(
+        all(isinstance(x, float | int) and not isinstance(x, bool) for x in losses),
+        "history_dropout['valid_loss'] should hold numbers, the validation loss of each epoch",
+    )
+    valid_scores = tensor(a, "valid scores", "dropout_model(validation images)")
+    n = len(i["valid labels"])
+    expect_shape(valid_scores, (n, 10), "dropout_model's scores for the validation images")
+    valid = data.nll(valid_scores, i["valid labels"])
     lowest = min(losses)
-    if abs(valid - lowest) >= 1e-4:
+    if not close(valid, lowest, 1e-4):
         fail(
             f"dropout_model validates at {valid:.4f}, its best epoch at {lowest:.4f} — load best_state "
             "(saved to best_model.pth) into dropout_model: the last epoch is not the best one",
             BEST_NOT_LOADED,
         )
     scores = tensor(a, "test scores", "dropout_model(test images)")
+    expect_shape(scores, (len(i["test labels"]), 10), "dropout_model's scores for the test images")
     measured_loss, measured_accuracy = (
         data.nll(scores, i["test labels"]),
         data.accuracy(scores, i["test labels"]),
@@ -691,13 +839,13 @@ def _judge_best(i: dict, a: dict) -> str:
         isinstance(test_accuracy, float) and isinstance(test_loss, float),
         "test_loss and test_accuracy should be the floats validate returns",
     )
-    if abs(test_accuracy - measured_accuracy) >= 1e-6 or abs(test_loss - measured_loss) >= 1e-4:
+    if not (close(test_accuracy, measured_accuracy, 1e-6) and close(test_loss, measured_loss, 1e-4)):
         fail(
             f"test_accuracy is {test_accuracy:.4f}, the restored model gives "
             + ("another value" if at_grading() else f"{measured_accuracy:.4f}")
             + " on the test set — measure dropout_model on testloader after loading the best state",
             TESTED_ON_VALIDATION
-            if abs(test_accuracy - data.accuracy(tensor(a, "valid scores"), i["valid labels"])) < 1e-6
+            if close(test_accuracy, data.accuracy(valid_scores, i["valid labels"]), 1e-6)
             else None,
         )
     need(test_accuracy >= 0.82, f"test accuracy {test_accuracy:.1%}, expected at least 82%")
@@ -711,6 +859,7 @@ best_model = Check(
     ask=_ask_best,
     given=lambda ns: _best_inputs(None),
     hidden=_best_inputs,
+    nonfinite_shows=NOT_FINITE,
 )
 
 
@@ -759,7 +908,12 @@ def _judge_confusion(i: dict, a: dict) -> str:
     labels, predicted = i["labels"], i["log_ps"].argmax(dim=1)
     expected = torch.bincount(labels * 10 + predicted, minlength=100).view(10, 10)
     n = len(labels)
-    total = int(matrix.sum())
+    counts = matrix.double()
+    need(
+        bool(((counts >= 0) & (counts == counts.round()) & (counts <= n)).all()),
+        f"confusion_matrix(model, loader) should hold counts: whole numbers from 0 to {n}, the examples",
+    )
+    total = int(counts.sum())
     if torch.equal(matrix.long(), expected.T):
         fail(
             "the matrix is transposed: rows are the true classes, columns the predicted ones — "
@@ -787,7 +941,9 @@ def _judge_confusion(i: dict, a: dict) -> str:
         "the counts differ from the model's predictions: matrix[true class, predicted class] should count "
         "the examples of each pair, over every batch, with the predicted class the model's argmax",
     )
-    first, second = (x for x in value(a, "twice"))
+    twice = value(a, "twice")
+    need(isinstance(twice, list) and len(twice) == 2, f"confusion_matrix's two runs: got {kind(twice)}")
+    first, second = twice
     need(
         isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor) and torch.equal(first, second),
         "confusion_matrix gave different counts for the same data: call model.eval() so dropout is off",
@@ -806,6 +962,7 @@ confusion = Check(
     ask=_ask_confusion,
     given=lambda ns: _confusion_inputs(None),
     hidden=_confusion_inputs,
+    nonfinite_shows=NOT_FINITE,
 )
 
 CHECKS = [batch_accuracy, validate, train_loop, dropout_model, best_model, confusion]

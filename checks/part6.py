@@ -8,6 +8,8 @@ same way and measured on the test images by the judge.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 
 from checks import data
@@ -15,7 +17,6 @@ from checks.core import (
     Check,
     Inputs,
     Misconception,
-    Raised,
     attempt,
     expect_close,
     fail,
@@ -28,6 +29,7 @@ from checks.core import (
     value,
 )
 from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
+from checks.wire import Raised
 
 # ------------------------------------------------------------------------------------------ misconceptions
 _CHECKPOINTS = "Checkpoints"
@@ -144,16 +146,28 @@ EPOCH_NOT_RETURNED = Misconception(
 )
 
 
-def _mlp(config: dict) -> object:
-    """``helper.MLP`` rebuilt on the judge's side from sizes and weights the kernel sent (checked first)."""
+MAX_PARAMETERS = 4_000_000  # of a model the judge rebuilds (the notebook's has 235,146)
+
+
+def _mlp(config: object) -> object:
+    """``helper.MLP`` rebuilt on the judge's side from sizes and weights the kernel sent (checked first: a
+    model of at most MAX_PARAMETERS, whose state_dict must fit it)."""
     import helper
 
+    need(isinstance(config, dict), f"expected a helper.MLP, got {kind(config)}")
     layers, drop_p = config.get("hidden_layers"), config.get("drop_p")
     need(
         isinstance(layers, list)
         and 0 < len(layers) <= 8
-        and all(isinstance(n, int) and 0 < n <= 4096 for n in layers),
-        f"hidden_layers should be a short list of layer sizes, got {layers!r}",
+        and all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 4096 for n in layers),
+        f"hidden_layers should be a short list of layer sizes, got {layers!r}"[:300],
+    )
+    sizes = [784, *layers, 10]
+    parameters = sum((n_in + 1) * n_out for n_in, n_out in pairwise(sizes))
+    need(
+        parameters <= MAX_PARAMETERS,
+        f"hidden_layers={layers} makes {parameters:,} parameters, more than this check rebuilds "
+        f"({MAX_PARAMETERS:,})",
     )
     need(
         isinstance(drop_p, float | int) and 0 <= drop_p < 1, f"drop_p should be a probability, got {drop_p!r}"
@@ -162,9 +176,9 @@ def _mlp(config: dict) -> object:
         (config.get("input_size"), config.get("output_size")) == (784, 10),
         "the model should be helper.MLP(784, 10, ...)",
     )
-    model = helper.MLP(784, 10, layers, float(drop_p))
     weights = config.get("state")
     need(isinstance(weights, dict), f"its state_dict did not come back: {kind(weights)}")
+    model = helper.MLP(784, 10, layers, float(drop_p))
     result = attempt(model.load_state_dict, weights)
     if isinstance(result, Raised):
         fail(f"its state_dict does not fit helper.MLP(784, 10, {layers}): {result.message[:300]}")
@@ -247,6 +261,17 @@ def _ask_round_trip(ns: dict, sent: dict) -> dict:
     return answers
 
 
+def _scores(model: object, pixels: torch.Tensor) -> torch.Tensor:
+    """A rebuilt model's scores for MNIST-like pixels, normalised as the course's loaders do, in batches."""
+    with torch.no_grad():
+        return torch.cat(
+            [
+                model(pixels[start : start + data.BATCH].float().div(255).sub(0.5).div(0.5).unsqueeze(1))
+                for start in range(0, len(pixels), data.BATCH)
+            ]
+        )
+
+
 def _judge_round_trip(i: dict, a: dict) -> str:
     file = a.get("file", Raised("no answer came back for it"))
     if isinstance(file, Raised):
@@ -256,6 +281,7 @@ def _judge_round_trip(i: dict, a: dict) -> str:
             "itself",
             PICKLED_MODEL,
         )
+    need(isinstance(file, dict) and "only tensors" in file, f"what the file holds: got {kind(file)}")
     only_weights = (
         " — the file holds only the state_dict (its tensors): the layer sizes and drop_p are not in it, so "
         "nothing can rebuild the model; store them too"
@@ -263,6 +289,7 @@ def _judge_round_trip(i: dict, a: dict) -> str:
         else ""
     )
     rebuilt = a.get("rebuilt", Raised("no answer came back for it"))
+    need(isinstance(rebuilt, Raised | dict), f"load_checkpoint(path): expected a model, got {kind(rebuilt)}")
     if isinstance(rebuilt, Raised) or isinstance(rebuilt.get("state"), Raised):
         raised = rebuilt if isinstance(rebuilt, Raised) else rebuilt["state"]
         shown = (
@@ -313,10 +340,7 @@ def _judge_round_trip(i: dict, a: dict) -> str:
             hint=hint,
             misconception=ANOTHER_MODEL_SAVED,
         )
-    scores = _mlp(restored)
-    with torch.no_grad():
-        inputs = i["pixels"].float().div(255).sub(0.5).div(0.5).unsqueeze(1)
-        restored_accuracy = data.accuracy(scores(inputs), i["labels"])
+    restored_accuracy = data.accuracy(_scores(_mlp(restored), i["pixels"]), i["labels"])
     need(
         restored_accuracy >= 0.75,
         f"restored (from checkpoint.pth) classifies {restored_accuracy:.1%} of the test images, the trained "
@@ -378,9 +402,24 @@ def _ask_bad(ns: dict, sent: dict) -> dict:
         return {kind: outcome(folder / name) for kind, name in names.items()}
 
 
+def _outcome(a: dict, label: str) -> tuple[str, list[str], str]:
+    """What load_checkpoint of the ``label`` file raised: its type's name, its classes' names, its message."""
+    got = value(a, label)
+    need(
+        isinstance(got, list)
+        and len(got) == 3
+        and isinstance(got[0], str)
+        and isinstance(got[1], list)
+        and all(isinstance(c, str) for c in got[1])
+        and isinstance(got[2], str),
+        f"load_checkpoint of a {label} file: the check could not tell what it raised (got {kind(got)})",
+    )
+    return got[0], got[1], got[2]
+
+
 def _judge_bad(i: dict, a: dict) -> str:
     names = i["names"]
-    error, bases, message = value(a, "nowhere")
+    error, bases, message = _outcome(a, "nowhere")
     if "FileNotFoundError" not in bases:
         fail(
             "load_checkpoint of a missing file raised no FileNotFoundError"
@@ -395,7 +434,7 @@ def _judge_bad(i: dict, a: dict) -> str:
         )
     need(names["nowhere"] in message, f"the FileNotFoundError should name the file, it says: {message}")
     for label in ("corrupt", "empty"):
-        error, bases, message = value(a, label)
+        error, bases, message = _outcome(a, label)
         need(error, f"load_checkpoint of a {label} file raised no error")
         need(
             "ValueError" in bases,
@@ -403,7 +442,7 @@ def _judge_bad(i: dict, a: dict) -> str:
             RAW_LOAD_ERRORS,
         )
         need(names[label] in message, f"the ValueError for a {label} file should name it, it says: {message}")
-    error, bases, _ = value(a, "weights_only")
+    error, bases, _ = _outcome(a, "weights_only")
     need("ValueError" in bases, "load_checkpoint of a bare state_dict (no sizes) should raise ValueError")
     return "clear errors for bad files: FileNotFoundError for a missing one, else ValueError naming the file"
 
@@ -501,6 +540,10 @@ def _judge_resume(i: dict, a: dict) -> str:
     _adam_steps(restarted, torch.optim.Adam(restarted.parameters(), lr=0.01), i["batches"][2:])
     _adam_steps(model, optimizer, i["batches"][2:])
     after = value(a, "after", "the model one step after resuming")
+    need(
+        isinstance(after, dict) and sorted(after) == keys,
+        f"the model one step after resuming: expected its state_dict, got {kind(after)}",
+    )
     for key in keys:
         expect_close(
             after[key],

@@ -17,7 +17,6 @@ from checks.core import (
     Check,
     Inputs,
     Misconception,
-    Raised,
     attempt,
     cpu,
     expect_close,
@@ -31,6 +30,7 @@ from checks.core import (
     value,
 )
 from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
+from checks.wire import Raised
 
 # ------------------------------------------------------------------------------------------ misconceptions
 _AUGMENT = "Augmentation"
@@ -207,7 +207,16 @@ def _ask_transforms(ns: dict, sent: dict) -> dict:
             ]
             * 2
         )
+    grey = photo.convert("L").convert("RGB")  # its three channels equal: normalised back, they stay equal
+    answers["train_transforms(grey photo)"] = cpu(attempt(train, grey)) if callable(train) else train
     return answers
+
+
+def _two(a: dict, name: str, label: str) -> list:
+    """The answer ``name``: a list of two things (one per dataset, loader or run)."""
+    got = value(a, name, label)
+    need(isinstance(got, list) and len(got) == 2, f"{label}: expected two values, got {kind(got)}")
+    return got
 
 
 def _judge_transforms(i: dict, a: dict) -> str:
@@ -215,7 +224,7 @@ def _judge_transforms(i: dict, a: dict) -> str:
 
     outputs = {}
     for label in ("train_transforms", "test_transforms"):
-        first, second = value(a, label)
+        first, second = _two(a, label, f"{label}(photo), twice")
         for out in (first, second):
             if isinstance(out, Raised):
                 fail(f"{label}(photo) raised {out.message}")
@@ -246,7 +255,24 @@ def _judge_transforms(i: dict, a: dict) -> str:
     like = [(plain, NOT_NORMALISED)]
     label = "test_transforms(photo)"
     expect_close(outputs["test_transforms"][0], expected, label, atol=1e-5, hint=hint, like=like)
-    return "transforms: random 224×224 training views, the same normalised 224×224 view for testing"
+    # The training views, normalised too: of a grey photo (R = G = B), every crop, flip, rotation, blur and
+    # change of brightness, contrast, saturation or hue is grey, so Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    # undone gives equal channels again; without it (or with other statistics) they differ by 0.02 or more.
+    grey = value(a, "train_transforms(grey photo)", "train_transforms(a grey photo)")
+    expect_shape(grey, (3, 224, 224), "train_transforms(a grey photo)")
+    undone = grey * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    equal = ((undone.amax(dim=0) - undone.amin(dim=0)) <= 1e-3).float().mean().item()
+    need(
+        equal >= 0.5,  # most of it: an erased patch or a rotation's corners, filled after Normalize, are not
+        "train_transforms(photo) is not normalised with helper.IMAGENET_MEAN and helper.IMAGENET_STD (a grey "
+        "photo's channels, normalised back, differ) — end train_transforms with ToImage, ToDtype and "
+        "Normalize(helper.IMAGENET_MEAN, helper.IMAGENET_STD), as test_transforms",
+        NOT_NORMALISED,
+    )
+    return (
+        "transforms: random 224×224 training views, the same normalised 224×224 view for testing, both "
+        "normalised with ImageNet's statistics"
+    )
 
 
 transforms = Check(
@@ -317,13 +343,17 @@ def _open(dataset, index):
 
 
 def _judge_loaders(i: dict, a: dict) -> str:
-    train_classes, test_classes = value(a, "classes")
+    train_classes, test_classes = _two(a, "classes", "the classes of train_data and test_data")
     need(
         train_classes == ["cat", "dog"] and test_classes == ["cat", "dog"],
         f"expected the classes ['cat', 'dog'], got {train_classes} and {test_classes} — use data_dir / "
         "'train' and data_dir / 'test'",
     )
-    train_size, test_size = value(a, "sizes")
+    train_size, test_size = _two(a, "sizes", "the sizes of train_data and test_data")
+    for name, size in (("train_data", train_size), ("test_data", test_size)):
+        if isinstance(size, Raised):
+            fail(f"len({name}) raised {size.message}")
+        need(isinstance(size, int), f"len({name}) should be a number, got {kind(size)}")
     need(
         (train_size, test_size) == (i["counts"]["train"], i["counts"]["test"]),
         f"train_data holds {train_size} photos and test_data {test_size}: are the folders swapped?"
@@ -332,18 +362,34 @@ def _judge_loaders(i: dict, a: dict) -> str:
         f"{i['counts']['train']} and {i['counts']['test']}",
         FOLDERS_SWAPPED if train_size == i["counts"]["test"] else None,
     )
-    need(all(value(a, "transforms")), "train_data should use train_transforms, and test_data test_transforms")
+    need(
+        all(x is True for x in _two(a, "transforms", "the datasets' transforms")),
+        "train_data should use train_transforms, and test_data test_transforms",
+    )
     batch = a.get("batch", Raised("no answer"))
     if isinstance(batch, Raised):
         fail(f"next(iter(trainloader)) raised {batch.message}")
+    need(
+        isinstance(batch, list) and len(batch) == 2,
+        f"a batch of trainloader should be (images, labels), got {kind(batch)}",
+    )
     shape, labels = batch
+    need(
+        isinstance(shape, list) and all(isinstance(n, int) and not isinstance(n, bool) for n in shape),
+        f"a batch of trainloader: its images should be a tensor, got {kind(shape)}",
+    )
     if len(shape) != 4 or tuple(shape[1:]) != (3, 224, 224):
-        fail(f"a batch of trainloader: expected shape (batch, 3, 224, 224), got {tuple(shape)}")
+        fail(f"a batch of trainloader: expected shape (batch, 3, 224, 224), got {tuple(shape[:8])}")
     need(
         16 <= shape[0] <= 256,
         f"trainloader's batches hold {shape[0]} photos: choose a batch size between 16 and 256 (with fewer, "
         "each step's gradient is too noisy; with more, few steps per epoch and much memory)",
         BATCH_TOO_SMALL if shape[0] < 16 else None,
+    )
+    expect_shape(labels, (shape[0],), "a batch of trainloader's labels")
+    need(
+        not labels.is_floating_point() and not labels.is_complex(),
+        f"a batch of trainloader's labels should be class numbers, got {labels.dtype}",
     )
     need(
         set(labels.tolist()) == {0, 1},
@@ -360,8 +406,15 @@ def _judge_loaders(i: dict, a: dict) -> str:
     need(
         isinstance(item, list), f"test_data[{i['index']}] should be an (image, label) pair, got {kind(item)}"
     )
+    need(len(item) == 3, f"test_data[{i['index']}] should be an (image, label) pair")
     label, image, expected = item
-    need(label == i["label"], f"test_data[{i['index']}] has the label {label}, its folder says {i['label']}")
+    need(
+        isinstance(label, int) and label == i["label"],
+        f"test_data[{i['index']}] has the label {label if isinstance(label, int) else kind(label)}, its "
+        f"folder says {i['label']}",
+    )
+    expect_shape(image, (3, 224, 224), f"test_data[{i['index']}]")
+    expect_shape(expected, (3, 224, 224), f"test_transforms(photo {i['index']} of test_data)")
     expect_close(
         image,
         expected,
@@ -470,6 +523,7 @@ def _judge_csv(i: dict, a: dict) -> str:
     size = a.get("len")
     if isinstance(size, Raised):
         fail(f"len(dataset) raised {size.message}")
+    need(isinstance(size, int), f"len(dataset) should be a number, got {kind(size)}")
     need(
         size == n,
         f"len(dataset) is {size}, the CSV lists {n} photos"
@@ -486,9 +540,12 @@ def _judge_csv(i: dict, a: dict) -> str:
     expected = [_as_tensor(_pil(pixels)) for pixels in i["pixels"]]
     grey = _pil(i["pixels"][i["grey"]]).convert("L").convert("RGB")
     expected[i["grey"]] = _as_tensor(grey)
-    for k, (item, want, label) in enumerate(zip(value(a, "items"), expected, i["labels"], strict=True)):
+    items = value(a, "items")
+    need(isinstance(items, list) and len(items) == n, f"the dataset's items: got {kind(items)}")
+    for k, (item, want, label) in enumerate(zip(items, expected, i["labels"], strict=True)):
         if isinstance(item, Raised):
             fail(f"dataset[{k}] raised {item.message}")
+        need(isinstance(item, list) and len(item) == 2, f"dataset[{k}] should be an (image, label) pair")
         image, got = item
         need(
             got == classes.index(label) and type(got) is int,
@@ -516,6 +573,10 @@ def _judge_csv(i: dict, a: dict) -> str:
     again = value(a, "again")
     if isinstance(again, Raised):
         fail(f"reading dataset[{i['changed']}] a second time raised {again.message}")
+    need(
+        isinstance(again, list) and len(again) == 2,
+        f"dataset[{i['changed']}] should be an (image, label) pair",
+    )
     new = _as_tensor(_pil(i["replacement"]))
     need(
         isinstance(again[0], torch.Tensor) and is_close(again[0], new),
@@ -527,11 +588,13 @@ def _judge_csv(i: dict, a: dict) -> str:
     batch = value(a, "batch")
     if isinstance(batch, Raised):
         fail(f"a DataLoader over the dataset raised {batch.message}")
+    need(isinstance(batch, list) and len(batch) == 2, f"a DataLoader batch of the dataset: got {kind(batch)}")
     shape, labels = batch
     need(
         shape == [n, *expected[0].shape] and isinstance(labels, torch.Tensor),
         f"a DataLoader batch of the dataset: expected images of shape {(n, *expected[0].shape)} and a "
-        f"tensor of labels, got {tuple(shape)} and {kind(labels)}",
+        f"tensor of labels, got {tuple(shape[:8]) if isinstance(shape, list) else kind(shape)} and "
+        f"{kind(labels)}",
     )
     return (
         "CsvPhotos: one (transform(photo), label) per CSV line, photos opened as RGB in __getitem__, classes "

@@ -18,7 +18,6 @@ from checks.core import (
     Check,
     Inputs,
     Misconception,
-    Raised,
     attempt,
     cpu,
     device_of,
@@ -35,6 +34,7 @@ from checks.core import (
     hidden as at_grading,
 )
 from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
+from checks.wire import Raised
 
 # ------------------------------------------------------------------------------------------ misconceptions
 _FREEZE = "Exercise 1 — freeze the features, design the classifier"
@@ -180,16 +180,19 @@ def _ask_freeze(ns: dict, sent: dict) -> dict:
 
 
 def _judge_freeze(i: dict, a: dict) -> str:
-    unfrozen = value(a, "unfrozen")
+    unfrozen, head = value(a, "unfrozen"), value(a, "head")
+    need(
+        isinstance(unfrozen, list) and isinstance(head, list),
+        "the check could not list the model's parameters",
+    )
     need(
         not unfrozen,
         f"{len(unfrozen)} feature parameters still train (e.g. {unfrozen[0] if unfrozen else ''}): set "
         "requires_grad = False",
         FEATURES_NOT_FROZEN,
     )
-    head = value(a, "head")
     need(
-        head and all(head),
+        head and all(x is True for x in head),
         "the new classifier does not train: create it after freezing, so its parameters require gradients",
         CLASSIFIER_FROZEN,
     )
@@ -281,13 +284,14 @@ def _judge_features(i: dict, a: dict) -> str:
     like = [((8, 2), SCORES_FOR_FEATURES), ((8, 1000), SCORES_FOR_FEATURES)]
     shown = MAPS_NOT_POOLED if features.dim() == 2 and features.shape[1] % 1280 == 0 else None
     expect_shape(features, (8, 1280), "the features of 8 images", hint=hint, misconception=shown, like=like)
+    expect_shape(labels, (len(i["labels"]),), "the labels of 8 images", hint="one class number per image")
     need(
         labels.tolist() == i["labels"],
         f"the labels should be the images' classes, got {labels.tolist()}",
         SHUFFLED_EXTRACTION if sorted(labels.tolist()) == sorted(i["labels"]) else None,
     )
     need(
-        not a.get("requires_grad"),
+        a.get("requires_grad") is False,
         "the features record gradients (autograd kept the backbone's graph): compute them under "
         "torch.inference_mode() or torch.no_grad()",
     )
@@ -388,7 +392,7 @@ def _judge_accuracy(i: dict, a: dict) -> str:
         else "test_features must hold the backbone's features of test_data, in its order (run the feature "
         "extraction cell again)"
     )
-    rows = tensor(a, "rows")
+    rows = i["rows"] if "rows" in i else torch.tensor(i["few"])  # the check's own: never the answer's
     expect_close(
         tensor(a, "whole", "model(photos)"),
         scores[rows],

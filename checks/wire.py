@@ -2,8 +2,12 @@
 
 What the learner's kernel sends back is decoded here, on the grader's side, by code that only reads: JSON
 (``json.loads``) and safetensors (a header and raw bytes, no pickle). A value that is not data (a function, a
-module, a tensor subclass's behaviour) arrives as what it was called (:class:`~checks.core.Opaque`), an
-exception as its message (:class:`~checks.core.Raised`). Sizes are capped before anything is decoded.
+module, a tensor subclass's behaviour) arrives as what it was called (:class:`Opaque`), an exception as its
+message (:class:`Raised`). Sizes are capped before anything is decoded: the bytes, the structure, and (read
+from the safetensors header before any tensor is made) the tensors' dimensions and elements.
+
+This module defines the data that crosses and imports nothing of the checks but the package itself: the
+judges (:mod:`checks.core`) and the kernel's side (:mod:`checks.kernel`) build on it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,14 +23,47 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from checks import MIME
-from checks.core import Opaque, Raised
 
-__all__ = ["MIME", "WireError", "decode", "encode", "from_parts", "read_request", "request_parts", "to_parts"]
+__all__ = [
+    "MIME",
+    "Opaque",
+    "Raised",
+    "WireError",
+    "decode",
+    "encode",
+    "from_parts",
+    "read_request",
+    "request_parts",
+    "to_parts",
+]
 
 MAX_BYTES = 64 * 2**20  # one answer, encoded (the largest, Part 6's model, is a few MB)
 MAX_JSON = 4 * 2**20  # its structure (everything but the tensors' bytes)
 MAX_DEPTH = 12
 MAX_ITEMS = 200_000
+# The tensors of one answer, all together: the most the solutions send is under a million elements (Part 6's
+# three copies of its model and the restored model's scores, Part 7's five 3 × 224 × 224 views); 16 Mi is a
+# float32 answer at MAX_BYTES, and keeps a bool or uint8 answer from growing 4 to 8 times when a judge makes
+# floats of it.
+MAX_ELEMENTS = 16 * 2**20
+MAX_DIMS = 8  # dimensions of one tensor (the answers have at most 4)
+MAX_INT = 2**63  # a Python int beyond ±this is no count, size or label of the course
+
+
+@dataclass(frozen=True)
+class Raised:
+    """What the kernel raised while an answer was collected (a missing name, an error in the learner's
+    code)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """A value that is not data (a function, a module, a NumPy array, …): its kind, as the judge sees it."""
+
+    kind: str
+    shape: tuple[int, ...] | None = None
 
 
 class WireError(ValueError):
@@ -92,10 +130,38 @@ def decode(payload: object) -> object:
     try:
         structure = json.loads(payload["json"])
         blob = base64.b64decode(encoded, validate=True)
+    except Exception as error:
+        raise WireError(f"the answer could not be read: {type(error).__name__}: {str(error)[:200]}") from None
+    _check_sizes(blob)
+    try:
         tensors = load_tensors(blob) if blob else {}
     except Exception as error:
         raise WireError(f"the answer could not be read: {type(error).__name__}: {str(error)[:200]}") from None
     return from_parts(structure, tensors)
+
+
+def _check_sizes(blob: bytes) -> None:
+    """Refuse tensors of too many dimensions or elements, from the safetensors header alone (its 8-byte
+    length, then JSON): nothing is allocated for an answer that is refused."""
+    if not blob:
+        return
+    try:
+        length = int.from_bytes(blob[:8], "little")
+        if len(blob) < 8 or length > len(blob) - 8 or length > MAX_JSON:
+            raise ValueError("a malformed header")
+        header = json.loads(blob[8 : 8 + length])
+        shapes = [v["shape"] for k, v in header.items() if k != "__metadata__"]
+        if not all(isinstance(s, list) and all(type(n) is int and n >= 0 for n in s) for s in shapes):
+            raise ValueError("a malformed shape")
+    except Exception as error:
+        raise WireError(f"the answer's tensors could not be read: {str(error)[:200]}") from None
+    total = 0
+    for shape in shapes:
+        if len(shape) > MAX_DIMS or any(n > MAX_ELEMENTS for n in shape):
+            raise WireError(f"the answer holds a tensor of shape {tuple(shape)[: MAX_DIMS + 1]}: too large")
+        total += math.prod(shape)
+        if total > MAX_ELEMENTS:
+            raise WireError(f"the answer's tensors hold over {MAX_ELEMENTS:,} numbers")
 
 
 def from_parts(structure: object, tensors: dict[str, torch.Tensor]) -> object:
@@ -107,6 +173,8 @@ def from_parts(structure: object, tensors: dict[str, torch.Tensor]) -> object:
         count += 1
         if depth > MAX_DEPTH + 1 or count > MAX_ITEMS:
             raise WireError("the answer is nested too deep or holds too many values")
+        if isinstance(x, int) and not isinstance(x, bool) and abs(x) > MAX_INT:
+            raise WireError("the answer holds an integer too large to be a count, a size or a label")
         if x is None or isinstance(x, bool | int | float | str):
             return x
         if isinstance(x, list):

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import pickle
+from itertools import pairwise
 
 import nbformat
 import pytest
@@ -20,7 +21,8 @@ from nbformat.v4 import new_code_cell
 import checks
 import course
 from checks import wire
-from checks.core import Check, CheckFailed, Inputs, Opaque, Raised, expect_close, expect_shape
+from checks.core import Check, CheckFailed, Inputs, close, expect_close, expect_shape, is_close, number
+from checks.wire import Opaque, Raised
 from grader.execution import _create
 from grader.verdicts import put_back, seed, verdict_output
 
@@ -37,6 +39,83 @@ def test_expect_shape_and_expect_close_say_what_was_expected():
     ):
         expect_close(torch.tensor([1.0, 2.5]), torch.tensor([1.0, 2.0]), "x")
     expect_close(torch.tensor([1.0, 2.0 + 1e-7]), torch.tensor([1.0, 2.0]), "x")
+
+
+def test_no_nan_or_inf_passes_a_comparison():
+    """expect_close, is_close and close fail on NaN and ±inf, in the answer or in the reference: inf equals
+    inf for torch.allclose, and "fail when |got − want| ≥ tol" is false for NaN."""
+    inf, nan = float("inf"), float("nan")
+    with pytest.raises(CheckFailed, match="x: holds inf — expected finite numbers"):
+        expect_close(torch.tensor([1.0, inf]), torch.tensor([1.0, inf]), "x")
+    with pytest.raises(CheckFailed, match="x: holds NaN"):
+        expect_close(torch.tensor([nan]), torch.tensor([1.0]), "x")
+    with pytest.raises(CheckFailed, match="not finite"):
+        expect_close(torch.tensor([1.0]), torch.tensor([nan]), "x")
+    assert not is_close(torch.tensor([inf]), torch.tensor([inf])) and is_close(torch.ones(2), torch.ones(2))
+    assert not any(close(x, 1.0, 0.5) for x in (nan, inf, -inf, 10**400, True, "1", torch.tensor(1.0)))
+    assert close(1.2, 1.0, 0.5) and close(1, 1.0, 0.5) and not close(1.0, nan, 0.5)
+    with pytest.raises(CheckFailed, match="expected a finite number"):
+        number({"x": 10**400}, "x")
+    with pytest.raises(CheckFailed, match="expected a Python float, got bool"):
+        number({"x": True}, "x")
+
+
+def test_an_answer_that_holds_nan_or_inf_fails_before_its_judge_runs_and_says_where():
+    judged = []
+    check = Check(
+        "test_x",
+        after="x",
+        judge=lambda i, a: judged.append(a) or "judged",
+        ask=lambda ns, sent: {},
+        given=lambda ns: Inputs(),
+        hidden=lambda g: Inputs(),
+    )
+    nested = {"history": {"valid_loss": [0.5, float("nan")]}, "y": torch.ones(2)}
+    verdict = check.verdict(Inputs(), nested, hidden=True)
+    assert not verdict.passed and verdict.message.startswith("history['valid_loss'][1]: holds NaN"), verdict
+    for answers, what in (
+        ({"y": torch.tensor([1.0, float("-inf")])}, "y: holds inf"),
+        ({"pair": [1.0, float("inf")]}, "pair[1]: holds inf"),
+        ({"y": torch.tensor([float("nan")], dtype=torch.float64)}, "y: holds NaN"),
+    ):
+        assert check.verdict(Inputs(), answers, hidden=False).message.startswith(what)
+    assert not judged
+    ok = {"n": 3, "ints": torch.tensor([1, 2]), "s": "nan", "y": torch.ones(2), "f": [0.5]}
+    assert check.verdict(Inputs(), ok, hidden=True).passed and len(judged) == 1
+    allowed = Check(**{**vars(check), "nonfinite": ("big",)})  # an answer whose judge diagnoses NaN itself
+    assert allowed.verdict(Inputs(), {"big": torch.tensor([float("nan")])}, hidden=True).passed
+    from checks import part5
+
+    shown = part5.batch_accuracy.verdict(Inputs(), {"batch_accuracy": float("nan")}, hidden=True)
+    assert shown.misconception == "not-finite-part5" and "NaN or inf taken for a number" in shown.message
+
+
+def test_the_wire_refuses_tensors_too_large_or_of_too_many_dimensions_before_making_them():
+    from safetensors.torch import save
+
+    def payload(tensors: dict) -> dict:
+        return {"json": json.dumps({"$tensor": "0"}), "tensors": base64.b64encode(save(tensors)).decode()}
+
+    assert torch.equal(wire.decode(payload({"0": torch.ones(3, 2)})), torch.ones(3, 2))
+    with pytest.raises(wire.WireError, match="too large"):
+        wire.decode(payload({"0": torch.zeros((1,) * (wire.MAX_DIMS + 1))}))
+    half = wire.MAX_ELEMENTS // 2 + 1  # bytes each: 16 MiB in all, under MAX_BYTES
+    with pytest.raises(wire.WireError, match="numbers"):
+        wire.decode(payload({k: torch.zeros(half, dtype=torch.bool) for k in ("0", "1")}))
+    with pytest.raises(wire.WireError, match="integer too large"):
+        wire.decode({"json": json.dumps({"$dict": [["n", 2**64]]}), "tensors": ""})
+    assert wire.decode({"json": json.dumps([2**63, -(2**63)]), "tensors": ""}) == [2**63, -(2**63)]
+
+
+def test_the_wire_imports_nothing_of_the_judges():
+    """checks.wire defines the data that crosses (Raised, Opaque): it imports neither checks.core nor
+    checks.kernel, which import it."""
+    import subprocess
+    import sys
+
+    code = "import sys, checks.wire; print(sorted(m for m in sys.modules if m.startswith('checks')))"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "['checks', 'checks.wire']", found.stdout + found.stderr
 
 
 def _judge(inputs: dict, answers: dict) -> str:
@@ -280,3 +359,374 @@ def test_per_learner_variants_differ_and_each_learner_is_judged_against_their_ow
     assert folders["alice"] != folders["bob"]
     requests = {who: (folder / "test_neuron_sum.safetensors").read_bytes() for who, folder in folders.items()}
     assert requests["alice"] != requests["bob"]
+
+
+# ------------------------------------------------------------------------------------------ hostile answers
+# What a judge receives is the learner's data: a few kilobytes can hold a (N, 1) and a (1, N) tensor that
+# broadcast against each other into N² elements, indices or sizes of any value, any number of dimensions. Each
+# check's judge gets, for every tensor, number and top-level answer of a plausible answer of the right
+# structure, each of these in its place; it must fail (without raising: Check.verdict) and allocate nothing
+# large. N = 8192: a judge that broadcast (N, 1) against (1, N) would make 67 million elements, 268 MB of
+# float32 — more than the test allows.
+HOSTILE_N = 8192
+
+
+def _hostile_tensors() -> list[torch.Tensor]:
+    n = HOSTILE_N
+    return [
+        torch.zeros(n, 1),
+        torch.zeros(1, n),
+        torch.tensor(0.5),  # 0-d
+        torch.zeros((1,) * 40),  # far more dimensions than any answer has
+        torch.full((n,), 2**62, dtype=torch.long),  # indices or counts of absurd size
+        torch.zeros(n, 1, dtype=torch.uint8),
+    ]
+
+
+HOSTILE_NUMBERS = [2**63 - 1, -(2**63), 10**30, float("nan"), float("inf"), 1e308]
+
+
+def _net_description(shapes: list[tuple[int, int]], rows: int) -> dict:
+    """Part 2's description of a network, as its ask sends it."""
+    return {
+        "is Sequential": True,
+        "type": "Sequential",
+        "kinds": ["Linear", "ReLU", "Linear", "ReLU", "Linear"],
+        "names": ["fc1", "relu1", "fc2", "relu2", "output"],
+        "shapes": [list(s) for s in shapes],
+        "biases": [True] * len(shapes),
+        "plain list": False,
+        "out": torch.rand(rows, 10),
+        "out, zero weights": torch.rand(rows, 10),
+    }
+
+
+def _mlp_state(sizes: list[int]) -> dict:
+    """The state_dict of Linear layers of these sizes with a ReLU between them (nn.Sequential's names)."""
+    layers = [torch.nn.Linear(a, b) for a, b in pairwise(sizes)]
+    return {
+        f"{2 * k}.{name}": t.detach()
+        for k, layer in enumerate(layers)
+        for name, t in layer.state_dict().items()
+    }
+
+
+def _config(layers: list[int]) -> dict:
+    import helper
+
+    model = helper.MLP(784, 10, layers)
+    return {
+        "is MLP": True,
+        "type": "MLP",
+        "input_size": 784,
+        "output_size": 10,
+        "hidden_layers": layers,
+        "drop_p": 0.2,
+        "state": {k: v.detach() for k, v in model.state_dict().items()},
+    }
+
+
+def _outcome(error: str, bases: list[str], message: str) -> list:
+    return [error, bases, message]
+
+
+def _pixels(n: int = 20) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8)
+
+
+def _labels(n: int = 20, classes: int = 10) -> torch.Tensor:
+    return torch.randint(0, classes, (n,))
+
+
+# Inputs of the checks whose own need data sets, photos or a backbone (small stand-ins of the same structure)
+FAKE_INPUTS = {
+    "test_training_loop": lambda: Inputs({"pixels": _pixels()}, {"labels": _labels()}),
+    "test_network": lambda: Inputs({"images": torch.randn(128, 1, 28, 28), "order": torch.randperm(128)}),
+    "test_train": lambda: Inputs({"pixels": _pixels()}, {"labels": _labels()}),
+    "test_predict": lambda: Inputs({"images": torch.randn(128, 1, 28, 28)}),
+    "test_dropout_model": lambda: Inputs(
+        {"x": torch.randn(16, 1, 28, 28), "pixels": _pixels()}, {"labels": _labels()}
+    ),
+    "test_best_model": lambda: Inputs(
+        {"valid": _pixels(), "test": _pixels()}, {"valid labels": _labels(), "test labels": _labels()}
+    ),
+    "test_round_trip": lambda: Inputs(
+        {"layers": [16, 8], "drop_p": 0.2, "state": _config([16, 8])["state"], "pixels": _pixels()},
+        {"labels": _labels()},
+    ),
+    "test_transforms": lambda: Inputs({"photo": torch.randint(0, 256, (240, 300, 3), dtype=torch.uint8)}),
+    "test_loaders": lambda: Inputs(
+        {"index": 3, "seed": 0}, {"label": 1, "counts": {"train": 40, "test": 20}}
+    ),
+    "test_freeze": lambda: Inputs({"photos": torch.randn(1, 3, 32, 32)}),
+    "test_extract_features": lambda: Inputs(
+        {"indices": list(range(8))}, {"expected": torch.rand(8, 1280), "labels": [0] * 4 + [1] * 4}
+    ),
+    "test_accuracy": lambda: Inputs(
+        {"features": torch.rand(40, 1280), "photos": torch.rand(16, 3, 32, 32), "rows": torch.arange(16)},
+        {"labels": _labels(40, 2)},
+    ),
+}
+AT_GRADING = {"test_extract_features": False}  # at grading it computes the backbone's features itself
+# Parts whose judges may still fail a hostile answer with "the check could not judge this answer" (a crash
+# that Check.verdict turns into a failure) rather than a message of their own
+MAY_TRIP = {"02_neural_networks"}
+
+# A plausible answer of each check (wrong values, the right structure), from its inputs
+TEMPLATES = {
+    # Part 1
+    "test_neuron_sum": lambda i: {"y": torch.rand(1, 1)},
+    "test_neuron_mm": lambda i: {"y_mm": torch.rand(1, 1), "weights": torch.rand(1, 5)},
+    "test_two_layer": lambda i: {"h": torch.rand(1, 2), "output": torch.rand(1, 1)},
+    "test_numpy_bridge": lambda i: {"changes": ["A", "B"]},
+    # Part 2
+    "test_raw_forward": lambda i: {
+        "inputs": torch.rand(64, 784),
+        "W1": torch.randn(784, 256),
+        "b1": torch.randn(256),
+        "W2": torch.randn(256, 10),
+        "b2": torch.randn(10),
+        "out": torch.rand(64, 10),
+    },
+    "test_softmax": lambda i: {
+        "softmax(scores)": torch.rand(64, 10),
+        "softmax(big)": torch.rand(2, 2),
+        "library": [],
+        "source": {"cell": "x = 1", "definition": "x = 1"},
+        "operations": [],
+    },
+    "test_network_class": lambda i: {
+        "built": [
+            _net_description([tuple(layer["weight"].shape) for layer in weights], 64)
+            for weights in i["weights"]
+        ]
+    },
+    "test_sequential": lambda i: {
+        label: _net_description([(128, 784), (64, 128), (10, 64)], 3)
+        for label in ("seq_model", "named_model")
+    },
+    # Part 3
+    "test_expected_loss": lambda i: {"expected_loss": 2.0},
+    "test_log_softmax": lambda i: {
+        "log_ps": torch.rand(64, 10),
+        "state": _mlp_state([784, 128, 64, 10]),
+        "kinds": ["Linear", "ReLU", "Linear", "ReLU", "Linear", "LogSoftmax"],
+        "criterion": "NLLLoss",
+        "nll_loss": torch.tensor(2.0),
+    },
+    "test_ce_loss": lambda i: {
+        "ce_loss": torch.tensor(2.0),
+        "state": _mlp_state([784, 128, 64, 10]),
+        "copied": [],
+    },
+    "test_task_losses": lambda i: {"regression_loss": torch.tensor(1.0), "binary_loss": torch.tensor(1.0)},
+    "test_one_step": lambda i: {"weight": torch.rand(128, 784)},
+    "test_training_loop": lambda i: {"train_losses": [2.0, 1.0], "scores": torch.rand(20, 10)},
+    # Part 4
+    "test_network": lambda i: {
+        "log_ps": -torch.rand(128, 10),
+        "log_ps of the reordered batch": -torch.rand(128, 10),
+    },
+    "test_train": lambda i: {"train_losses": [1.0], "scores": torch.rand(20, 10)},
+    "test_predict": lambda i: {
+        "ps": torch.rand(128, 10),
+        "requires_grad": False,
+        "log_ps": torch.rand(128, 10),
+        "images": torch.rand(128, 1, 28, 28),
+    },
+    # Part 5
+    "test_batch_accuracy": lambda i: {"equals": torch.rand(128, 1) < 0.5, "batch_accuracy": 0.5},
+    "test_validate": lambda i: {
+        "validate(model, loader, criterion)": [0.5, 0.5],
+        "twice": [[0.5, 0.5], [0.5, 0.5]],
+    },
+    "test_train_loop": lambda i: {
+        "history": {
+            "train_loss": [1.0, 1.0, 1.0],
+            "valid_loss": [1.0, 1.0, 1.0],
+            "valid_accuracy": [0.5] * 3,
+        },
+        "best": {"1.weight": torch.rand(10, 784), "1.bias": torch.rand(10)},
+        "final": {"1.weight": torch.rand(10, 784), "1.bias": torch.rand(10)},
+        "patience": [3.0, 3.1, 2.9, 3.0, 3.0],
+    },
+    "test_dropout_model": lambda i: {
+        "training": [torch.rand(16, 10), torch.rand(16, 10)],
+        "evaluation": [torch.rand(16, 10), torch.rand(16, 10)],
+        "history": [0.5],
+        "scores": torch.rand(20, 10),
+    },
+    "test_best_model": lambda i: {
+        "file": True,
+        "saved keys": ["a"],
+        "state keys": ["a"],
+        "valid losses": [0.5],
+        "test_loss": 0.5,
+        "test_accuracy": 0.5,
+        "valid scores": torch.rand(20, 10),
+        "test scores": torch.rand(20, 10),
+    },
+    "test_confusion": lambda i: {
+        "matrix": torch.randint(0, 5, (10, 10)),
+        "twice": [torch.randint(0, 5, (10, 10)), torch.randint(0, 5, (10, 10))],
+    },
+    # Part 6
+    "test_round_trip": lambda i: {
+        "file": {"kind": "dict", "only tensors": False},
+        "rebuilt": _config([16, 8]),
+        "restored": _config([16, 8]),
+        "model": _config([16, 8]),
+        "restored scores": torch.rand(20, 10),
+    },
+    "test_bad_files": lambda i: {
+        "nowhere": _outcome("FileNotFoundError", ["FileNotFoundError", "OSError"], i["names"]["nowhere"]),
+        "corrupt": _outcome("ValueError", ["ValueError"], "?"),
+        "empty": _outcome("ValueError", ["ValueError"], "?"),
+        "weights_only": _outcome("ValueError", ["ValueError"], "?"),
+    },
+    "test_resume": lambda i: {
+        "start": 3,
+        "resumed": {k: torch.rand_like(v) for k, v in i["init"].items()},
+        "after": {k: torch.rand_like(v) for k, v in i["init"].items()},
+    },
+    # Part 7
+    "test_transforms": lambda i: {
+        "train_transforms": [torch.rand(3, 224, 224), torch.rand(3, 224, 224)],
+        "test_transforms": [torch.rand(3, 224, 224), torch.rand(3, 224, 224)],
+        "train_transforms(grey photo)": torch.rand(3, 224, 224),
+    },
+    "test_loaders": lambda i: {
+        "classes": [["cat", "dog"], ["cat", "dog"]],
+        "sizes": [40, 20],
+        "transforms": [True, True],
+        "batch": [[32, 3, 224, 224], _labels(32, 2)],
+        "test batch": [64, 3, 224, 224],
+        "test sampler": "SequentialSampler",
+        "item": [1, torch.rand(3, 224, 224), torch.rand(3, 224, 224)],
+    },
+    "test_csv_dataset": lambda i: {
+        "len": 6,
+        "classes": sorted(set(i["labels"])),
+        "items": [[torch.rand(3, 12, 16), 0] for _ in range(6)],
+        "again": [torch.rand(3, 12, 16), 0],
+        "batch": [[6, 3, 12, 16], torch.zeros(6, dtype=torch.long)],
+    },
+    # Part 8
+    "test_freeze": lambda i: {"unfrozen": [], "head": [True, True], "scores": torch.rand(1, 2)},
+    "test_extract_features": lambda i: {
+        "features": torch.rand(8, 1280),
+        "labels": torch.tensor([0] * 4 + [1] * 4),
+        "requires_grad": False,
+        "image_size": 128,
+        "backbone": "EfficientNet-B0",
+    },
+    "test_accuracy": lambda i: {
+        "rows": torch.arange(16),
+        "whole": torch.rand(16, 2),
+        "scores": torch.rand(40, 2),
+    },
+}
+
+
+def _leaves(x: object, path: tuple = ()):
+    """The places of ``x`` a hostile value can take: tensors, numbers, lists of tensors; with their paths."""
+    if isinstance(x, torch.Tensor) or (isinstance(x, int | float) and not isinstance(x, bool)):
+        yield path, x
+    elif isinstance(x, dict):
+        for k, v in x.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(x, list):
+        if len(x) >= 2 and all(isinstance(v, torch.Tensor) for v in x):
+            yield path, x
+        for k, v in enumerate(x):
+            yield from _leaves(v, (*path, k))
+
+
+def _replaced(x: object, path: tuple, new: object) -> object:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(x, dict):
+        return {k: _replaced(v, rest, new) if k == head else v for k, v in x.items()}
+    return [_replaced(v, rest, new) if k == head else v for k, v in enumerate(x)]
+
+
+def _hostile_variants(answers: dict):
+    """Each hostile value in each place of ``answers``, one at a time; then every tensor at once, (N, 1) and
+    (1, N) in turn."""
+    tensors, n = _hostile_tensors(), HOSTILE_N
+    for key in answers:  # each top-level answer replaced by each hostile value
+        for new in [*tensors, *HOSTILE_NUMBERS, [torch.zeros(n, 1), torch.zeros(1, n)]]:
+            yield f"{key} = {_shown(new)}", {**answers, key: new}
+    for path, old in _leaves(answers):
+        if len(path) < 2:
+            continue  # done above
+        if isinstance(old, list):
+            choices = [[torch.zeros(n, 1) if k % 2 == 0 else torch.zeros(1, n) for k in range(len(old))]]
+        elif isinstance(old, torch.Tensor):
+            choices = tensors
+        else:
+            choices = HOSTILE_NUMBERS
+        for new in choices:
+            yield f"{path} = {_shown(new)}", _replaced(answers, path, new)
+    count = 0
+
+    def every(x: object) -> object:
+        nonlocal count
+        if isinstance(x, torch.Tensor):
+            count += 1
+            return torch.zeros(n, 1) if count % 2 else torch.zeros(1, n)
+        if isinstance(x, dict):
+            return {k: every(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [every(v) for v in x]
+        return x
+
+    changed = every(answers)
+    if count:
+        yield "every tensor (N, 1) or (1, N)", changed
+
+
+def _shown(x: object) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"tensor{tuple(x.shape)} {x.dtype}"
+    if isinstance(x, list):
+        return f"[{', '.join(map(_shown, x))}]"
+    return repr(x)[:30]
+
+
+def test_every_judge_fails_hostile_answers_without_raising_or_allocating_much():
+    """Every check of the eight parts (Part 2's too): answers of the right structure with, in each place, a
+    tensor of shape (N, 1) or (1, N) (which broadcast into N² elements against each other), a 0-d tensor, a
+    tensor of 40 dimensions, indices of 2⁶², a huge or non-finite number. Every verdict fails, none raises,
+    and the process's peak memory grows by less than 200 MB."""
+    import resource
+    import time
+
+    torch.manual_seed(0)
+    started, cases = time.monotonic(), []
+    for part in course.PART_NAMES:
+        for check in checks.of_part(part):
+            assert check.grade_id in TEMPLATES, f"{part}: no hostile-answer template for {check.grade_id}"
+            fake = FAKE_INPUTS.get(check.grade_id)
+            inputs = fake() if fake else check.hidden(torch.Generator().manual_seed(0))
+            inputs = Inputs(wire.roundtrip(inputs.sent), inputs.kept)
+            at_grading = AT_GRADING.get(check.grade_id, True)
+            template = TEMPLATES[check.grade_id](inputs.all())
+            check.verdict(inputs, template, hidden=at_grading)  # what is imported or cached on first use
+            cases.append((part, check, inputs, at_grading, template))
+    peak, tried = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 0
+    for part, check, inputs, at_grading, template in cases:
+        for label, answers in _hostile_variants(template):
+            verdict = check.verdict(inputs, answers, hidden=at_grading)
+            assert not verdict.passed, f"{part} {check.grade_id} passed {label}: {verdict.message}"
+            assert part in MAY_TRIP or "could not judge" not in verdict.message, (
+                f"{part} {check.grade_id} tripped over {label}: {verdict.message}"
+            )
+            tried += 1
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) / 1024  # kB on Linux
+    assert grown < 200, f"the judges' peak memory grew by {grown:.0f} MB over {tried} hostile answers"
+    assert tried > 1000, tried
+    print(
+        f"{tried} hostile answers judged in {time.monotonic() - started:.1f} s, peak memory +{grown:.0f} MB"
+    )

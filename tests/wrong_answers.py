@@ -175,6 +175,15 @@ WRONG = {
             misconception="activation-on-the-scores",
         ),
         Wrong(
+            "test_raw_forward",
+            "all-zero weights, and no forward pass",
+            "W1, b1 = torch.zeros(784, 256), torch.zeros(256)\n"
+            "W2, b2 = torch.zeros(256, 10), torch.zeros(10)\n"
+            "out = torch.zeros(64, 10)",
+            "W1 should hold torch.randn's random draws",
+            misconception="weights-not-random",
+        ),
+        Wrong(
             "test_softmax",
             "summed over the wrong dim",
             "def softmax(x):\n    return torch.exp(x) / torch.exp(x).sum(dim=0, keepdim=True)",
@@ -207,6 +216,21 @@ WRONG = {
             "F.softmax under another name",
             "from torch.nn.functional import softmax as _library\n\n\n"
             "def softmax(x):\n    return _library(x, 1)\n",
+            "asks for the formula",
+            misconception="library-for-formula",
+        ),
+        Wrong(
+            "test_softmax",
+            "PyTorch's softmax on a detached input",
+            "def softmax(x):\n    return torch.softmax(x.detach(), dim=1)",
+            "asks for the formula",
+            misconception="library-for-formula",
+        ),
+        Wrong(
+            "test_softmax",
+            "PyTorch's softmax, the old detection helper replaced by the notebook",
+            "check._library_softmax = lambda softmax, scores: []\n\n\n"
+            "def softmax(x):\n    return torch.softmax(x, dim=1)\n",
             "asks for the formula",
             misconception="library-for-formula",
         ),
@@ -291,6 +315,28 @@ class Network(nn.Module):
             misconception="activation-after-the-last-layer",
         ),
         Wrong(
+            "test_network_class",
+            "made-up layers: weights of 0, fixed scores out",
+            """
+class Network(nn.Module):
+    def __init__(self, hidden_sizes):
+        super().__init__()
+        sizes = [784, *hidden_sizes, 10]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        with torch.no_grad():
+            for layer in self.layers:
+                layer.weight.zero_()
+            self.layers[-1].bias.copy_(torch.arange(10.0))
+        self.scores = torch.arange(10.0)
+    def forward(self, x):
+        if not x.any():
+            return -self.scores.expand(len(x), 10)
+        return self.scores.expand(len(x), 10)
+""",
+            "does not compute with its layers",
+            misconception="forward-ignores-layers",
+        ),
+        Wrong(
             "test_sequential",
             "missing ReLU",
             "seq_model = nn.Sequential(nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10))",
@@ -304,6 +350,33 @@ class Network(nn.Module):
             "nn.Linear(64, 10))",
             "should be named",
             misconception="sequential-names",
+        ),
+        Wrong(
+            "test_sequential",
+            "Exercise 1's 256 as the first hidden width",
+            "seq_model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(), "
+            "nn.Linear(64, 10))",
+            "should be 784 → 128 → 64 → 10, got 784 → 256 → 64 → 10",
+            misconception="sequential-widths",
+        ),
+        Wrong(
+            "test_sequential",
+            "made-up layers: weights of 0, fixed scores out",
+            """
+class Fixed(nn.Sequential):
+    def forward(self, x):
+        return self.scores.expand(len(x), 10)
+
+
+seq_model = Fixed(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+with torch.no_grad():
+    for layer in seq_model[::2]:
+        layer.weight.zero_()
+    seq_model[4].bias.copy_(torch.arange(10.0))
+seq_model.scores = torch.arange(10.0)
+""",
+            "does not compute with its layers",
+            misconception="forward-ignores-layers",
         ),
     ],
     "03_training": [
@@ -334,6 +407,20 @@ class Network(nn.Module):
             "expected_loss = 10.0",
             "about the same probability",
             misconception="untrained-guess-not-uniform",
+        ),
+        Wrong(
+            "test_expected_loss",
+            "NaN, a placeholder left in",
+            'expected_loss = float("nan")',
+            "expected_loss: holds NaN",
+            misconception="not-finite-part3",
+        ),
+        Wrong(
+            "test_expected_loss",
+            "inf, −log(0): the true class taken to get probability 0",
+            "expected_loss = -torch.log(torch.tensor(0.0)).item()",
+            "expected_loss: holds inf",
+            misconception="not-finite-part3",
         ),
         Wrong(
             "test_task_losses",
@@ -650,6 +737,13 @@ def confusion_matrix(model, loader, num_classes=10):
             misconception="wrong-denominator",
         ),
         Wrong(
+            "test_batch_accuracy",
+            "NaN, a placeholder left in",
+            'batch_accuracy = float("nan")',
+            "batch_accuracy: holds NaN",
+            misconception="not-finite-part5",
+        ),
+        Wrong(
             "test_validate",
             "average of batch means",
             """
@@ -683,6 +777,21 @@ def validate(model, loader, criterion):
 """,
             "call model.eval()",
             misconception="measured-in-training-mode",
+        ),
+        Wrong(
+            "test_validate",
+            "accuracies never collected: the mean of an empty list is NaN",
+            """
+def validate(model, loader, criterion):
+    model.eval()
+    total, accuracies = 0.0, []
+    with torch.no_grad():
+        for images, labels in loader:
+            total += criterion(model(images), labels).item() * labels.shape[0]
+    return total / len(loader.dataset), torch.tensor(accuracies).mean().item()
+""",
+            "validate(model, loader, criterion)[1]: holds NaN",
+            misconception="not-finite-part5",
         ),
         Wrong(
             "test_train_loop",
@@ -739,7 +848,7 @@ def validate(model, loader, criterion):
             "test_train_loop",
             "early stopping that never counts (it never stops)",
             TRAIN_5.format(validation=VALIDATED),
-            "it should stop after epoch 3",
+            "it should stop after epoch 5",
             misconception="early-stopping-never-counts",
         ),
         Wrong(
@@ -753,6 +862,44 @@ def validate(model, loader, criterion):
             ),
             "stopped after epoch 2",
             misconception="early-stopping-too-soon",
+        ),
+        Wrong(
+            "test_train_loop",
+            "early stopping whose count is never set back to 0 at a new lowest loss",
+            TRAIN_5.format(
+                validation=VALIDATED
+                + """        else:
+            epochs_without_improvement += 1
+"""
+            ),
+            "stopped after epoch 4",
+            misconception="early-stopping-never-resets",
+        ),
+        Wrong(
+            "test_train_loop",
+            "early stopping that compares each epoch with the one before",
+            TRAIN_5.format(
+                validation=VALIDATED
+                + """        if len(history["valid_loss"]) == 1 or valid_loss < history["valid_loss"][-2]:
+            epochs_without_improvement = 0
+        else:
+            epochs_without_improvement += 1
+"""
+            ),
+            "not with the epoch before",
+            misconception="early-stopping-against-previous-epoch",
+        ),
+        Wrong(
+            "test_train_loop",
+            "no validation: NaN placeholders recorded",
+            TRAIN_5.format(
+                validation="""
+        history["valid_loss"].append(float("nan"))
+        history["valid_accuracy"].append(float("nan"))
+"""
+            ),
+            "history['valid_loss'][0]: holds NaN",
+            misconception="not-finite-part5",
         ),
         Wrong(
             "test_dropout_model",
@@ -808,6 +955,13 @@ test_loss, test_accuracy = validate(dropout_model, testloader, nn.NLLLoss())
             "test_loss, test_accuracy = validate(dropout_model, validloader, nn.NLLLoss())",
             "measure dropout_model on testloader",
             misconception="validation-for-test",
+        ),
+        Wrong(
+            "test_best_model",
+            "the test figures left as NaN placeholders",
+            'test_loss, test_accuracy = float("nan"), float("nan")',
+            "test_loss: holds NaN",
+            misconception="not-finite-part5",
         ),
     ],
     "06_saving_and_loading": [
@@ -973,6 +1127,22 @@ def load_checkpoint(path):
             "test_transforms = v2.Compose([v2.Resize(255), v2.CenterCrop(224), v2.ToImage(), "
             "v2.ToDtype(torch.float32, scale=True)])",
             "helper.IMAGENET_MEAN",
+            misconception="not-normalised",
+        ),
+        Wrong(
+            "test_transforms",
+            "training views not normalised",
+            "train_transforms = v2.Compose([v2.RandomResizedCrop(224), v2.RandomHorizontalFlip(), "
+            "v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])",
+            "train_transforms(photo) is not normalised",
+            misconception="not-normalised",
+        ),
+        Wrong(
+            "test_transforms",
+            "training views normalised with other statistics",
+            "train_transforms = v2.Compose([v2.RandomResizedCrop(224), v2.ToImage(), "
+            "v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])])",
+            "train_transforms(photo) is not normalised",
             misconception="not-normalised",
         ),
         Wrong(
@@ -1209,6 +1379,24 @@ RIGHT = {
     ],
     "02_neural_networks": [
         Right(
+            "test_raw_forward",
+            "shapes as tuples, the biases drawn first, torch.mm",
+            "inputs = images.flatten(start_dim=1)\n"
+            "b1, b2 = torch.randn(256), torch.randn(10)\n"
+            "W1, W2 = torch.randn((784, 256)), torch.randn((256, 10))\n"
+            "out = torch.mm(torch.sigmoid(torch.mm(inputs, W1) + b1), W2) + b2",
+        ),
+        Right(
+            "test_softmax",
+            "a docstring and a comment that name torch.softmax",
+            '''
+def softmax(x):
+    """What torch.softmax computes, written out."""
+    e = torch.exp(x - x.amax(dim=1, keepdim=True))  # not F.softmax: exp and sum
+    return e / e.sum(dim=1, keepdim=True)
+''',
+        ),
+        Right(
             "test_softmax",
             "log-sum-exp, the sums reshaped with view",
             "def softmax(x):\n    return torch.exp(x - torch.logsumexp(x, dim=1).view(-1, 1))",
@@ -1257,6 +1445,38 @@ class Network(nn.Module):
         for k in range(1, self.depth):
             x = F.relu(getattr(self, f"fc{k}")(x))
         return getattr(self, f"fc{self.depth}")(x)
+""",
+        ),
+        Right(
+            "test_network_class",
+            "the output layer registered before the hidden ones",
+            """
+class Network(nn.Module):
+    def __init__(self, hidden_sizes):
+        super().__init__()
+        sizes = [784, *hidden_sizes]
+        self.output = nn.Linear(sizes[-1], 10)
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(sizes))
+
+    def forward(self, x):
+        for layer in self.hidden:
+            x = torch.relu(layer(x))
+        return self.output(x)
+""",
+        ),
+        Right(
+            "test_sequential",
+            "named_model built with add_module, ReLU in place",
+            """
+named_model = nn.Sequential()
+for name, module in [
+    ("fc1", nn.Linear(784, 128)),
+    ("relu1", nn.ReLU(inplace=True)),
+    ("fc2", nn.Linear(128, 64)),
+    ("relu2", nn.ReLU(inplace=True)),
+    ("output", nn.Linear(64, 10)),
+]:
+    named_model.add_module(name, module)
 """,
         ),
     ],
@@ -1550,6 +1770,25 @@ train_transforms = transforms.Compose(
     [crop, transforms.RandomHorizontalFlip(), transforms.ColorJitter(0.3, 0.3), *to_input]
 )
 test_transforms = transforms.Compose([transforms.Resize(255), transforms.CenterCrop(224), *to_input])
+""",
+        ),
+        Right(
+            "test_transforms",
+            "colour, hue and greyscale augmentation, a patch erased after Normalize",
+            """
+normalize = v2.Normalize(helper.IMAGENET_MEAN, helper.IMAGENET_STD)
+train_transforms = v2.Compose(
+    [
+        v2.RandomResizedCrop(224, scale=(0.6, 1.0)),
+        v2.RandomHorizontalFlip(),
+        v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
+        v2.RandomGrayscale(p=0.1),
+        v2.ToImage(),
+        v2.ToDtype(torch.float32, scale=True),
+        normalize,
+        v2.RandomErasing(p=0.5),
+    ]
+)
 """,
         ),
         Right(
