@@ -1,277 +1,127 @@
 """Grade a folder of learner submissions with nbgrader: grades CSV, feedback HTML, summary, LMS gradebooks.
 
     python -m grader SUBMISSIONS [--out grades] [--jobs 2 | --scheduler tcp://HOST:PORT]
-                                 [--cell-timeout 600] [--notebook-timeout 1800] [--memory-gb 10]
-                                 [--force] [--source solutions] [--no-sandbox]
+                                 [--layout auto|flat|nbgrader] [--cell-timeout 600]
+                                 [--notebook-timeout 1800] [--memory-gb 10] [--force] [--source solutions]
+                                 [--no-sandbox]
 
 SUBMISSIONS holds one folder per learner with any of the course's notebooks under their course file names,
 either flat (``alice/01_tensors.ipynb``) or one folder per part as in ``notebooks/``
-(``alice/01_tensors/01_tensors.ipynb``). nbgrader's own ``submitted/`` folder is accepted as it is.
+(``alice/01_tensors/01_tensors.ipynb``); or it is an nbgrader course folder (``submitted/<learner>/<part>/``).
 
-1. On Dask (:mod:`grader.cluster`), each learner × part is one task that grades it whole on a worker: executed
-   with nbgrader in a scratch course of its own (:mod:`grader.execution`, the kernel in the sandbox,
-   :mod:`grader.sandbox`), judged (:mod:`grader.verdicts`), scored and rendered as feedback
-   (:mod:`grader.scoring`); it returns the learner × part's record (:mod:`grader.records`), stored in
+The pipelines, a module each:
+1. The intake (:mod:`grader.intake`): every learner's folder and notebooks read once, without following links,
+   within limits; each notebook admitted (a notebook of the part, its nbgrader metadata reset from the source)
+   or refused with a reason.
+2. Grading, on Dask (:mod:`grader.cluster`): each learner × part is one task that grades it whole on a worker
+   (:mod:`grader.grading`: executed with nbgrader, the kernel in the sandbox; judged under limits; scored and
+   rendered as feedback); it returns the learner × part's record (:mod:`grader.records`), stored in
    OUT/records as it arrives. An embedded cluster of ``--jobs`` workers on this machine, or the workers of a
    running scheduler (``--scheduler``).
-2. The merge, here: the records of the learners in SUBMISSIONS into nbgrader's gradebook (OUT/course, which
-   formgrader opens), grades.csv, the LMS gradebooks (OUT/lms), summary.txt (with what the class missed,
-   check by check), class_report.png, feedback/, logs/, and a table (:mod:`grader.reports`).
-A re-run grades what is new or changed (the submission, the part's checks, the course version, the limits,
-the sandbox) and what the grader or its machines failed on last time. ``--source`` grades with another copy
-of the parts' nbgrader sources (say, other points per check). Without a sandbox on a machine that runs the
-learners' code the run stops, unless ``--no-sandbox`` says so (trusted code only).
+3. The merge, here (:mod:`grader.merge`): the records of the learners in SUBMISSIONS into nbgrader's gradebook
+   (OUT/course, which formgrader opens), grades.csv, the LMS gradebooks (OUT/lms), summary.txt,
+   class_report.png, feedback/, logs/, and a table (:mod:`grader.reports`).
+A re-run grades what is new or changed (:func:`grader.versions.cache_key`: the submission, the part's checks,
+the grading code and packages, the limits, the sandbox) and what the grader or its machines failed on last
+time; a notebook that failed the same way twice is the notebook's (a 0, with the reason). ``--source`` grades
+with another copy of the parts' nbgrader sources (say, other points per check). Without a sandbox on a machine
+that runs the learners' code the run stops, unless ``--no-sandbox`` says so (trusted code only).
+
+This module keeps the command line and what joins the pipelines; one learner's trouble at any step costs that
+learner's part, never the class's run.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import functools
-import hashlib
-import json
 import os
 import re
 import secrets
-import shutil
 import sys
 import time
-import unicodedata
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import nbformat
-from nbgrader.preprocessors import ClearSolutions
 from tqdm import tqdm
 
 import course
-from grader import cells, cluster, records, reports, sandbox, scoring
+from grader import cluster, grading, intake, records, sandbox, sources, versions
+from grader.escape import printable
+from grader.intake import Submission
+from grader.merge import Merge
 
-
-@dataclass
-class Submission:
-    """A learner's notebook of a part, as found in SUBMISSIONS."""
-
-    learner: str
-    student_id: str
-    part: str
-    source: str
-    digest: str = ""
-
-
-# ------------------------------------------------------------------------------------------- discovery
-def student_id(name: str) -> str:
-    """An nbgrader-safe, stable id for a learner folder name (spaces, unicode and all): "Zoë Ångström" →
-    "zoe-angstrom-" and six hex digits of its hash."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", ascii_name).strip("-").lower()[:40] or "learner"
-    return f"{slug}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
-
-
-def discover(submissions: Path) -> tuple[list[str], list[Submission], dict[str, list[str]]]:
-    """The learners (one folder each), their notebooks to grade, and notebooks named like no part."""
-    root = submissions / "submitted" if (submissions / "submitted").is_dir() else submissions
-    learners, tasks, unrecognised = [], [], {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        learners.append(folder.name)
-        found = set()
-        for part in course.PART_NAMES:
-            for candidate in (folder / f"{part}.ipynb", folder / part / f"{part}.ipynb"):
-                if candidate.is_file():
-                    tasks.append(Submission(folder.name, student_id(folder.name), part, str(candidate)))
-                    found.add(candidate.resolve())
-                    break
-        others = [
-            str(p.relative_to(folder))
-            for p in folder.rglob("*.ipynb")
-            if p.resolve() not in found and ".ipynb_checkpoints" not in p.parts
-        ]
-        if others:
-            unrecognised[folder.name] = others
-    return learners, tasks, unrecognised
-
-
-# ------------------------------------------------------------------------------------------- the parts
-def part_source(part: str, sources: Path = course.SOLUTIONS) -> Path:
-    """The part's nbgrader source notebook (solutions and check cells) in the folder of sources."""
-    return sources / part / f"{part}.ipynb"
-
-
-def exercise_source(part: str, sources: Path = course.SOLUTIONS) -> nbformat.NotebookNode:
-    """The part's nbgrader source with the solutions removed (tests, hidden ones too, kept): graded runs
-    and feedback never hold the instructor's solutions."""
-    nb = nbformat.read(part_source(part, sources), as_version=4)
-    nb, _ = ClearSolutions().preprocess(nb, {})
-    return nb
-
-
-@functools.cache
-def nbgrader_ids(part: str, sources: Path = course.SOLUTIONS) -> frozenset[str]:
-    """The ids of the cells nbgrader tracks in a part (exercises, checks)."""
-    nb = nbformat.read(part_source(part, sources), as_version=4)
-    return frozenset(cells.grade_id(c) for c in nb.cells if cells.grade_id(c))
-
-
-def match_part(
-    nb: nbformat.NotebookNode, part: str, sources: Path = course.SOLUTIONS
-) -> tuple[nbformat.NotebookNode, str]:
-    """The submission as nbgrader should see it, or a reason not to grade it.
-
-    Cells with the nbgrader metadata of no cell of this part (pasted from another notebook) become learner's
-    own cells: nbgrader would refuse the whole notebook for them. A notebook whose nbgrader cells all belong
-    to another part is that part handed in under the wrong name: it is not graded, and the reason says so.
-    """
-    ids = {cells.grade_id(c) for c in nb.cells if "nbgrader" in c.metadata}
-    if ids and not ids & nbgrader_ids(part, sources):
-        other = max(course.PART_NAMES, key=lambda name: len(ids & nbgrader_ids(name, sources)))
-        if ids & nbgrader_ids(other, sources):
-            return nb, (
-                f"this is Part {course.part(other).number} ({other}), expected Part "
-                f"{course.part(part).number} ({part}.ipynb)"
-            )
-    for cell in nb.cells:
-        if "nbgrader" in cell.metadata and cells.grade_id(cell) not in nbgrader_ids(part, sources):
-            del cell.metadata["nbgrader"]
-    return nb, ""
-
-
-def cache_key(
-    task: Submission,
-    limits: sandbox.Limits,
-    sources: Path = course.SOLUTIONS,
-    secret: str = "",
-    sandboxed: bool = True,
-    hint_cost: float = 0.0,
-    variants: bool = False,
-) -> str:
-    """What a record depends on: the submission, the part's source, the course version (the packages and
-    course modules that execute, judge and score a notebook), the limits, whether it ran in the sandbox, the
-    secret the hidden inputs are drawn from (and whether they are the learner's own), and what a hint costs. A
-    re-run grades a notebook again when any of them changed."""
-    digest = hashlib.sha256()
-    for piece in (
-        Path(task.source).read_bytes(),
-        part_source(task.part, sources).read_bytes(),
-        cluster.grading_version().encode(),
-        json.dumps(asdict(limits), sort_keys=True).encode(),
-        b"sandboxed" if sandboxed else b"NOT sandboxed (--no-sandbox)",
-        secret.encode(),
-        f"a hint costs {hint_cost!r} points".encode(),
-        b"per-learner variants" if variants else b"one set of hidden inputs for the class",
-    ):
-        digest.update(hashlib.sha256(piece).digest())
-    return digest.hexdigest()
-
-
-# ------------------------------------------------------------------------------------------- the records
-def record_of(task: Submission, status: str, reason: str, sources: Path) -> records.Record:
-    """A record made here, for a notebook no worker graded: an invalid one, or the grader's failure."""
-    points = checks_points(task.part, sources)
-    return records.Record(
-        task.learner,
-        task.student_id,
-        task.part,
-        task.digest,
-        status,
-        reason,
-        max_score=sum(points.values()),
-        checks={
-            grade_id: {
-                "points": 0.0,
-                "max_points": maximum,
-                "passed": False,
-                "reached": False,
-                "message": f"not run: {reason}",
-            }
-            for grade_id, maximum in points.items()
-        },
-        version=cluster.course_version(),
-        graded_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    )
-
-
-@functools.cache
-def checks_points(part: str, sources: Path = course.SOLUTIONS) -> dict[str, float]:
-    """Each check of the part and its points, in the notebook's order."""
-    nb = nbformat.read(part_source(part, sources), as_version=4)
-    return {
-        cells.grade_id(c): float(c.metadata["nbgrader"].get("points", 0))
-        for c in nb.cells
-        if cells.is_check(c)
-    }
+# Errors of the machines, not of the notebook: graded again on every run, however often they repeat.
+MACHINE_ERRORS = (grading.StaleWorker, grading.NoSandbox)
 
 
 def job(
     task: Submission,
     limits: sandbox.Limits,
     sandboxed: bool,
-    sources: Path,
+    part_sources: Path,
     secret: str,
     hint_cost: float = 0.0,
     variants: bool = False,
-) -> cluster.Job | records.Record:
-    """The task as it travels to a Dask worker, or its record when it cannot be graded (not a notebook of
-    this part)."""
-    try:
-        nb = nbformat.read(task.source, as_version=4)
-        nbformat.validate(nb)
-    except Exception as error:  # invalid JSON, empty file, not a notebook
-        reason = (
-            f"not a readable notebook: {str(error).splitlines()[0][:200]}"
-            if str(error)
-            else "not a readable notebook"
-        )
-        return record_of(task, "invalid", reason, sources)
-    nb, wrong_part = match_part(nb, task.part, sources)
-    if wrong_part:
-        return record_of(task, "invalid", wrong_part, sources)
-    return cluster.Job(
+) -> grading.Job | records.Record:
+    """The task as it travels to a Dask worker, or its record when it is not graded (not a notebook of this
+    part, or refused at the intake)."""
+    admitted, reason = intake.admit(task, part_sources)
+    if reason:
+        return _unjudged(task, "invalid", reason, part_sources)
+    return grading.Job(
         task.learner,
         task.student_id,
         task.part,
         task.digest,
-        nbformat.writes(nb).encode(),
-        nbformat.writes(exercise_source(task.part, sources)).encode(),
+        admitted,
+        exercise_bytes(task.part, part_sources),
         limits,
         sandboxed,
-        cluster.course_version(),
+        versions.course_version(),
         secret,
         hint_cost,
         variants,
     )
 
 
-def answer_code(tasks: list[Submission], sources: Path) -> dict[str, dict[str, str]]:
-    """Each learner's own code in the answer cells of each part they handed in (for the similarity report):
-    learner → part → code. A notebook that cannot be read has none."""
-    from grader import similarity
+def exercise_bytes(part: str, part_sources: Path) -> bytes:
+    import nbformat
 
-    exercises = {part: exercise_source(part, sources) for part in {t.part for t in tasks}}
-    code: dict[str, dict[str, str]] = {}
-    for task in tasks:
-        try:
-            nb = json.loads(Path(task.source).read_text())
-        except (OSError, ValueError):
-            continue
-        code.setdefault(task.learner, {})[task.part] = similarity.answer_code(nb, exercises[task.part])
-    return code
+    return nbformat.writes(sources.exercise_source(part, part_sources)).encode()
 
 
-def outcome(future, task: Submission, sources: Path) -> records.Record:
-    """A finished Dask task's record; a task that failed on every try is the grader's error, with the reason
-    (graded again by the next run)."""
+def _unjudged(task: Submission, status: str, reason: str, part_sources: Path) -> records.Record:
+    points = sources.checks_points(task.part, part_sources)
+    return records.unjudged(task.learner, task.student_id, task.part, task.digest, status, reason, points)
+
+
+def outcome(future, task: Submission, previous: records.Record | None, part_sources: Path) -> records.Record:
+    """A finished Dask task's record. A task that failed on every try is the grader's error, with the reason
+    (graded again by the next run); the same submission failing again is the submission's (:func:`settle`)."""
     from distributed import KilledWorker
 
     try:
-        return future.result()
+        return settle(future.result(), previous)
     except KilledWorker:
         reason = "grading this notebook took down the Dask worker running it on every try"
-    except (cluster.StaleWorker, cluster.NoSandbox) as error:
-        reason = str(error)
+    except MACHINE_ERRORS as error:
+        return _unjudged(task, "error", str(error), part_sources)
     except Exception as error:  # recorded for this task; the class goes on
         reason = f"the grader failed on it: {type(error).__name__}: {one_line(str(error))}"
-    return record_of(task, "error", reason, sources)
+    return settle(_unjudged(task, "error", reason, part_sources), previous)
+
+
+def settle(record: records.Record, previous: records.Record | None) -> records.Record:
+    """An error that repeats on the same submission (the same cache key) is the submission's: the second
+    time it is a 0 with the reason, kept, and not executed again on every run."""
+    if record.status != "error":
+        return record
+    again = previous is not None and previous.status == "error" and previous.digest == record.digest
+    record.failures = (previous.failures if again else 0) + 1
+    if record.failures >= 2:
+        record.status = "invalid"
+        record.reason = f"grading this notebook failed twice the same way: {record.reason}"
+    return record
 
 
 def one_line(text: str) -> str:
@@ -299,11 +149,12 @@ def read_secret(path: Path) -> str:
 # ------------------------------------------------------------------------------------------- on Dask
 def grade_on_dask(
     todo: list[Submission],
-    jobs: dict[str, cluster.Job],
+    jobs: dict[str, grading.Job],
     options: argparse.Namespace,
     out: Path,
     sandboxed: bool,
     arrived: Callable[[records.Record], None],
+    previous: dict[str, records.Record],
 ) -> None:
     """Every job through Dask (an embedded cluster, or options.scheduler's), on workers that run this course
     version (and sandbox, unless --no-sandbox); each record stored as it arrives, so an interrupted run
@@ -315,14 +166,14 @@ def grade_on_dask(
             has_dashboard = "dashboard" in dask_client.scheduler_info().get("services", {})
             dashboard = dask_client.dashboard_link if has_dashboard else "none (started with --no-dashboard)"
             print(f"Dask scheduler {options.scheduler}; dashboard: {dashboard}", file=sys.stderr)
-        version = cluster.course_version()
+        version = versions.course_version()
         resource, refused = cluster.enlist(dask_client, version, sandboxed)
         for address, why in refused.items():
             print(f"worker {address} refused: {why}", file=sys.stderr)
         by_key = {f"{t.student_id}/{t.part}": t for t in todo}
         futures = {
             dask_client.submit(
-                cluster.run_job,
+                grading.run_job,
                 jobs[key],
                 key=f"grade-{task.student_id}-{task.part}-{task.digest[:12]}",
                 resources={resource: 1},
@@ -334,125 +185,15 @@ def grade_on_dask(
         with tqdm(total=len(futures), desc="grading", unit="notebook", file=sys.stderr) as bar:
             for future in as_completed(futures):
                 task = futures[future]
-                record = outcome(future, task, options.sources)
+                record = outcome(future, task, previous.get(task.key), options.sources)
                 records.save(out, record)
                 arrived(record)
                 bar.update()
                 if record.status != "graded" or record.reason:  # what an instructor may act on
-                    bar.write(f"  {task.learner} / {task.part}: {record.status}: {record.reason}")
+                    bar.write(printable(f"  {task.learner} / {task.part}: {record.status}: {record.reason}"))
 
 
-# ------------------------------------------------------------------------------------------- the merge
-class Merge:
-    """The records of this class into the outputs: into nbgrader's gradebook and its folders in OUT/course as
-    they arrive (:meth:`add`), then (:meth:`finish`) whatever is left, feedback/ and logs/ per learner,
-    grades.csv, the LMS gradebooks, summary.txt and the class report. Records of learners or notebooks no
-    longer in SUBMISSIONS are left out, and said so. ``course/merged.json`` says which record is in the
-    gradebook and the folders."""
-
-    def __init__(self, out: Path, sources: Path, parts: set[str]) -> None:
-        self.out, self.sources, self.root = out, sources, out / "course"
-        self.merged_file = self.root / "merged.json"
-        fresh = not (self.root / "gradebook.db").exists()
-        if fresh:
-            self.root.mkdir(parents=True, exist_ok=True)
-            scoring.empty_gradebook(self.root / "gradebook.db")
-        self.merged = (
-            {} if fresh or not self.merged_file.exists() else json.loads(self.merged_file.read_text())
-        )
-        self.links = self.merged.setdefault("records", {})
-        changed = []  # each part's source into the gradebook, when it is new or changed
-        for part in sorted(parts):
-            exercise = nbformat.writes(exercise_source(part, sources))
-            digest = hashlib.sha256(exercise.encode()).hexdigest()
-            if self.merged.setdefault("sources", {}).get(part) != digest:
-                (self.root / "source" / part).mkdir(parents=True, exist_ok=True)
-                (self.root / "source" / part / f"{part}.ipynb").write_text(exercise)
-                changed.append(part)
-                self.merged["sources"][part] = digest
-        scoring.generate(self.root, changed)
-
-    def __enter__(self) -> Merge:
-        self.book = scoring.ClassGradebook(self.root).__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.book.__exit__(*exc)
-        self.merged_file.parent.mkdir(parents=True, exist_ok=True)
-        self.merged_file.write_text(json.dumps(self.merged, indent=1, ensure_ascii=False))
-
-    def add(self, record: records.Record) -> None:
-        """One record into the gradebook and nbgrader's folders (a graded one; the others have no notebook)
-        and out of them when it is no longer graded."""
-        if record.status != "graded":
-            if record.key in self.links:
-                self._remove(record.key)
-            return
-        if self.links.get(record.key) == f"{record.digest}:{record.learner}":
-            return
-        self.book.add(record)
-        for name, target in (
-            ("notebook.ipynb", scoring.path(self.root, "autograded", record.student_id, record.part)),
-            ("feedback.html", scoring.path(self.root, "feedback", record.student_id, record.part, ".html")),
-            ("feedback.html", self.out / "feedback" / record.learner / f"{record.part}.html"),
-        ):
-            found = records.path(self.out, record, name)
-            if found is not None:
-                records.link(found, target)
-        self.links[record.key] = f"{record.digest}:{record.learner}"
-
-    def _remove(self, key: str) -> None:
-        sid, part = key.split("/")
-        learner = self.links[key].split(":", 1)[1]
-        self.book.remove(sid, part)
-        for path in (
-            scoring.path(self.root, "autograded", sid, part),
-            scoring.path(self.root, "feedback", sid, part, ".html"),
-            self.out / "feedback" / learner / f"{part}.html",
-            self.out / "logs" / learner / f"{part}.log",
-        ):
-            path.unlink(missing_ok=True)
-        del self.links[key]
-
-    def finish(
-        self,
-        learners: list[str],
-        tasks: list[Submission],
-        unrecognised: dict[str, list[str]],
-        executed: int,
-        per_check: bool = False,
-    ) -> str:
-        """Every record of the class merged, the others taken out; the reports. Returns the summary and the
-        table."""
-        out = self.out
-        current = {}
-        for task in tasks:
-            record = records.load(out, task.student_id, task.part)
-            if record is None or record.digest != task.digest:  # lost on the way (an interrupted run)
-                record = record_of(task, "error", "no record of it came back from the workers", self.sources)
-            record.learner = task.learner
-            current[record.key] = record
-            self.add(record)
-        for key in [k for k in self.links if k not in current]:
-            self._remove(key)
-        for record in current.values():  # every log, the failures' too
-            found = records.path(out, record, "log.txt")
-            if found is not None:
-                records.link(found, out / "logs" / record.learner / f"{record.part}.log")
-        for top in (out / "feedback", out / "logs"):  # learners no longer in SUBMISSIONS: out of the outputs
-            for folder in top.glob("*/"):
-                if folder.name not in learners:
-                    shutil.rmtree(folder)
-        names = {t.student_id for t in tasks}
-        dropped = sorted(
-            {r.learner for r in records.stored(out) if r.key not in current and r.student_id not in names}
-        )
-        ids = {name: student_id(name) for name in learners}
-        points = {part: checks_points(part, self.sources) for part in course.PART_NAMES}
-        answers = answer_code(tasks, self.sources)
-        return reports.write(out, ids, current, unrecognised, points, executed, dropped, per_check, answers)
-
-
+# ------------------------------------------------------------------------------------------- the run
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__.split("\n\n")[0])
     parser.add_argument("submissions")
@@ -464,6 +205,13 @@ def main(argv: list[str] | None = None) -> int:
         "--scheduler",
         help="tcp://HOST:PORT of a running Dask scheduler whose workers execute the notebooks "
         "(default: an embedded cluster on this machine, --jobs workers)",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=intake.LAYOUTS,
+        default="auto",
+        help="flat: a folder per learner; nbgrader: an nbgrader course folder (submitted/<learner>/<part>/); "
+        "auto (default): nbgrader's only when SUBMISSIONS is plainly an nbgrader course folder",
     )
     parser.add_argument("--cell-timeout", type=int, default=600, help="seconds per cell (default 600)")
     parser.add_argument("--notebook-timeout", type=int, default=1800, help="seconds per notebook (1800)")
@@ -509,11 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     submissions, out = Path(options.submissions).resolve(), Path(options.out).resolve()
     if not submissions.is_dir():
         parser.error(f"no folder of submissions at {submissions}")
-    sources = options.sources = Path(options.source).resolve()
-    missing = [str(part_source(p, sources)) for p in course.PART_NAMES]
+    part_sources = options.sources = Path(options.source).resolve()
+    missing = [str(sources.part_source(p, part_sources)) for p in course.PART_NAMES]
     missing = [path for path in missing if not Path(path).is_file()]
     if missing:
-        parser.error(f"--source {sources} lacks the parts' nbgrader sources: {', '.join(missing)}")
+        parser.error(f"--source {part_sources} lacks the parts' nbgrader sources: {', '.join(missing)}")
     sandboxed = not options.no_sandbox
     if sandboxed and not options.scheduler:  # workers elsewhere check their own (grader.cluster.enlist)
         why_not = sandbox.available()
@@ -533,21 +281,32 @@ def main(argv: list[str] | None = None) -> int:
         cell_seconds=options.cell_timeout,
         notebook_seconds=options.notebook_timeout,
     )
-    learners, tasks, unrecognised = discover(submissions)
+    taken = intake.take_in(submissions, options.layout)
+    previous: dict[str, records.Record] = {}
     todo: list[Submission] = []
-    for task in tasks:
-        task.digest = cache_key(task, limits, sources, secret, sandboxed, options.hint_cost, options.variants)
-        kept = records.load(out, task.student_id, task.part)
-        if options.force or kept is None or kept.digest != task.digest or not kept.final:
-            todo.append(task)
-    jobs: dict[str, cluster.Job] = {}
+    jobs: dict[str, grading.Job] = {}
     to_run = []
-    for task in todo:
-        made = job(task, limits, sandboxed, sources, secret, options.hint_cost, options.variants)
-        if isinstance(made, records.Record):  # not a notebook of this part: its record is made here
+    for task in taken.submissions:
+        try:  # each learner's notebook on its own: its trouble is a 0 with the reason, never the class's
+            source = sources.part_source(task.part, part_sources)
+            task.digest = versions.cache_key(
+                task.data, source, limits, secret, sandboxed, options.hint_cost, options.variants
+            )
+            kept = records.load(out, task.student_id, task.part)
+            if not (options.force or kept is None or kept.digest != task.digest or not kept.final):
+                continue
+            todo.append(task)
+            if kept is not None:
+                previous[task.key] = kept
+            made = job(task, limits, sandboxed, part_sources, secret, options.hint_cost, options.variants)
+        except Exception as error:
+            made = _unjudged(
+                task, "invalid", f"the grader could not take it in ({type(error).__name__})", part_sources
+            )
+        if isinstance(made, records.Record):  # not graded: its record is made here
             records.save(out, made)
         else:
-            jobs[f"{task.student_id}/{task.part}"] = made
+            jobs[task.key] = made
             to_run.append(task)
     # Longest first (later parts train more), so that the last notebook still running is a short one.
     to_run.sort(key=lambda t: t.part, reverse=True)
@@ -562,16 +321,16 @@ def main(argv: list[str] | None = None) -> int:
         except coursedata.DataNotFoundError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-    with Merge(out, sources, {t.part for t in tasks}) as merging:
+    with Merge(out, part_sources, {t.part for t in taken.submissions}) as merging:
         started_grading = time.perf_counter()
         if to_run:
             try:  # each record merged into the gradebook as it arrives, while the workers grade the others
-                grade_on_dask(to_run, jobs, options, out, sandboxed, merging.add)
+                grade_on_dask(to_run, jobs, options, out, sandboxed, merging.add, previous)
             except cluster.SchedulerUnreachable as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
         graded = time.perf_counter()
-        report = merging.finish(learners, tasks, unrecognised, len(todo), options.lms_checks)
+        report = merging.finish(taken, len(todo), options.lms_checks)
     print(
         f"prepared in {started_grading - started:.0f} s, graded in {graded - started_grading:.0f} s, "
         f"merged in {time.perf_counter() - graded:.1f} s",

@@ -37,6 +37,7 @@ from pathlib import Path
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
 from nbconvert.preprocessors import Preprocessor
+from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Dict, Int, List, Unicode
@@ -57,6 +58,11 @@ DROPPED = "dropped by the grader"
 ANSWER_LIMIT = 96 * 2**20
 QUEUED = 100
 IMAGE_LIMIT = 2_000_000
+# What a whole graded notebook keeps of its outputs (after each output's own cut), and of markup among them
+# (HTML, SVG, markdown, LaTeX): what the feedback page's sanitiser reads is bounded, whatever the cells.
+NOTEBOOK_OUTPUT_LIMIT = 16 * 2**20
+MARKUP_LIMIT = 2 * 2**20
+MARKUP = ("text/html", "image/svg+xml", "text/markdown", "text/latex")
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -310,15 +316,47 @@ def _create(folder_fd: int, name: str, data: bytes) -> None:
 
 
 class CapOutputs(Preprocessor):
-    """Each output at most TEXT_LIMIT bytes of text (IMAGE_LIMIT of an image), with a note where cut."""
+    """Each output at most TEXT_LIMIT bytes of text (IMAGE_LIMIT of an image), with a note where cut; the
+    whole notebook's outputs at most NOTEBOOK_OUTPUT_LIMIT bytes, of which markup at most MARKUP_LIMIT (past
+    it, an output keeps its plain text)."""
 
     enabled = True
+
+    def preprocess(self, nb, resources):
+        nb, resources = super().preprocess(nb, resources)
+        kept = markup = 0
+        for cell in nb.cells:
+            outputs = []
+            for output in cell.get("outputs", []):
+                data = output.get("data", {})
+                size = _size(output)
+                if markup + sum(len(str(data[k])) for k in MARKUP if k in data) > MARKUP_LIMIT:
+                    for key in MARKUP:
+                        data.pop(key, None)
+                    size = _size(output)
+                markup += sum(len(str(data[k])) for k in MARKUP if k in data)
+                if kept + size > NOTEBOOK_OUTPUT_LIMIT:
+                    note = (
+                        f"… {DROPPED}: the notebook's outputs are over {NOTEBOOK_OUTPUT_LIMIT // 2**20} MB\n"
+                    )
+                    outputs.append(NotebookNode(output_type="stream", name="stdout", text=note))
+                    break
+                kept += size
+                if output.output_type != "display_data" or data:
+                    outputs.append(output)
+            if "outputs" in cell:
+                cell.outputs = outputs
+        return nb, resources
 
     @staticmethod
     def _cut(text, limit: int):
         if not isinstance(text, str | list):  # JSON outputs (a tqdm widget): small, kept as they are
             return text
         joined = "".join(text) if isinstance(text, list) else text
+        try:
+            joined.encode()
+        except UnicodeEncodeError:  # a lone surrogate the kernel printed: no file could hold it
+            text = joined = joined.encode(errors="replace").decode()
         if len(joined.encode()) <= limit:
             return text
         kept = joined.encode()[:limit].decode(errors="ignore")

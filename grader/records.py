@@ -5,7 +5,7 @@ judges the answers, scores the verdicts with nbgrader and renders the feedback p
 :class:`Record`: status and reason, each check's points and message, nbgrader's grades and comments, the
 scored notebook, the feedback page, the log, timings, and the course version, limits and protections it ran
 under. The instructor's side stores it as it arrives (``OUT/records/STUDENT_ID/PART/``) and only merges
-records into the class's outputs (:class:`grader.cli.Merge`, :mod:`grader.reports`,
+records into the class's outputs (:class:`grader.merge.Merge`, :mod:`grader.reports`,
 :class:`grader.scoring.ClassGradebook`).
 
 Only records of work that was judged are kept as results (:attr:`Record.final`): ``graded`` (also a notebook
@@ -16,14 +16,41 @@ nbgrader failing): stored, so the summary names it, and graded again by the next
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 FILES = ("notebook.ipynb", "feedback.html", "log.txt")  # beside record.json
+
+
+@dataclass
+class CheckResult:
+    """One check of a record: its verdict and score."""
+
+    points: float  # what nbgrader scored it (hints taken already charged)
+    max_points: float
+    passed: bool = False
+    reached: bool = False  # the judge got to it (the notebook ran that far, and an answer came back)
+    message: str = ""  # the verdict's message, or "not run: …"
+    misconception: dict[str, str] = field(
+        default_factory=dict
+    )  # the one its judge recognised: id, name, where
+    hints: int = 0  # hints of this check the notebook records as taken
+
+    @classmethod
+    def not_run(cls, max_points: float, reason: str) -> CheckResult:
+        return cls(0.0, max_points, message=f"not run: {reason}")
+
+    @classmethod
+    def judged(
+        cls, points: float, max_points: float, passed: bool, message: str, misconception: dict, hints: int
+    ) -> CheckResult:
+        reached = not message.startswith("not run")
+        return cls(points, max_points, passed, reached, message, misconception, hints)
 
 
 @dataclass
@@ -31,14 +58,12 @@ class Record:
     learner: str  # the learner's folder name in SUBMISSIONS
     student_id: str
     part: str
-    digest: str  # what the result depends on (grader.cli.cache_key): equal digest, same result
+    digest: str  # what the result depends on (grader.versions.cache_key): equal digest, same result
     status: str  # graded | timed out | invalid | error
     reason: str = ""
     score: float = 0.0
     max_score: float = 0.0
-    # grade_id → {"points", "max_points", "passed", "reached", "message", "misconception", "hints"}: each
-    # check's verdict and score; "misconception" the one its judge recognised ({"id", "name", "where"}, or {})
-    checks: dict[str, dict] = field(default_factory=dict)
+    checks: dict[str, CheckResult] = field(default_factory=dict)  # grade_id → its verdict and score
     hints: dict[str, int] = field(default_factory=dict)  # grade_id → hints the notebook records as taken
     grades: dict[str, float | None] = field(default_factory=dict)  # nbgrader's auto_score of each grade cell
     comments: dict[str, str | None] = field(default_factory=dict)  # nbgrader's auto_comment of each answer
@@ -46,10 +71,11 @@ class Record:
     seconds: float = 0.0  # the notebook's grading on its worker, execution and scoring
     grading_process_mb: float = 0.0  # peak memory of the trusted process the kernel's outputs went through
     worker: str = ""
-    version: str = ""  # the course version it was graded with (grader.cluster.course_version)
+    version: str = ""  # the course version it was graded with (grader.versions.course_version)
     limits: dict = field(default_factory=dict)
     protections: dict[str, str] = field(default_factory=dict)  # what was in force, in words
     graded_at: str = ""
+    failures: int = 0  # grading this very submission failed so many times in a row (an error's count)
     # what travels with the record, stored beside record.json (not in it)
     notebook: bytes | None = field(default=None, repr=False)  # the scored notebook (nbgrader's autograded)
     feedback: bytes | None = field(default=None, repr=False)  # the feedback page, HTML
@@ -59,10 +85,26 @@ class Record:
     def key(self) -> str:
         return f"{self.student_id}/{self.part}"
 
+    def not_run(self, points: dict[str, float]) -> None:
+        """Every check of the part (grade_id → points) as not run, for the record's reason."""
+        self.checks = {g: CheckResult.not_run(maximum, self.reason) for g, maximum in points.items()}
+        self.max_score = sum(points.values())
+
     @property
     def final(self) -> bool:
         """A result to keep: the work was judged. An error (the grader's or a machine's) is graded again."""
         return self.status in ("graded", "timed out", "invalid")
+
+
+def unjudged(
+    learner: str, student_id: str, part: str, digest: str, status: str, reason: str, points: dict[str, float]
+) -> Record:
+    """A record of a notebook no judge saw: an invalid one (every check 0, with the reason), or the grader's
+    failure."""
+    record = Record(learner, student_id, part, digest, status, reason)
+    record.not_run(points)
+    record.graded_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    return record
 
 
 def folder(out: Path, student_id: str, part: str) -> Path:
@@ -74,7 +116,9 @@ def save(out: Path, record: Record) -> None:
     each replaced whole."""
     where = folder(out, record.student_id, record.part)
     where.mkdir(parents=True, exist_ok=True)
-    for name, data in zip(FILES, (record.notebook, record.feedback, record.log.encode()), strict=True):
+    for name, data in zip(
+        FILES, (record.notebook, record.feedback, record.log.encode(errors="replace")), strict=True
+    ):
         target = where / name
         if data is None:
             target.unlink(missing_ok=True)
@@ -85,7 +129,9 @@ def save(out: Path, record: Record) -> None:
         for f in fields(Record)
         if f.name not in ("notebook", "feedback", "log")
     }
-    _replace(where / "record.json", json.dumps(meta, indent=1, ensure_ascii=False).encode())
+    meta["checks"] = {grade_id: asdict(result) for grade_id, result in record.checks.items()}
+    text = json.dumps(meta, indent=1, ensure_ascii=False)
+    _replace(where / "record.json", text.encode(errors="replace"))  # no lone surrogate stops a save
 
 
 def _replace(target: Path, data: bytes) -> None:
@@ -98,10 +144,19 @@ def load(out: Path, student_id: str, part: str) -> Record | None:
     """A stored record (without its files: :func:`path` finds them), or None."""
     try:
         meta = json.loads((folder(out, student_id, part) / "record.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, ValueError):
         return None
     known = {f.name for f in fields(Record)}
-    return Record(**{k: v for k, v in meta.items() if k in known})
+    results = {f.name for f in fields(CheckResult)}
+    try:
+        record = Record(**{k: v for k, v in meta.items() if k in known})
+        record.checks = {
+            grade_id: CheckResult(**{k: v for k, v in result.items() if k in results})
+            for grade_id, result in record.checks.items()
+        }
+    except (TypeError, AttributeError):  # a record of an older grader: graded again
+        return None
+    return record
 
 
 def path(out: Path, record: Record, name: str) -> Path | None:

@@ -89,35 +89,56 @@ def prepare(
     return target, inputs
 
 
-def judge(part: str, inputs: dict[str, Inputs], record: dict) -> dict[str, Verdict]:
+def judge(
+    part: str, inputs: dict[str, Inputs], record: dict, cells: dict[str, str] | None = None
+) -> dict[str, Verdict]:
     """Each check's verdict on the answers the grading process kept (``answers.json``)."""
+    return {c.grade_id: judge_one(part, c.grade_id, inputs, record, cells) for c in checks.of_part(part)}
+
+
+def answer_cells(submission: bytes) -> dict[str, str]:
+    """The source of each cell nbgrader tracks in the notebook as the intake admitted it (grade id →
+    source): what a ``rerun`` check's answer cell ran again from, as the grader holds it (not as the kernel
+    reports it)."""
+    nb = nbformat.reads(submission.decode(), as_version=4)
+    found: dict[str, str] = {}
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id and grade_id not in found:
+            found[grade_id] = cell.source
+    return found
+
+
+def judge_one(
+    part: str, grade_id: str, inputs: dict[str, Inputs], record: dict, cells: dict[str, str] | None = None
+) -> Verdict:
+    """One check's verdict on the answers the grading process kept (``answers.json``). A ``rerun`` check's
+    answers get its answer cell's source from ``cells`` (the grader's copy) as ``$source``, whatever the
+    kernel sent under that name."""
+    check = next(c for c in checks.of_part(part) if c.grade_id == grade_id)
     answers, died = record.get("answers", {}), record.get("kernel_died")
-    verdicts = {}
-    for check in checks.of_part(part):
-        got = answers.get(check.grade_id)
-        if got is None:
-            reason = "not run: " + (
-                "the kernel died in an earlier cell"
-                if died is not None
-                else "the notebook stopped before this check"
-            )
-            verdicts[check.grade_id] = Verdict(check.grade_id, False, reason)
-        elif "payload" in got:
-            try:
-                decoded = wire.decode(got["payload"])
-            except wire.WireError as error:
-                verdicts[check.grade_id] = Verdict(
-                    check.grade_id,
-                    False,
-                    f"the answer that came back for this check could not be read: {error}",
-                )
-                continue
-            if not isinstance(decoded, dict):
-                decoded = {"$problem": wire.Raised("the answer that came back is not a set of answers")}
-            verdicts[check.grade_id] = check.verdict(inputs[check.grade_id], decoded, hidden=True)
-        else:
-            verdicts[check.grade_id] = Verdict(check.grade_id, False, str(got.get("reason", "no answer")))
-    return verdicts
+    got = answers.get(grade_id) if isinstance(answers, dict) else None
+    if not isinstance(got, dict):
+        reason = "not run: " + (
+            "the kernel died in an earlier cell"
+            if died is not None
+            else "the notebook stopped before this check"
+        )
+        return Verdict(grade_id, False, reason)
+    if "payload" not in got:
+        return Verdict(grade_id, False, str(got.get("reason", "no answer")))
+    try:
+        decoded = wire.decode(got["payload"])
+    except wire.WireError as error:
+        return Verdict(
+            grade_id, False, f"the answer that came back for this check could not be read: {error}"
+        )
+    if not isinstance(decoded, dict):
+        decoded = {"$problem": wire.Raised("the answer that came back is not a set of answers")}
+    decoded.pop("$source", None)
+    if check.rerun and cells is not None and check.after in cells:
+        decoded["$source"] = cells[check.after]
+    return check.verdict(inputs[grade_id], decoded, hidden=True)
 
 
 def misconception_of(verdict: Verdict | None) -> dict[str, str]:
@@ -135,7 +156,7 @@ def hints_taken(submission: bytes, part: str) -> dict[str, int]:
     from the notebook as it was handed in; an output that is not such a record is not counted. A learner can
     erase them (clear the outputs), never add one that costs anyone else."""
     known = {c.grade_id for c in checks.of_part(part)}
-    try:  # a validated notebook (grader.cli.job): only the records themselves are the learner's to shape
+    try:  # a validated notebook (grader.intake.admit): only the records themselves are the learner's to shape
         nb = nbformat.reads(submission.decode(), as_version=4)
     except Exception:
         return {}
@@ -190,6 +211,8 @@ def put_back(
         if cell is None:
             original = originals.get(check.grade_id)
             cell = copy.deepcopy(original) if original is not None else new_code_cell("")
+            if "id" in cell:  # the learner's notebook may hold a cell of that id (its metadata forged away)
+                cell.id = new_code_cell("").id
             cell.source = f"{MISSING}\n{cell.source}"
             ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
             after = ids.index(check.after) + 1 if check.after in ids else len(nb.cells)

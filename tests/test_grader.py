@@ -14,7 +14,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_output
 
 import course
-from grader import cli, cluster, sandbox
+from grader import grading, intake, sandbox, sources, versions
 from grader.execution import CapOutputs
 from grader.feedback import EscapeMarkers
 
@@ -71,19 +71,16 @@ def test_inside_the_sandbox_the_checkout_is_absent_and_only_the_scratch_is_writa
         sandbox.remove_scratch(scratch)
 
 
-def test_the_cache_key_covers_the_submission_the_part_the_limits_the_sandbox_and_the_secret(tmp_path):
-    notebook = tmp_path / "01_tensors.ipynb"
-    notebook.write_bytes(course.PARTS[0].exercise.read_bytes())
-    task = cli.Submission("a", "a-1", course.PARTS[0].name, str(notebook))
-    key = cli.cache_key(task, sandbox.Limits())
-    assert key == cli.cache_key(task, sandbox.Limits())
-    assert key != cli.cache_key(task, sandbox.Limits(cell_seconds=20))
-    other_part = cli.Submission("a", "a-1", course.PARTS[1].name, str(notebook))  # other checks, same bytes
-    assert key != cli.cache_key(other_part, sandbox.Limits())
-    assert key != cli.cache_key(task, sandbox.Limits(), secret="another secret")  # other hidden inputs
-    assert key != cli.cache_key(task, sandbox.Limits(), sandboxed=False)  # a --no-sandbox result is not kept
-    notebook.write_bytes(notebook.read_bytes() + b" ")
-    assert key != cli.cache_key(task, sandbox.Limits())
+def test_the_cache_key_covers_the_submission_the_part_the_limits_the_sandbox_and_the_secret():
+    data = course.PARTS[0].exercise.read_bytes()
+    part, other_part = (sources.part_source(p.name) for p in course.PARTS[:2])
+    key = versions.cache_key(data, part, sandbox.Limits())
+    assert key == versions.cache_key(data, part, sandbox.Limits())
+    assert key != versions.cache_key(data, part, sandbox.Limits(cell_seconds=20))
+    assert key != versions.cache_key(data, other_part, sandbox.Limits())  # other checks, same bytes
+    assert key != versions.cache_key(data, part, sandbox.Limits(), secret="another secret")  # other inputs
+    assert key != versions.cache_key(data, part, sandbox.Limits(), sandboxed=False)  # --no-sandbox: not kept
+    assert key != versions.cache_key(data + b" ", part, sandbox.Limits())
 
 
 def test_the_cache_key_follows_what_grades_not_the_reports(tmp_path, monkeypatch):
@@ -91,23 +88,26 @@ def test_the_cache_key_follows_what_grades_not_the_reports(tmp_path, monkeypatch
     course version a worker must share covers both)."""
     grader = tmp_path / "grader"
     shutil.copytree(course.ROOT / "grader", grader, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(cluster, "GRADER", grader)
+    monkeypatch.setattr(versions, "GRADER", grader)
 
-    def versions() -> tuple[str, str]:
-        cluster.grading_version.cache_clear()
-        cluster.course_version.cache_clear()
-        return cluster.grading_version(), cluster.course_version()
+    def hashes() -> tuple[str, str]:
+        versions.grading_version.cache_clear()
+        versions.course_version.cache_clear()
+        return versions.grading_version(), versions.course_version()
 
     try:
-        before = versions()
+        before = hashes()
         (grader / "reports.py").write_text((grader / "reports.py").read_text() + "\n# a typo fixed\n")
-        after_reports = versions()
+        after_reports = hashes()
         assert after_reports[0] == before[0] and after_reports[1] != before[1]
-        (grader / "verdicts.py").write_text((grader / "verdicts.py").read_text() + "\n# a judge changed\n")
-        assert versions()[0] != before[0]
+        for module in ("verdicts.py", "grading.py", "intake.py"):  # a judge, the worker's grading, the intake
+            (grader / module).write_text((grader / module).read_text() + "\n# changed\n")
+            changed = hashes()
+            assert changed[0] != before[0], module
+            before = changed
     finally:
         monkeypatch.undo()
-        versions()  # the real ones again, for the other tests of this process
+        hashes()  # the real ones again, for the other tests of this process
 
 
 def test_without_bubblewrap_the_grader_stops_before_any_notebook_runs(tmp_path):
@@ -133,20 +133,20 @@ def test_the_uid_locks_live_only_in_a_folder_of_roots(tmp_path):
     planted = tmp_path / "planted"
     planted.symlink_to(tmp_path)
     with pytest.raises(RuntimeError, match="not a folder the grader made"):
-        cluster.trusted_folder(planted)
+        grading.trusted_folder(planted)
     foreign = tmp_path / "foreign"
     foreign.mkdir(mode=0o700)
     if os.geteuid() == 0:
         os.chown(foreign, 12345, 12345)
     with pytest.raises(RuntimeError, match="owned by uid"):
-        cluster.trusted_folder(foreign)
+        grading.trusted_folder(foreign)
     if os.geteuid() == 0:
         shared = tmp_path / "shared"
         shared.mkdir()
         shared.chmod(0o777)
         with pytest.raises(RuntimeError, match="mode 777"):
-            cluster.trusted_folder(shared)
-        os.close(cluster.trusted_folder(tmp_path / "made"))
+            grading.trusted_folder(shared)
+        os.close(grading.trusted_folder(tmp_path / "made"))
         assert (tmp_path / "made").stat().st_mode & 0o777 == 0o700
 
 
@@ -164,6 +164,24 @@ def test_outputs_are_capped():
     assert cell.outputs[2].data["application/vnd.jupyter.widget-view+json"] == widget
 
 
+def test_a_notebooks_outputs_and_its_markup_are_capped_whatever_the_number_of_cells():
+    """What the feedback's sanitiser reads is bounded: many cells of 100 kB outputs keep 16 MB in all, of
+    which 2 MB of HTML (past it, an output keeps its plain text)."""
+    from grader import execution
+
+    html = {"text/html": "<b>x</b>" * 12_000, "text/plain": "x"}
+    cells = [new_code_cell("", outputs=[new_output("display_data", data=dict(html))]) for _ in range(40)]
+    cells += [new_code_cell("", outputs=[new_output("stream", text="y" * 99_000)]) for _ in range(400)]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    CapOutputs().preprocess(nb, {})
+    kept = [o for c in nb.cells for o in c.outputs]
+    markup = sum(len(o.get("data", {}).get("text/html", "")) for o in kept)
+    assert markup <= execution.MARKUP_LIMIT and any("text/html" in o.get("data", {}) for o in kept)
+    assert all(o.get("data", {}).get("text/plain") == "x" for o in kept if o.output_type == "display_data")
+    assert sum(execution._size(o) for o in kept) <= execution.NOTEBOOK_OUTPUT_LIMIT + 100 * len(nb.cells)
+    assert "the notebook's outputs are over 16 MB" in kept[-1].text
+
+
 def test_marker_words_in_a_learners_cell_are_escaped_not_in_checks():
     answer = new_code_cell("x = 1  # ### BEGIN HIDDEN TESTS")
     check = new_code_cell("### BEGIN HIDDEN TESTS\nassert x\n### END HIDDEN TESTS", metadata=CHECK)
@@ -174,14 +192,17 @@ def test_marker_words_in_a_learners_cell_are_escaped_not_in_checks():
 
 
 def test_a_notebook_of_another_part_is_named_and_pasted_checks_become_the_learners():
-    other = nbformat.read(course.PARTS[1].solution, as_version=4)
-    _, reason = cli.match_part(other, course.PARTS[0].name)
+    part = course.PARTS[0].name
+    other = course.PARTS[1].solution.read_bytes()
+    _, reason = intake.admit(intake.Submission("a", "a-1", part, other))
     assert reason == "this is Part 2 (02_neural_networks), expected Part 1 (01_tensors.ipynb)"
     own = nbformat.read(course.PARTS[0].solution, as_version=4)
-    pasted = next(c for c in other.cells if "nbgrader" in c.metadata)
+    pasted = next(c for c in nbformat.reads(other.decode(), as_version=4).cells if "nbgrader" in c.metadata)
     own.cells.append(pasted)
-    nb, reason = cli.match_part(own, course.PARTS[0].name)
-    assert reason == "" and "nbgrader" not in nb.cells[-1].metadata
+    admitted, reason = intake.admit(intake.Submission("a", "a-1", part, nbformat.writes(own).encode()))
+    assert (
+        reason == "" and "nbgrader" not in nbformat.reads(admitted.decode(), as_version=4).cells[-1].metadata
+    )
 
 
 def test_the_grading_process_never_imports_torch(tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,8 @@ import torch
 import course
 import exploits
 from grader import sandbox
-from grader.cli import student_id
+from grader.escape import csv_cell, printable
+from grader.intake import student_id
 
 PART = course.PARTS[0].name
 SOLUTION = course.PARTS[0].solution
@@ -33,6 +35,8 @@ REPO = course.ROOT
 SANDBOX = shutil.which("bwrap") is not None  # `make sandbox` installs it where it can
 FULL = 5  # Part 1's points
 HINT_COST = 0.25  # the class of bad submissions is graded with --hint-cost 0.25
+# A learner's folder name: a formula, a terminal's title and bell, not UTF-8, and a forged summary line.
+HOSTILE_NAME = b'=HYPERLINK("x") Jos\xe9 \x1b]0;pwned\x07\nGraded 0 learner(s)'
 
 
 def _solution() -> nbformat.NotebookNode:
@@ -163,7 +167,7 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     put("untouched", nbformat.read(course.PARTS[0].exercise, as_version=4), nested=True)
     expected["untouched"] = (0, "graded")
     # An exception in one answer, a memory hog in another: each costs its own check's points.
-    exception = _with("two_layer", "raise ValueError('oops')")
+    exception = _with("two_layer", "print('a lone surrogate: \\ud800')\nraise ValueError('oops \\udcff')")
     _cell(exception, "numpy_bridge").source = "hog = bytearray(64 * 2**30)"
     put("exception and memory hog", exception)
     expected["exception and memory hog"] = (FULL - 3, "graded")
@@ -215,6 +219,41 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     # A name with accents and spaces, harmless habits, and every request printed into the learner's own cells.
     put("Zoë Ångström", exploits.habits(exploits.LEAK_READER))
     expected["Zoë Ångström"] = (FULL, "graded")
+    # The intake's edges (issue 32): what a learner's folder may hold, and names a person must see escaped.
+    (root / "copier").mkdir()
+    (root / "copier" / f"{PART}.ipynb").symlink_to(root / "correct" / f"{PART}.ipynb")  # a classmate's work
+    expected["copier"] = (0, "invalid")
+    (root / "leaker").mkdir()
+    (root / "leaker" / f"{PART}.ipynb").symlink_to(out / "secret.key")  # made by the run, read by no one
+    expected["leaker"] = (0, "invalid")
+    (root / "solution thief").mkdir()
+    (root / "solution thief" / PART).symlink_to(SOLUTION.parent)  # the instructor's own solution
+    expected["solution thief"] = (0, "missing")
+    put("submitted", _solution(), name=f"correct/{PART}/{PART}.ipynb")  # nbgrader's layout, planted
+    expected["submitted"] = (0, "missing")
+    put("Points Possible", _solution())  # a row of Canvas's file
+    expected["Points Possible"] = (None, "refused")
+    put("Zoe\u0308 A\u030angstro\u0308m", _solution())  # Zoë Ångström's name, its letters decomposed
+    expected["Zoe\u0308 A\u030angstro\u0308m"] = (None, "refused")
+    wrong_type = json.loads(nbformat.writes(_solution()))
+    wrong_type["cells"][0]["source"] = 42
+    put("source of the wrong type", json.dumps(wrong_type).encode())
+    expected["source of the wrong type"] = (0, "invalid")
+    put("deeply nested", b"[" * 200_000 + b"]" * 200_000)
+    expected["deeply nested"] = (0, "invalid")
+    # A name a terminal obeys, a spreadsheet runs, not UTF-8 (a zip made on Windows), forging a summary line;
+    # its notebook's checks with forged flags and points (reset from the source); below it a very deep tree.
+    hostile = os.fsdecode(HOSTILE_NAME)
+    forged = json.loads(nbformat.writes(_solution()))
+    graded_cells = [c for c in forged["cells"] if c["metadata"].get("nbgrader", {}).get("grade")]
+    graded_cells[0]["metadata"]["nbgrader"] = "not a dict"
+    graded_cells[1]["metadata"]["nbgrader"].update(points=1000, grade=False, solution=True)
+    put(hostile, json.dumps(forged).encode())
+    deep = root / hostile
+    for _ in range(60):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    expected[printable(hostile)] = (FULL, "graded")
     put("took hints", _took_hints())
     expected["took hints"] = (FULL - 2 * HINT_COST, "graded")
     if not SANDBOX:  # without the sandbox these would really reach the network and damage files
@@ -552,7 +591,10 @@ class TestAClassOfBadSubmissions:
         rows = _rows(out)
         wrong = {}
         for learner, (score, status) in expected.items():
-            row = rows[(learner, PART)]
+            if status == "refused":  # not graded at all: in no row, named in the summary
+                assert not any(name == csv_cell(learner) for name, _ in rows), learner
+                continue
+            row = rows[(csv_cell(learner), PART)]
             if score is not None and (float(row["score"]) != score or row["status"] != status):
                 wrong[learner] = (
                     f"got {row['score']} ({row['status']}: {row['reason']}), expected {score} ({status})"
@@ -561,7 +603,7 @@ class TestAClassOfBadSubmissions:
 
     def test_bad_cases_are_named_in_the_summary(self, graded):
         _, out, _, summary, *_ = graded
-        assert "not a readable notebook" in summary
+        assert "not a notebook: not JSON" in summary and "not a valid notebook" in summary
         assert "my_tensors.ipynb" in summary, "the renamed notebook is not reported"
         if SANDBOX:
             assert "sandbox: on" in summary and "network: off" in summary
@@ -570,6 +612,42 @@ class TestAClassOfBadSubmissions:
         assert "Protections" in (out / "summary.txt").read_text()
         assert "this is Part 2 (02_neural_networks), expected Part 1 (01_tensors.ipynb)" in summary
         assert "the kernel died in cell" in summary
+
+    def test_the_intake_took_in_no_link_no_forged_name_and_every_output_is_safe_to_read(self, graded):
+        out = out_of(graded)
+        text = (out / "summary.txt").read_text()
+        for line in (
+            "Layout: a folder per learner. A learner's folder is named 'submitted'",
+            "Folders not graded: 2",
+        ):
+            assert line in text, line
+        assert "'Points Possible' is a name the LMS files keep" in text and "look alike" in text
+        assert f"{PART}.ipynb is a symbolic link: hand in the notebook itself" in text
+        assert "a symbolic link, not followed" in text and "deeper than 8 folders" in text
+        assert f"correct/{PART}/{PART}.ipynb: a notebook named like no part" in text
+        secret = (out / "secret.key").read_text().strip()
+        outputs = [
+            out / "summary.txt",
+            out / "grades.csv",
+            out / "lms" / "canvas.csv",
+            out / "lms" / "moodle.csv",
+        ]
+        for path in outputs:
+            written = path.read_text()
+            assert secret not in written and secret[:16] not in written, path
+            assert not any(c in written for c in "\x1b\x07\r"), path
+            assert not any(line.startswith("Graded 0") for line in written.splitlines()), path
+        for path in outputs[1:]:
+            with open(path, newline="") as f:
+                cells = [cell for row in csv.reader(f) for cell in row]
+            assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")], path
+        with open(out / "lms" / "canvas.csv", newline="") as f:
+            assert [row[0] for row in csv.reader(f)].count("Points Possible") == 1
+        assert (out / "feedback" / printable(os.fsdecode(HOSTILE_NAME)) / f"{PART}.html").exists()
+        for learner in ("copier", "leaker", "solution thief", "submitted"):
+            assert not (out / "feedback" / learner).exists(), (
+                learner
+            )  # nothing of anyone's was graded as theirs
 
     @pytest.mark.skipif(not SANDBOX, reason="bubblewrap is not installed: `make sandbox`")
     def test_the_sandbox_held(self, graded):

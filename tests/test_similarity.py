@@ -12,7 +12,7 @@ import nbformat
 import course
 from checks import kernel
 from grader import reports, similarity
-from grader.records import Record
+from grader.records import CheckResult, Record
 from wrong_answers import RIGHT
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -86,9 +86,9 @@ def test_a_copied_pair_and_a_rare_shared_mistake_are_found_and_independent_answe
     current = {}
     for k, (name, sid) in enumerate(sorted(ids.items())):
         shown = rare if name in ("learner 0", "more 3") else common if k < 8 else {}
-        verdict = {"points": 0.0, "max_points": 1.0, "passed": not shown, "reached": True, "message": "x"}
+        verdict = CheckResult(0.0, 1.0, passed=not shown, reached=True, message="x", misconception=shown)
         record = Record(name, sid, "01_tensors", "d", "graded", max_score=1.0)
-        record.checks = {"test_numpy_bridge": {**verdict, "misconception": shown}}
+        record.checks = {"test_numpy_bridge": verdict}
         current[f"{sid}/01_tensors"] = record
     points = {part: {"test_numpy_bridge": 1.0} if part == "01_tensors" else {} for part in course.PART_NAMES}
     summary = reports.write(tmp_path, ids, current, {}, points, 0, [], answers=answers)

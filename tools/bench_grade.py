@@ -53,7 +53,8 @@ def _grade(submissions: Path, out: Path, *options: str) -> tuple[float, float, f
 def _merge_bench(graded: Path, folder: Path, count: int) -> tuple[float, int]:
     """The merge alone of ``count`` records: those of the graded run ``graded``, copied to new learners (their
     files hard-linked), merged into a fresh output as `python -m grader` merges; its seconds."""
-    from grader import cli, records
+    from grader import intake, records
+    from grader.merge import Merge
 
     # nbgrader runs alembic from PATH, as grader/cli.py arranges
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -61,11 +62,11 @@ def _merge_bench(graded: Path, folder: Path, count: int) -> tuple[float, int]:
     for record in records.stored(graded):
         by_part.setdefault(record.part, []).append(record)
     out = folder / "synthetic"
-    learners, tasks = [], []
+    learners, tasks = [], []  # intake.Learner, intake.Submission
     for n in range(-(-count // len(by_part))):
         name = f"learner {n:05d}"
-        learners.append(name)
-        sid = cli.student_id(name)
+        sid = intake.student_id(name)
+        learners.append(intake.Learner(name.encode(), name, sid))
         for part, real in sorted(by_part.items())[: count - len(tasks)]:
             record = real[n % len(real)]
             copy = records.Record(**{**vars(record), "learner": name, "student_id": sid})
@@ -74,14 +75,10 @@ def _merge_bench(graded: Path, folder: Path, count: int) -> tuple[float, int]:
                 source = records.path(graded, record, file)
                 if source is not None:
                     records.link(source, records.folder(out, sid, part) / file)
-            submitted = folder / "notebooks" / part / f"{part}.ipynb"
-            if not submitted.exists():
-                submitted.parent.mkdir(parents=True)
-                submitted.write_bytes(b"{}")
-            tasks.append(cli.Submission(name, sid, part, str(submitted), record.digest))
+            tasks.append(intake.Submission(name, sid, part, b"{}", digest=record.digest))
     start = time.perf_counter()
-    with cli.Merge(out, course.SOLUTIONS, {t.part for t in tasks}) as merging:  # as a run's end merges
-        merging.finish(learners, tasks, {}, 0)
+    with Merge(out, course.SOLUTIONS, {t.part for t in tasks}) as merging:  # as a run's end merges
+        merging.finish(intake.Intake("flat", learners, tasks), 0)
     return time.perf_counter() - start, len(tasks)
 
 

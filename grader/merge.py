@@ -1,0 +1,172 @@
+"""The merge, on the instructor's side: the class's records into nbgrader's gradebook and its folders
+(OUT/course, which formgrader opens), feedback/ and logs/ per learner, and the reports
+(:mod:`grader.reports`).
+
+Every step that touches one learner's record or files is that learner's alone: one that fails is named in the
+summary and the run goes on, so that it always ends with grades.csv, the LMS files and the summary for
+everyone else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+
+import course
+from grader import records, reports, scoring, sources
+from grader.intake import Intake, Submission, output_folder
+
+
+class Merge:
+    """The records of this class into the outputs: into nbgrader's gradebook and its folders in OUT/course as
+    they arrive (:meth:`add`), then (:meth:`finish`) whatever is left, feedback/ and logs/ per learner,
+    grades.csv, the LMS gradebooks, summary.txt and the class report. Records of learners or notebooks no
+    longer in SUBMISSIONS are left out, and said so. ``course/merged.json`` says which record is in the
+    gradebook and the folders."""
+
+    def __init__(self, out: Path, part_sources: Path, parts: set[str]) -> None:
+        self.out, self.sources, self.root = out, part_sources, out / "course"
+        self.merged_file = self.root / "merged.json"
+        self.trouble: list[str] = []  # what could not be merged, learner by learner, for the summary
+        fresh = not (self.root / "gradebook.db").exists()
+        if fresh:
+            self.root.mkdir(parents=True, exist_ok=True)
+            scoring.empty_gradebook(self.root / "gradebook.db")
+        self.merged = (
+            {} if fresh or not self.merged_file.exists() else json.loads(self.merged_file.read_text())
+        )
+        self.links = self.merged.setdefault("records", {})
+        changed = []  # each part's source into the gradebook, when it is new or changed
+        for part in sorted(parts):
+            exercise = nbformat.writes(sources.exercise_source(part, part_sources))
+            digest = hashlib.sha256(exercise.encode()).hexdigest()
+            if self.merged.setdefault("sources", {}).get(part) != digest:
+                (self.root / "source" / part).mkdir(parents=True, exist_ok=True)
+                (self.root / "source" / part / f"{part}.ipynb").write_text(exercise)
+                changed.append(part)
+                self.merged["sources"][part] = digest
+        scoring.generate(self.root, changed)
+
+    def __enter__(self) -> Merge:
+        self.book = scoring.ClassGradebook(self.root).__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.book.__exit__(*exc)
+        self.merged_file.parent.mkdir(parents=True, exist_ok=True)
+        self.merged_file.write_text(json.dumps(self.merged, indent=1, ensure_ascii=False))
+
+    def add(self, record: records.Record) -> None:
+        """One record into the gradebook and nbgrader's folders (a graded one; the others have no notebook)
+        and out of them when it is no longer graded. A record that cannot be merged is named in the
+        summary."""
+        try:
+            self._add(record)
+        except Exception as error:  # this learner's trouble, never the class's
+            self.book.gb.db.rollback()
+            self.trouble.append(f"{record.learner} / {record.part}: not merged ({type(error).__name__})")
+
+    def _add(self, record: records.Record) -> None:
+        if record.status != "graded":
+            if record.key in self.links:
+                self._remove(record.key)
+            return
+        if self.links.get(record.key) == f"{record.digest}:{record.learner}":
+            return
+        self.book.add(record)
+        folder = output_folder(record.learner, record.student_id)
+        for name, target in (
+            ("notebook.ipynb", scoring.path(self.root, "autograded", record.student_id, record.part)),
+            ("feedback.html", scoring.path(self.root, "feedback", record.student_id, record.part, ".html")),
+            ("feedback.html", self.out / "feedback" / folder / f"{record.part}.html"),
+        ):
+            found = records.path(self.out, record, name)
+            if found is not None:
+                records.link(found, target)
+        self.links[record.key] = f"{record.digest}:{record.learner}"
+
+    def _remove(self, key: str) -> None:
+        sid, part = key.split("/")
+        folder = output_folder(self.links[key].split(":", 1)[1], sid)
+        self.book.remove(sid, part)
+        for path in (
+            scoring.path(self.root, "autograded", sid, part),
+            scoring.path(self.root, "feedback", sid, part, ".html"),
+            self.out / "feedback" / folder / f"{part}.html",
+            self.out / "logs" / folder / f"{part}.log",
+        ):
+            path.unlink(missing_ok=True)
+        del self.links[key]
+
+    def finish(self, intake: Intake, executed: int, per_check: bool = False) -> str:
+        """Every record of the class merged, the others taken out; the reports. Returns the summary and the
+        table."""
+        out = self.out
+        current = {}
+        for task in intake.submissions:
+            record = records.load(out, task.student_id, task.part)
+            if record is None or record.digest != task.digest:  # lost on the way (an interrupted run)
+                points = sources.checks_points(task.part, self.sources)
+                why = "no record of it came back from the workers"
+                record = records.unjudged(
+                    task.learner, task.student_id, task.part, task.digest, "error", why, points
+                )
+            record.learner = task.learner
+            current[record.key] = record
+            self.add(record)
+        for key in [k for k in self.links if k not in current]:
+            try:
+                self._remove(key)
+            except Exception as error:
+                self.trouble.append(f"{key}: not taken out of the gradebook ({type(error).__name__})")
+        for record in current.values():  # every log, the failures' too
+            found = records.path(out, record, "log.txt")
+            if found is not None:
+                folder = output_folder(record.learner, record.student_id)
+                records.link(found, out / "logs" / folder / f"{record.part}.log")
+        kept = {output_folder(learner.name, learner.student_id) for learner in intake.graded}
+        for top in (out / "feedback", out / "logs"):  # learners no longer in SUBMISSIONS: out of the outputs
+            for folder in top.glob("*/"):
+                if folder.name not in kept:
+                    shutil.rmtree(folder)
+        names = {t.student_id for t in intake.submissions}
+        dropped = sorted(
+            {r.learner for r in records.stored(out) if r.key not in current and r.student_id not in names}
+        )
+        ids = {learner.name: learner.student_id for learner in intake.graded}
+        points = {part: sources.checks_points(part, self.sources) for part in course.PART_NAMES}
+        answers = answer_code(intake.submissions, self.sources, self.trouble)
+        unrecognised = {learner.name: learner.ignored for learner in intake.graded if learner.ignored}
+        notes = [*intake.notes]
+        refused = [learner for learner in intake.learners if learner.refused]
+        notes.append(f"Folders not graded: {len(refused)}")
+        notes += [f"  {learner.name}: {learner.refused}" for learner in refused]
+        notes.append(f"Records that could not be merged: {len(self.trouble)}")
+        notes += [f"  {line}" for line in self.trouble]
+        return reports.write(
+            out, ids, current, unrecognised, points, executed, dropped, per_check, answers, notes=notes
+        )
+
+
+def answer_code(
+    tasks: list[Submission], part_sources: Path, trouble: list[str] | None = None
+) -> dict[str, dict[str, str]]:
+    """Each learner's own code in the answer cells of each part they handed in (for the similarity report):
+    learner → part → code. A notebook that cannot be read has none."""
+    from grader import similarity
+
+    exercises = {part: sources.exercise_source(part, part_sources) for part in {t.part for t in tasks}}
+    code: dict[str, dict[str, str]] = {}
+    for task in tasks:
+        if task.refused:
+            continue
+        try:
+            nb = nbformat.reads(task.data.decode("utf-8"), as_version=4)
+            code.setdefault(task.learner, {})[task.part] = similarity.answer_code(nb, exercises[task.part])
+        except Exception:  # not a notebook (its record says so), or one the similarity report cannot read
+            continue
+    return code
