@@ -7,6 +7,11 @@ back the scores on the check's inputs; the judge computes the expected scores fr
 weights, so a network passes only if its ``forward`` computes what the exercise asks for. The softmax rule
 (no PyTorch softmax) is decided by the judge too, from data: the answer cell's source, which it parses, and
 the names of the operations PyTorch ran while the learner's ``softmax`` computed.
+
+Every answer's type, shape and dtype (and every entry of a network's description) is checked before a judge
+computes with it, so an answer of any shape fails with what was expected and what was given. At grading no
+message, passed or failed, names what the grader drew: Network's hidden sizes are written as letters
+(``Network([a, b]) should be 784 → a → b → 10``), and values computed on hidden inputs are not shown.
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ import ast
 import contextlib
 import copy
 import linecache
+import re
 from itertools import pairwise
 
 import torch
 
 from checks.core import (
     Check,
+    CheckFailed,
     Inputs,
+    Like,
     Misconception,
     attempt,
     cpu,
@@ -34,7 +42,6 @@ from checks.core import (
     lookup,
     need,
     pick,
-    tensor,
     value,
 )
 from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
@@ -222,21 +229,38 @@ def _expect_randn(t: torch.Tensor, name: str) -> None:
     )
 
 
+def _floats(
+    answers: dict,
+    name: str,
+    shape: tuple[int, ...],
+    label: str | None = None,
+    hint: str = "",
+    like: Like = (),
+) -> torch.Tensor:
+    """The answer ``name``: a tensor of ``shape`` that holds floating-point numbers; otherwise a failure that
+    says what was expected and what was given (checked before anything is computed from it)."""
+    label = label or name
+    got = value(answers, name, label)
+    expect_shape(got, shape, label, hint=hint, like=like)
+    need(isinstance(got, torch.Tensor), f"{label}: expected a tensor of shape {shape}, got {kind(got)}")
+    need(
+        got.is_floating_point(),
+        f"{label}: expected a tensor of floating-point numbers (torch.float32), got {got.dtype}",
+    )
+    return got
+
+
 def _judge_raw_forward(i: dict, a: dict) -> str:
-    inputs = tensor(a, "inputs")
     hint = "flatten each image: images.view(images.shape[0], -1)"
-    expect_shape(inputs, (64, 784), "inputs", hint=hint, like=[((64, 1, 28, 28), UNFLATTENED)])
+    inputs = _floats(a, "inputs", (64, 784), hint=hint, like=[((64, 1, 28, 28), UNFLATTENED)])
     expect_close(inputs, i["images"].reshape(64, -1), "inputs", hint="flatten each image, in order")
-    W1, W2 = tensor(a, "W1"), tensor(a, "W2")
-    expect_shape(W1, (784, 256), "W1")
-    expect_shape(W2, (256, 10), "W2")
-    b1, b2 = tensor(a, "b1"), tensor(a, "b2")
-    expect_shape(b1, (256,), "b1")
-    expect_shape(b2, (10,), "b2")
+    W1, W2 = _floats(a, "W1", (784, 256)), _floats(a, "W2", (256, 10))
+    b1, b2 = _floats(a, "b1", (256,)), _floats(a, "b2", (10,))
     for name, t in (("W1", W1), ("b1", b1), ("W2", W2), ("b2", b2)):
         _expect_randn(t, name)
-    out = tensor(a, "out")
-    expect_shape(out, (64, 10), "out", hint="did you flatten the images and multiply by both W1 and W2?")
+    out = _floats(a, "out", (64, 10), hint="did you flatten the images and multiply by both W1 and W2?")
+    # in float32 whatever floating-point type each answer has (float16 and float64 do not multiply together)
+    inputs, W1, b1, W2, b2 = (t.float() for t in (inputs, W1, b1, W2, b2))
     expected = torch.sigmoid(inputs @ W1 + b1) @ W2 + b2
     hint = "sigmoid on the hidden layer only; the output layer has no activation"
     like = [(torch.sigmoid(expected), SQUASHED_SCORES)]
@@ -317,13 +341,14 @@ def _parse(source: str) -> ast.Module | None:
     it is; None if it is not Python."""
     from IPython.core.inputtransformer2 import TransformerManager
 
-    with contextlib.suppress(SyntaxError, ValueError):  # plain Python: its own line numbers
-        return ast.parse(source)
+    # a source nested too deep for the parser raises MemoryError or RecursionError, not SyntaxError
+    with contextlib.suppress(SyntaxError, ValueError, MemoryError, RecursionError):
+        return ast.parse(source)  # plain Python: its own line numbers
     if source.lstrip().startswith("%%"):
         source = "#\n" + source.lstrip().partition("\n")[2]
     try:
         return ast.parse(TransformerManager().transform_cell(source))
-    except Exception:  # SyntaxError, or whatever IPython's transformer makes of a broken cell
+    except Exception:  # SyntaxError, RecursionError, whatever IPython's transformer makes of a broken cell
         return None
 
 
@@ -391,8 +416,17 @@ def _library_uses(tree: ast.AST, aliases: set[str]) -> list[str]:
         if isinstance(node, ast.Name) and named:
             found.append(f"{node.id}, another name for it, on line {node.lineno}")
         elif named:
-            found.append(f"{ast.unparse(node)} on line {node.lineno}")
+            found.append(f"{_unparsed(node)} on line {node.lineno}")
     return found
+
+
+def _unparsed(node: ast.AST) -> str:
+    """``node`` as source, cut short (an expression nested too deep to write back: its kind)."""
+    try:
+        text = ast.unparse(node)
+    except (RecursionError, MemoryError, ValueError):
+        return type(node).__name__
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 _FORMULA = (
@@ -448,17 +482,20 @@ def _judge_softmax(i: dict, a: dict) -> str:
             ),
             NO_KEEPDIM if "RuntimeError" in ps.message else None,
         )
-    expect_shape(ps, (64, 10), "softmax(scores)", hint="softmax keeps the input's shape")
+    ps = _floats(a, "softmax(scores)", (64, 10), hint="softmax keeps the input's shape")
     hint = "divide by the sum over dim=1 (each example's scores), with keepdim=True"
     expect_close(
         ps.sum(dim=1), torch.ones(64), "the sum of each row", hint=hint, misconception=SOFTMAX_WRONG_DIM
     )
     expect_close(ps, torch.softmax(i["scores"], dim=1), "softmax(scores)")
-    big = value(a, "softmax(big)")
-    need(isinstance(big, torch.Tensor), f"softmax of large scores gave {kind(big)}, expected a tensor")
+    big = _floats(
+        a, "softmax(big)", (2, 2), "softmax of large scores", hint="softmax keeps the input's shape"
+    )
     need(
         bool(torch.isfinite(big).all()),
-        f"softmax of large scores gave {big.tolist()} — subtract each row's maximum first",
+        # its values only in the notebook: at grading the large scores are the grader's
+        f"softmax of large scores gave {'NaN or inf' if hidden() else big.tolist()} — subtract each row's "
+        "maximum first",
         SOFTMAX_OVERFLOW,
     )
     expect_close(big, torch.softmax(i["big"], dim=1), "softmax of large scores")
@@ -528,11 +565,13 @@ def _load(net: object, weights: list[dict]) -> None:
 
     free = [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Linear)]
     state = {}
-    for layer in weights:
+    for k, layer in enumerate(weights, 1):
         shape = tuple(layer["weight"].shape)
         match = next((pair for pair in free if tuple(pair[1].weight.shape) == shape), None)
-        if match is None:
-            raise ValueError(f"no nn.Linear layer of weight shape {shape} to load the check's weights into")
+        if match is None:  # its shape unsaid: at grading it would show the grader's hidden sizes
+            raise ValueError(
+                f"no nn.Linear layer of the shape of the check's layer {k} to load its weights into"
+            )
         free.remove(match)
         prefix = f"{match[0]}." if match[0] else ""
         state.update({prefix + "weight": layer["weight"], prefix + "bias": layer["bias"]})
@@ -556,11 +595,10 @@ def _expect_scores(net: dict, x: torch.Tensor, weights: list[dict], label: str, 
     """The network's scores with the check's weights against the judge's own forward pass; scores that are
     none of the typical wrong ones and are not 0 with weights of 0 come from something else than its
     layers."""
-    scores = tensor(net, "out", f"{label}(x)")
-    expect_shape(scores, (len(x), 10), f"{label}(x)")
+    scores = _floats(net, "out", (len(x), 10), f"{label}(x)")
     expected = _scores(x, weights)
     if not is_close(scores, expected, atol=1e-4) and not any(is_close(scores, t, atol=1e-4) for t, _ in like):
-        zero = value(net, "out, zero weights", f"{label}(x) with weights of 0")
+        zero = _floats(net, "out, zero weights", (len(x), 10), f"{label}(x) with weights of 0")
         need(
             is_close(zero, torch.zeros(len(x), 10)),
             f"{label}'s forward does not compute with its layers: with every weight and bias set to 0 its "
@@ -571,15 +609,96 @@ def _expect_scores(net: dict, x: torch.Tensor, weights: list[dict], label: str, 
     expect_close(scores, expected, f"{label}(x)", atol=1e-4, hint=hint, like=like)
 
 
+def _count(n: object) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool)
+
+
+# What the kernel describes of a network (_describe, _ask_network), and what each entry must be before the
+# judge uses it: what it is called in a message, and the test.
+_ENTRIES = {
+    "is Sequential": ("True or False", lambda v: isinstance(v, bool)),
+    "type": ("a type's name", lambda v: isinstance(v, str)),
+    "kinds": (
+        "a list of the types of its layers",
+        lambda v: isinstance(v, list) and all(isinstance(k, str) for k in v),
+    ),
+    "names": (
+        "a list of the names of its layers",
+        lambda v: isinstance(v, list) and all(isinstance(k, str) for k in v),
+    ),
+    "shapes": (
+        "a list of the [out_features, in_features] of its nn.Linear layers",
+        lambda v: (
+            isinstance(v, list)
+            and all(isinstance(s, list) and len(s) == 2 and all(map(_count, s)) for s in v)
+        ),
+    ),
+    "biases": (
+        "a list of True or False",
+        lambda v: isinstance(v, list) and all(isinstance(b, bool) for b in v),
+    ),
+    "plain list": ("True or False", lambda v: isinstance(v, bool)),
+}
+
+
+def _entry(net: dict, key: str, label: str) -> object:
+    """The entry ``key`` of a network's description, of the type :data:`_ENTRIES` says; else a failure that
+    says what came back instead."""
+    what, ok = _ENTRIES[key]
+    got = value(net, key, f"{label}: {key}")
+    need(ok(got), f"{label}: the check expected {key} as {what}, got {_what(got)}")
+    return got
+
+
+def _what(x: object) -> str:
+    """What a value is, for a message: its type; a list of plain values as it is (cut short), another list
+    as its length and the types it holds."""
+    if not isinstance(x, list):
+        return kind(x)
+    plain = (str, int, float, bool, type(None))
+    if len(x) <= 50 and all(
+        isinstance(v, plain)
+        or (isinstance(v, list) and len(v) <= 50 and all(isinstance(w, plain) for w in v))
+        for v in x
+    ):
+        text = repr(x)
+        return text if len(text) <= 200 else text[:199] + "…"
+    kinds = sorted({kind(v) for v in x[:1000]})
+    return f"a list of {len(x)}" + (f" ({', '.join(kinds[:4])})" if kinds else "")
+
+
+def _description(got: object, label: str) -> dict:
+    """One network's description as the kernel sent it: a dict; fails with what the kernel raised while it
+    described the network (``$raised``) or with what came back instead."""
+    need(isinstance(got, dict), f"{label}: the check expected a description of the network, got {_what(got)}")
+    raised = got.get("$raised")
+    if isinstance(raised, Raised):
+        fail(f"{label}: {raised.message}")
+    return got
+
+
 def _arrows(shapes: list) -> str:
-    return " → ".join(str(n) for n in [shapes[0][1], *(s[0] for s in shapes)]) if shapes else "no layers"
+    """The layers of weight shapes ``shapes`` (out_features, in_features): "784 → 128 → 10" when each takes
+    the previous one's outputs, else each as nn.Linear(in_features, out_features)."""
+    if not shapes:
+        return "no layers"
+    if all(s[1] == previous[0] for previous, s in pairwise(shapes)):
+        return " → ".join(str(n) for n in [shapes[0][1], *(s[0] for s in shapes)])
+    return ", ".join(f"nn.Linear({n_in}, {n_out})" for n_out, n_in in shapes)
 
 
 # ------------------------------------------------------------------------------------------ Network
+# The hidden sizes are drawn among these: never the number of classes (10) or the batch's size (64), which the
+# messages show, so that at grading a number of a message that is one of them is one of the hidden sizes
+_HIDDEN_WIDTHS = [n for n in range(8, 100) if n not in (10, 64)]
+_LETTERS = "abcdefgh"
+
+
 def _network_inputs(g: torch.Generator, sizes: list[list[int]] | None = None) -> Inputs:
     """Three architectures (two hidden layers, one, none), the check's weights for each, and an input."""
     if sizes is None:
-        widths = torch.randint(8, 100, (3,), generator=g).tolist()
+        drawn = torch.randperm(len(_HIDDEN_WIDTHS), generator=g)[:3].tolist()  # three different sizes
+        widths = [_HIDDEN_WIDTHS[k] for k in drawn]
         sizes = [widths[:2], widths[2:], []]
     weights = [_weights([784, *hidden_sizes, 10], g) for hidden_sizes in sizes]
     return Inputs({"sizes": sizes, "weights": weights, "x": torch.randn(64, 784, generator=g)})
@@ -596,11 +715,11 @@ def _ask_network(namespace: dict, sent: dict) -> dict:
     built = []
     for sizes, weights in zip(sent["sizes"], sent["weights"], strict=True):
         net = attempt(network_class, list(sizes))
-        if isinstance(net, Raised):
-            built.append({"$raised": Raised(f"Network({sizes}) raised {net.message}")})
+        if isinstance(net, Raised):  # the judge names the network: at grading, without its hidden sizes
+            built.append({"$raised": Raised(f"raised {net.message}")})
             continue
         if not isinstance(net, nn.Module):
-            built.append({"$raised": Raised(f"Network({sizes}) is not an nn.Module")})
+            built.append({"$raised": Raised(f"is not an nn.Module (got {type(net).__name__})")})
             continue
         plain = any(  # modules kept where nn.Module does not look (its own registry is _modules)
             any(isinstance(m, nn.Module) for m in (v.values() if isinstance(v, dict) else v))
@@ -611,16 +730,48 @@ def _ask_network(namespace: dict, sent: dict) -> dict:
     return {"built": built}
 
 
+def _unsaid(text: str, letters: dict[int, str]) -> str:
+    """``text`` with each whole number that is one of the hidden sizes written as its letter (a, b, c), and
+    what the letters stand for: at grading, no message names the sizes the grader drew, not even through the
+    learner's own error messages or the shapes their network gave."""
+    used: set[str] = set()
+
+    def letter(number: re.Match) -> str:
+        n = int(number.group())
+        if n not in letters:
+            return number.group()
+        used.add(letters[n])
+        return letters[n]
+
+    unsaid = re.sub(r"(?<![\d.])\d+(?!\d|\.\d)", letter, text) if letters else text
+    return unsaid + (f" — {', '.join(sorted(used))}: sizes the grader drew" if used else "")
+
+
 def _judge_network(i: dict, a: dict) -> str:
+    """Judged by :func:`_judge_networks`; at grading, each hidden size of its message (passed or failed) is
+    shown as a letter: Network([a, b]) should be 784 → a → b → 10."""
+    widths = dict.fromkeys(n for sizes in i["sizes"] for n in sizes) if hidden() else {}
+    letters = {n: _LETTERS[k % len(_LETTERS)] for k, n in enumerate(widths)}
+    try:
+        return _unsaid(_judge_networks(i, a), letters)
+    except CheckFailed as failure:
+        raise CheckFailed(_unsaid(str(failure), letters), failure.misconception) from None
+
+
+def _judge_networks(i: dict, a: dict) -> str:
     built = value(a, "built")
-    for sizes, weights, net in zip(i["sizes"], i["weights"], built, strict=True):
+    need(
+        isinstance(built, list) and len(built) == len(i["sizes"]),
+        f"built: the check expected a description of each of the {len(i['sizes'])} networks, got "
+        + _what(built),
+    )
+    for sizes, weights, got in zip(i["sizes"], i["weights"], built, strict=True):
         label = f"Network({sizes})"
-        if isinstance(net.get("$raised"), Raised):
-            fail(net["$raised"].message)
-        shapes = [tuple(s) for s in value(net, "shapes", label)]
+        net = _description(got, label)
+        shapes = [tuple(s) for s in _entry(net, "shapes", label)]
         if not shapes:
             need(
-                not net["plain list"],
+                not _entry(net, "plain list", label),
                 f"{label} keeps its layers in a plain Python list: PyTorch does not see into it, so the "
                 "network has no parameters (model.parameters() is empty, an optimizer would train nothing) — "
                 "keep them in an nn.ModuleList or an nn.Sequential",
@@ -635,8 +786,11 @@ def _judge_network(i: dict, a: dict) -> str:
             + " — an nn.Linear(n_in, n_out) for each pair of neighbouring sizes, built from hidden_sizes",
             FIXED_SIZES,
         )
-        need(all(net["biases"]), "the layers should have biases: nn.Linear(in_features, out_features)")
-        scores = tensor(net, "out", f"{label}(x)")
+        need(
+            all(_entry(net, "biases", label)),
+            "the layers should have biases: nn.Linear(in_features, out_features)",
+        )
+        scores = _floats(net, "out", (len(i["x"]), 10), f"{label}(x)")
         need(
             not is_close(scores.sum(dim=1), torch.ones(len(scores)), atol=1e-3, rtol=0),
             "forward returns probabilities: return the scores of the last layer, the softmax comes "
@@ -706,28 +860,31 @@ def _ask_sequential(namespace: dict, sent: dict) -> dict:
 def _judge_sequential(i: dict, a: dict) -> str:
     want = [(n_out, n_in) for n_in, n_out in pairwise(_WIDTHS)]
     for label in ("seq_model", "named_model"):
-        net = value(a, label)
-        if isinstance(net.get("$raised"), Raised):
-            fail(f"{label}: {net['$raised'].message}")
-        need(net["is Sequential"], f"{label} should be an nn.Sequential, got {net['type']}")
+        net = _description(value(a, label), label)
         need(
-            net["kinds"] == _KINDS,
-            f"{label}: expected layers {', '.join(_KINDS)}, got {', '.join(net['kinds']) or 'none'}",
-            SEQUENTIAL_WITHOUT_RELU if "ReLU" not in net["kinds"] else None,
+            _entry(net, "is Sequential", label),
+            f"{label} should be an nn.Sequential, got {_entry(net, 'type', label)}",
         )
-        shapes = [tuple(s) for s in net["shapes"]]
+        kinds = _entry(net, "kinds", label)
+        need(
+            kinds == _KINDS,
+            f"{label}: expected layers {', '.join(_KINDS)}, got {', '.join(kinds) or 'none'}",
+            SEQUENTIAL_WITHOUT_RELU if "ReLU" not in kinds else None,
+        )
+        shapes = [tuple(s) for s in _entry(net, "shapes", label)]
         need(
             shapes == want,
             f"{label} should be {' → '.join(map(str, _WIDTHS))}, got {_arrows(shapes)} — Exercise 3's "
             "Network([128, 64]): nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)",
             WRONG_WIDTHS,
         )
-        need(all(net["biases"]), f"{label}: the layers should have biases")
+        need(all(_entry(net, "biases", label)), f"{label}: the layers should have biases")
         if label == "named_model":
+            names = _entry(net, "names", label)
             need(
-                net["names"] == _NAMES,
-                f"named_model's layers should be named {', '.join(_NAMES)}, got {net['names']}",
-                UNNAMED_LAYERS if all(n.isdigit() for n in net["names"]) else None,
+                names == _NAMES,
+                f"named_model's layers should be named {', '.join(_NAMES)}, got {names}",
+                UNNAMED_LAYERS if all(n.isdigit() for n in names) else None,
             )
         _expect_scores(net, i["x"], i["weights"], label, like=[])
     return (

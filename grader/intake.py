@@ -167,10 +167,10 @@ def _refuse_alike(intake: Intake) -> None:
         alike[unicodedata.normalize("NFC", learner.name)].append(learner)
     for group in alike.values():
         if len(group) > 1:
+            spelled = " and ".join(ascii(learner.name) for learner in group)  # the bytes that differ, shown
             for learner in group:
                 learner.refused = (
-                    f"{len(group)} folders have names that look alike ({learner.name!r}, written with other "
-                    "bytes): rename all but one"
+                    f"{len(group)} folders have names that look alike ({spelled}): rename all but one"
                 )
     refused = {learner.student_id for learner in intake.learners if learner.refused}
     intake.submissions[:] = [s for s in intake.submissions if s.student_id not in refused]

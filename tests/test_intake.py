@@ -197,13 +197,13 @@ def test_a_judge_that_allocates_or_loops_costs_its_own_check_not_the_worker(monk
     real = verdicts.judge_one
     ids = [c.grade_id for c in checks.of_part(PART)]
 
-    def hostile(part, grade_id, inputs, record):
+    def hostile(part, grade_id, inputs, record, cells=None):
         if grade_id == ids[1]:
             bytearray(8 * 2**30)  # what a broadcast of two large answers would ask for
         if grade_id == ids[2]:
             while True:
                 pass
-        return real(part, grade_id, inputs, record)
+        return real(part, grade_id, inputs, record, cells)
 
     monkeypatch.setattr(verdicts, "judge_one", hostile)
     before = _peak_mb()

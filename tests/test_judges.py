@@ -361,6 +361,87 @@ def test_per_learner_variants_differ_and_each_learner_is_judged_against_their_ow
     assert requests["alice"] != requests["bob"]
 
 
+# Answers of Part 2 whose failures quote what the learner's code gave or raised, which holds the hidden sizes
+# or numbers when they are shown as they are (check's answer cell → code run after it)
+QUOTING = {
+    "softmax": [
+        # right on ordinary scores; on large ones, the scores themselves with inf where they were 0
+        "_right = softmax\n\n\ndef softmax(x):\n"
+        "    return torch.where(x == 0, float('inf'), x) if x.abs().max() > 100 else _right(x)\n",
+    ],
+    "network_class": [
+        "class Network(nn.Module):\n    def __init__(self, hidden_sizes):\n"
+        "        raise ValueError(f'no network of sizes {hidden_sizes}')\n",
+        "class Network(nn.Module):\n    def __init__(self, hidden_sizes):\n        super().__init__()\n"
+        "        sizes = [784, *hidden_sizes[::-1], 10]\n"
+        "        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(sizes))\n"
+        "    def forward(self, x):\n        for layer in self.layers:\n            x = layer(x)\n"
+        "        return x\n",
+        "_Right = Network\n\n\nclass Network(_Right):\n    def forward(self, x):\n"
+        "        for layer in self.layers[:-1]:\n            x = F.relu(layer(x))\n        return x\n",
+        "_Right = Network\n\n\nclass Network(_Right):\n    def forward(self, x):\n"
+        "        return self.layers[0](self.layers[-1](x))\n",
+    ],
+}
+
+
+def _drawn_numbers(x: object) -> set[float]:
+    """The numbers of hidden inputs that a message could write out: every int, every value of a tensor of at
+    most 10 elements (a message shows no more of one), but 0 and ±1."""
+    if isinstance(x, dict):
+        return set().union(*map(_drawn_numbers, x.values()))
+    if isinstance(x, list | tuple):
+        return set().union(*map(_drawn_numbers, x))
+    if isinstance(x, torch.Tensor):
+        return _drawn_numbers(x.flatten().tolist()) if x.numel() <= 10 else set()
+    if isinstance(x, int | float) and not isinstance(x, bool):
+        return {float(x)} - {0.0, 1.0, -1.0}
+    return set()
+
+
+def test_part2_messages_at_grading_name_no_hidden_size_or_number():
+    """At grading, a Part 2 check's message, the ✓ line's text or a failure, never writes out what the grader
+    drew (the hidden sizes of Network, the large scores given to softmax): the solution's answers, and answers
+    whose failures quote what the learner's code gave or raised, judged as the grader would
+    (:func:`checks.kernel.simulate`, the hidden inputs from seeded generators)."""
+    import contextlib
+    import io
+    import re
+
+    import torch.nn.functional as F
+    from torch import nn
+
+    from checks import kernel, part2
+
+    solution = nbformat.read(course.PARTS[1].solution, as_version=4)
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in solution.cells}
+    judged = 0
+    for check in part2.CHECKS:
+        for answer in [None, *QUOTING.get(check.after, [])]:
+            for drawing in range(3):
+                namespace = {
+                    "torch": torch,
+                    "nn": nn,
+                    "F": F,
+                    "pairwise": pairwise,
+                    "out": torch.randn(64, 10),
+                }
+                source = cells[check.after] + (f"\n{answer}" if answer else "")
+                with contextlib.redirect_stdout(io.StringIO()):
+                    if not check.rerun:
+                        exec(compile(source, f"<{check.after}>", "exec"), namespace)
+                    verdict = kernel.simulate(check, namespace, source if check.rerun else None, seed=drawing)
+                assert verdict.passed == (answer is None), (check.grade_id, answer, verdict.message)
+                drawn = _drawn_numbers(check.hidden(torch.Generator().manual_seed(drawing)).all())
+                # raw_forward's and sequential's: large tensors only (images, weights), which no message shows
+                assert drawn or check in (part2.raw_forward, part2.sequential), check.grade_id
+                written = [float(n) for n in re.findall(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?", verdict.message)]
+                shown = {d for d in drawn for n in written if abs(n - d) <= 5e-3 * abs(d)}
+                assert not shown, f"{check.grade_id} names the hidden {shown}: {verdict.message}"
+                judged += 1
+    assert judged == 3 * (len(part2.CHECKS) + sum(map(len, QUOTING.values()))), judged
+
+
 # ------------------------------------------------------------------------------------------ hostile answers
 # What a judge receives is the learner's data: a few kilobytes can hold a (N, 1) and a (1, N) tensor that
 # broadcast against each other into N² elements, indices or sizes of any value, any number of dimensions. Each
@@ -468,9 +549,6 @@ FAKE_INPUTS = {
     ),
 }
 AT_GRADING = {"test_extract_features": False}  # at grading it computes the backbone's features itself
-# Parts whose judges may still fail a hostile answer with "the check could not judge this answer" (a crash
-# that Check.verdict turns into a failure) rather than a message of their own
-MAY_TRIP = {"02_neural_networks"}
 
 # A plausible answer of each check (wrong values, the right structure), from its inputs
 TEMPLATES = {
@@ -699,7 +777,8 @@ def test_every_judge_fails_hostile_answers_without_raising_or_allocating_much():
     """Every check of the eight parts (Part 2's too): answers of the right structure with, in each place, a
     tensor of shape (N, 1) or (1, N) (which broadcast into N² elements against each other), a 0-d tensor, a
     tensor of 40 dimensions, indices of 2⁶², a huge or non-finite number. Every verdict fails, none raises,
-    and the process's peak memory grows by less than 200 MB."""
+    each says in its judge's own words what was expected and what was given (never "the check could not judge
+    this answer": a judge that tripped over it), and the process's peak memory grows by less than 200 MB."""
     import resource
     import time
 
@@ -720,7 +799,7 @@ def test_every_judge_fails_hostile_answers_without_raising_or_allocating_much():
         for label, answers in _hostile_variants(template):
             verdict = check.verdict(inputs, answers, hidden=at_grading)
             assert not verdict.passed, f"{part} {check.grade_id} passed {label}: {verdict.message}"
-            assert part in MAY_TRIP or "could not judge" not in verdict.message, (
+            assert "could not judge" not in verdict.message, (
                 f"{part} {check.grade_id} tripped over {label}: {verdict.message}"
             )
             tried += 1
