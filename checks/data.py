@@ -68,7 +68,8 @@ def fashion_images(
 def scores(model: object, pixels: torch.Tensor) -> object:
     """In the kernel: the model's outputs for MNIST-like pixels, normalised as the course's loaders do, in
     batches, in evaluation mode (the model's mode is restored); flattened for a network without nn.Flatten."""
-    from checks.wire import Raised, attempt, device_of
+    from checks.core import attempt, device_of
+    from checks.wire import Raised
 
     if not callable(model):
         return Raised(f"the model is a {type(model).__name__}, not a network")
