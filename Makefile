@@ -22,11 +22,11 @@ endif
 ifneq ($(strip $(MIRROR)),)
 export PYTORCH_COURSE_MIRROR := $(abspath $(MIRROR))
 endif
-.PHONY: help env env-all lock test-latest lab test lint exercises data bench bench-grade gpu-bundle grade browser sandbox clean
+.PHONY: help env env-all lock test-latest lab test lint exercises data bench bench-grade gpu-bundle grade formgrader browser sandbox clean
 
 help:
 	@sed -n '1,8p' Makefile
-	@echo "Targets: lab test lint exercises data bench bench-grade gpu-bundle grade browser sandbox clean env env-all lock test-latest"
+	@echo "Targets: lab test lint exercises data bench bench-grade gpu-bundle grade formgrader browser sandbox clean env env-all lock test-latest"
 
 # The course environment: a virtual environment with the locked packages, helper.py installed into it (so
 # `import helper` works from every folder) and the course's Jupyter kernel registered in it. Two sets, both from the
@@ -130,11 +130,18 @@ gpu-bundle: env
 # [SOURCE=folder of the parts' nbgrader sources, default solutions/]
 # [SCHEDULER=tcp://HOST:PORT of a running Dask scheduler; default: an embedded cluster on this machine]
 # [HINT_COST=points each hint taken costs on its check; default 0] [VARIANTS=1|0: per-learner hidden inputs;
-# default course.VARIANTS]
+# default course.VARIANTS] [ROSTER=CSV file: folder,login,email,name for the LMS files] [HAND_GRADES=keep|drop:
+# hand grades over a resubmission]
 grade: env-all sandbox
 	$(BIN)/python -m grader "$(SUBMISSIONS)" --out "$(or $(OUT),grades)" $(if $(SOURCE),--source "$(SOURCE)") \
 		$(if $(SCHEDULER),--scheduler "$(SCHEDULER)") $(if $(HINT_COST),--hint-cost "$(HINT_COST)") \
-		$(if $(filter 1,$(VARIANTS)),--variants) $(if $(filter 0,$(VARIANTS)),--no-variants)
+		$(if $(filter 1,$(VARIANTS)),--variants) $(if $(filter 0,$(VARIANTS)),--no-variants) \
+		$(if $(ROSTER),--roster "$(ROSTER)") $(if $(HAND_GRADES),--hand-grades "$(HAND_GRADES)")
+
+# nbgrader's formgrader on a grading run's output, for hand grades and comments (they reach grades.csv, the LMS
+# files and the feedback pages at the next `make grade`): make formgrader [OUT=grades] [FORMGRADER_PORT=8889]
+formgrader: env-all
+	$(BIN)/python -m grader.formgrader "$(or $(OUT),grades)" --port $(or $(FORMGRADER_PORT),8889)
 
 # Grading's throughput: a generated class graded with 1 and 2 workers, embedded and through a loopback scheduler.
 bench-grade: env-all sandbox

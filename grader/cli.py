@@ -34,6 +34,7 @@ learner's part, never the class's run.
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import re
 import secrets
@@ -129,6 +130,19 @@ def one_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or ["unknown error"]
     raised = [line for line in lines[1:] if re.match(r"^[\w.]+(Error|Exception)\b", line)]
     return " — ".join([lines[0], *raised[-1:]])[:400]
+
+
+def read_roster(path: Path) -> dict[str, dict[str, str]]:
+    """The instructor's roster (a CSV file with a header: ``folder``, ``login`` and optionally ``email`` and
+    ``name``): each learner's folder name (as the summary shows it) → their LMS login, e-mail and display
+    name, for the LMS files."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"folder", "login"} <= set(rows[0]):
+        raise SystemExit(f"error: the roster {path} needs a header with the columns folder and login")
+    return {
+        row["folder"]: {k: (row.get(k) or "").strip() for k in ("login", "email", "name")} for row in rows
+    }
 
 
 def read_secret(path: Path) -> str:
@@ -229,6 +243,18 @@ def main(argv: list[str] | None = None) -> int:
         help="a column per check too in the LMS gradebooks (OUT/lms), beside the one per part",
     )
     parser.add_argument(
+        "--roster",
+        help="a CSV file with the columns folder, login (and email, name): each learner's LMS login for "
+        "lms/canvas.csv and lms/moodle.csv (default: the folder name); every learner's folder must be in it",
+    )
+    parser.add_argument(
+        "--hand-grades",
+        choices=("keep", "drop"),
+        default="keep",
+        help="a hand grade or comment given in formgrader to a notebook that is graded again (a "
+        "resubmission): keep it (default, as nbgrader does; the summary names it) or drop it",
+    )
+    parser.add_argument(
         "--no-sandbox", action="store_true", help="run learners' code without bubblewrap (trusted code only)"
     )
     parser.add_argument(
@@ -282,6 +308,15 @@ def main(argv: list[str] | None = None) -> int:
         notebook_seconds=options.notebook_timeout,
     )
     taken = intake.take_in(submissions, options.layout)
+    roster = read_roster(Path(options.roster)) if options.roster else None
+    if roster is not None:  # said before anything is graded or written
+        absent = [learner.name for learner in taken.graded if learner.name not in roster]
+        if absent:
+            print(
+                f"error: the roster {options.roster} lacks these folders: {', '.join(absent)}",
+                file=sys.stderr,
+            )
+            return 2
     previous: dict[str, records.Record] = {}
     todo: list[Submission] = []
     jobs: dict[str, grading.Job] = {}
@@ -321,7 +356,10 @@ def main(argv: list[str] | None = None) -> int:
         except coursedata.DataNotFoundError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-    with Merge(out, part_sources, {t.part for t in taken.submissions}) as merging:
+    timestamps = {t.key: t.modified for t in taken.submissions}
+    drop_hand = options.hand_grades == "drop"
+    parts = {t.part for t in taken.submissions}
+    with Merge(out, part_sources, parts, timestamps, drop_hand, roster) as merging:
         started_grading = time.perf_counter()
         if to_run:
             try:  # each record merged into the gradebook as it arrives, while the workers grade the others

@@ -15,6 +15,7 @@ import tinycss2
 from bleach import html5lib_shim
 from bleach.css_sanitizer import CSSSanitizer
 from bleach.sanitizer import BleachSanitizerFilter
+from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool
 
@@ -315,6 +316,20 @@ def _quiet_css(css: str) -> str:
     return css.replace("</", "<\\/")
 
 
+# What the page adds to its own styles: a verdict's message wraps instead of scrolling sideways (two thirds of
+# a typical message — the misconception and where to read again — were off-screen in a one-line box).
+READABLE = (
+    "div.output_area pre, div.output_subarea pre, div.output pre "
+    "{ white-space: pre-wrap; overflow-wrap: anywhere; }"
+)
+
+
+def _named_checks(body: str) -> str:
+    """The page's table of contents names each check ("test_neuron_sum") where nbgrader's template writes
+    "Test cell" for every one."""
+    return re.sub(r'(<a href="#([A-Za-z0-9_-]+)">)Test cell(</a>)', r"\1Check \2\3", body)
+
+
 def safe_page(page: str) -> str:
     """A rendered feedback page rebuilt safe to open from a file: its head made anew (the charset, the
     :data:`CSP`, no referrer, its title, its own stylesheets fetching nothing; no script, so no MathJax: math
@@ -336,9 +351,10 @@ def safe_page(page: str) -> str:
             '<meta name="referrer" content="no-referrer">',
             f"<title>{name}</title>",
             *(f'<style type="text/css">{_quiet_css(css)}</style>' for css in styles),
+            f'<style type="text/css">{READABLE}</style>',
             "</head>",
             "<body>",
-            clean(body),
+            clean(_named_checks(body)),
             "</body>",
             "</html>",
             "",
@@ -470,3 +486,13 @@ def make_notebook_safe(path: Path) -> None:
 def make_page_safe(path: Path) -> None:
     """The feedback page at ``path`` made safe to open in place: :func:`safe_page`."""
     _replace(path, safe_page(path.read_text(encoding="utf-8", errors="replace")))
+
+
+class SafeFeedbackExporter(HTMLExporter):
+    """nbconvert's HTML exporter whose every page comes out through :func:`safe_page`: the feedback pages
+    that nbgrader's generate_feedback writes (the grader's, and formgrader's *Generate Feedback* button,
+    through the course's configuration of OUT/course) are safe to open as they are written."""
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        output, resources = super().from_notebook_node(nb, resources, **kw)
+        return safe_page(output), resources

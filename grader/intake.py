@@ -55,6 +55,7 @@ class Submission:
     data: bytes = field(default=b"", repr=False)
     refused: str = ""  # why it is not graded (a link, not a regular file, too large): a 0 with this reason
     digest: str = ""  # the record's cache key (grader.versions.cache_key)
+    modified: float = 0.0  # when the file was last changed (seconds since the epoch): the submission's time
 
     @property
     def key(self) -> str:
@@ -224,6 +225,7 @@ def _read_notebook(folder: int, where: tuple[bytes, ...], learner: Learner, part
         handle = os.open(where[-1], _FILE, dir_fd=fd)
         try:
             info = os.fstat(handle)  # what was opened, not what the name meant a moment before
+            submission.modified = info.st_mtime
             if not stat.S_ISREG(info.st_mode):
                 submission.refused = f"{shown} is not a regular file"
             elif info.st_size > MAX_NOTEBOOK_BYTES:

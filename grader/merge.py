@@ -9,12 +9,15 @@ everyone else.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 
 import nbformat
+from nbgrader.apps import NbGraderAPI
 
 import course
 from grader import records, reports, scoring, sources
@@ -28,10 +31,24 @@ class Merge:
     longer in SUBMISSIONS are left out, and said so. ``course/merged.json`` says which record is in the
     gradebook and the folders."""
 
-    def __init__(self, out: Path, part_sources: Path, parts: set[str]) -> None:
+    def __init__(
+        self,
+        out: Path,
+        part_sources: Path,
+        parts: set[str],
+        timestamps: dict[str, float] | None = None,
+        drop_hand: bool = False,
+        roster: dict[str, dict[str, str]] | None = None,
+    ) -> None:
         self.out, self.sources, self.root = out, part_sources, out / "course"
         self.merged_file = self.root / "merged.json"
         self.trouble: list[str] = []  # what could not be merged, learner by learner, for the summary
+        self.timestamps = (
+            timestamps or {}
+        )  # STUDENT_ID/PART → when the notebook was last changed (its file's)
+        self.drop_hand = drop_hand  # a hand grade over a notebook graded again: dropped (or kept, and said)
+        self.over_hand: list[str] = []  # learner / part whose new record met a hand grade
+        self.roster = roster  # the instructor's: learner → LMS login, e-mail, name (grader.cli.read_roster)
         fresh = not (self.root / "gradebook.db").exists()
         if fresh:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -77,16 +94,30 @@ class Merge:
             return
         if self.links.get(record.key) == f"{record.digest}:{record.learner}":
             return
-        self.book.add(record)
+        stamp = datetime.datetime.fromtimestamp(
+            self.timestamps.get(record.key, 0) or time.time(), datetime.UTC
+        )
+        if self.book.add(record, stamp.replace(tzinfo=None), self.drop_hand):
+            self.over_hand.append(f"{record.learner} / {record.part}")
         folder = output_folder(record.learner, record.student_id)
+        autograded = scoring.path(self.root, "autograded", record.student_id, record.part)
         for name, target in (
-            ("notebook.ipynb", scoring.path(self.root, "autograded", record.student_id, record.part)),
+            # formgrader lists the submissions in submitted/ (each with a timestamp.txt), as graded when
+            # autograded/ holds the same timestamp: the graded notebook, verdicts and all, in both
+            ("notebook.ipynb", scoring.path(self.root, "submitted", record.student_id, record.part)),
+            ("notebook.ipynb", autograded),
             ("feedback.html", scoring.path(self.root, "feedback", record.student_id, record.part, ".html")),
             ("feedback.html", self.out / "feedback" / folder / f"{record.part}.html"),
         ):
             found = records.path(self.out, record, name)
             if found is not None:
                 records.link(found, target)
+        for step in ("submitted", "autograded"):
+            timestamp = scoring.path(self.root, step, record.student_id, record.part).with_name(
+                "timestamp.txt"
+            )
+            if timestamp.parent.is_dir():
+                timestamp.write_text(stamp.isoformat(sep=" ") + "\n")
         self.links[record.key] = f"{record.digest}:{record.learner}"
 
     def _remove(self, key: str) -> None:
@@ -94,7 +125,10 @@ class Merge:
         folder = output_folder(self.links[key].split(":", 1)[1], sid)
         self.book.remove(sid, part)
         for path in (
+            scoring.path(self.root, "submitted", sid, part),
+            scoring.path(self.root, "submitted", sid, part).with_name("timestamp.txt"),
             scoring.path(self.root, "autograded", sid, part),
+            scoring.path(self.root, "autograded", sid, part).with_name("timestamp.txt"),
             scoring.path(self.root, "feedback", sid, part, ".html"),
             self.out / "feedback" / folder / f"{part}.html",
             self.out / "logs" / folder / f"{part}.log",
@@ -123,6 +157,7 @@ class Merge:
                 self._remove(key)
             except Exception as error:
                 self.trouble.append(f"{key}: not taken out of the gradebook ({type(error).__name__})")
+        hand = self._hand_grades(current)
         for record in current.values():  # every log, the failures' too
             found = records.path(out, record, "log.txt")
             if found is not None:
@@ -145,11 +180,75 @@ class Merge:
         refused = [learner for learner in intake.learners if learner.refused]
         notes.append(f"Folders not graded: {len(refused)}")
         notes += [f"  {learner.name}: {learner.refused}" for learner in refused]
+        notes.append(
+            f"Hand grades and comments given in formgrader: {len(hand)} notebook(s), in every output "
+            "(grades.csv, the LMS files, the feedback pages)"
+        )
+        notes += [f"  {current[key].learner} / {current[key].part}" for key in sorted(hand) if key in current]
+        what = "dropped (--hand-grades drop)" if self.drop_hand else "kept (--hand-grades drop drops them)"
+        notes.append(
+            f"Hand grades over a notebook graded again (a resubmission): {len(self.over_hand)}, {what}"
+        )
+        notes += [f"  {line}" for line in self.over_hand]
         notes.append(f"Records that could not be merged: {len(self.trouble)}")
         notes += [f"  {line}" for line in self.trouble]
         return reports.write(
-            out, ids, current, unrecognised, points, executed, dropped, per_check, answers, notes=notes
+            out, ids, current, unrecognised, points, executed, dropped, per_check, answers, notes, self.roster
         )
+
+    def _hand_grades(self, current: dict[str, records.Record]) -> dict[str, dict]:
+        """The hand grades and comments of the gradebook into the records the reports are made from (each
+        check given a hand grade scores it; the part's score is the checks' sum, as nbgrader's), and each such
+        learner's feedback page made again by nbgrader from the gradebook (the hand grade and the comment on
+        it); a page whose hand grades were taken away is the record's own again."""
+        hand = self.book.hand_grades()
+        made = self.merged.setdefault("hand", {})
+        for key, given in hand.items():
+            record = current.get(key)
+            if record is None or record.status != "graded":
+                continue
+            for grade_id, points in given["grades"].items():
+                if grade_id in record.checks:
+                    record.checks[grade_id].points = points
+                    record.checks[grade_id].hand = True
+            record.score = sum(c.points for c in record.checks.values())
+            record.comments = {**record.comments, **given["comments"]}
+            fingerprint = json.dumps([record.digest, given], sort_keys=True)
+            if made.get(key) != fingerprint:
+                try:
+                    self._feedback_again(record)
+                    made[key] = fingerprint
+                except Exception as error:
+                    self.trouble.append(
+                        f"{record.learner} / {record.part}: feedback with the hand grades not made "
+                        f"({type(error).__name__})"
+                    )
+        for key in [k for k in made if k not in hand]:  # hand grades taken away: the record's own page again
+            del made[key]
+            record = current.get(key)
+            found = records.path(self.out, record, "feedback.html") if record else None
+            if found is not None:
+                folder = output_folder(record.learner, record.student_id)
+                for target in (
+                    scoring.path(self.root, "feedback", record.student_id, record.part, ".html"),
+                    self.out / "feedback" / folder / f"{record.part}.html",
+                ):
+                    records.link(found, target)
+        return {k: v for k, v in hand.items() if k in current}
+
+    def _feedback_again(self, record: records.Record) -> None:
+        """The learner's feedback page made by nbgrader in OUT/course from the gradebook (hand grades and
+        comments in it), cleaned as it is written, and put where the learner's pages are."""
+        page = scoring.path(self.root, "feedback", record.student_id, record.part, ".html")
+        page.unlink(missing_ok=True)  # a hard link to the record's own page: never written through
+        self.book.gb.db.commit()
+        result = NbGraderAPI(config=scoring.config(self.root)).generate_feedback(
+            record.part, record.student_id, force=True
+        )
+        if not result["success"] or not page.exists():
+            raise RuntimeError(scoring.last_line(result.get("error", "")))
+        folder = output_folder(record.learner, record.student_id)
+        records.link(page, self.out / "feedback" / folder / f"{record.part}.html")
 
 
 def answer_code(

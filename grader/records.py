@@ -40,6 +40,7 @@ class CheckResult:
         default_factory=dict
     )  # the one its judge recognised: id, name, where
     hints: int = 0  # hints of this check the notebook records as taken
+    hand: bool = False  # its points are a hand grade given in formgrader (merged, never stored in the record)
 
     @classmethod
     def not_run(cls, max_points: float, reason: str) -> CheckResult:

@@ -19,6 +19,7 @@ from grader.escape import csv_cell, printable
 from grader.records import Record
 
 NOT_HANDED_IN = ("missing", "invalid")
+MISSING_NAMED = 12  # learners named per part missing in the summary (the rest counted)
 
 
 @dataclass
@@ -138,29 +139,76 @@ def class_report_chart(tallies: list[CheckTally], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+# What Moodle's grade import matches a row to a user by: a username as Moodle keeps them (lower case), and one
+# that no spreadsheet reads as a formula (a cell starting with - or @ would be written with an apostrophe).
+MOODLE_USERNAME = re.compile(r"[a-z0-9_.][a-z0-9_.@-]*")
+
+
 def lms_gradebooks(
-    out: Path, table: list[tuple[str, dict[str, float | None]]], columns: dict[str, float]
-) -> None:
-    """The gradebooks an LMS imports, a column each (title → points possible; README, "Grades into Canvas or
-    Moodle"): lms/canvas.csv (Canvas's gradebook import: its student columns, a Points Possible row; the
-    learner's folder name as the SIS Login ID) and lms/moodle.csv (Moodle's "Import grades from CSV": one
-    identifier column, the folder name, to map onto username or email, and a column per grade item)."""
+    out: Path,
+    table: list[tuple[str, dict[str, float | None]]],
+    columns: dict[str, float],
+    check_columns: dict[str, float] | None = None,
+    roster: dict[str, dict[str, str]] | None = None,
+) -> list[str]:
+    """The gradebooks an LMS imports (README, "Grades into Canvas or Moodle"), a column per part (title →
+    points possible), from ``table`` (learner → column → score, None for a part the grader could not grade
+    yet) and the instructor's ``roster`` (learner → login, email, name), when given:
+
+    - lms/canvas.csv, Canvas's gradebook import: its student columns (Student: the roster's name or the
+      folder name; SIS Login ID: the roster's login or the folder name), a Points Possible row;
+    - lms/moodle.csv, Moodle's "Import grades from CSV": an identifier column (the roster's login, or the
+      folder name), to map onto Moodle's username, and a column per grade item;
+    - with ``check_columns`` (--lms-checks), the per-check columns in files of their own
+      (lms/canvas_checks.csv, lms/moodle_checks.csv): imported beside the parts, they would become graded
+      items that count twice.
+
+    A learner with a part not graded yet is left out of the files (an empty cell would clear a grade already
+    in the LMS), and so, from Moodle's, is one whose identifier is not a Moodle username (one such row stops
+    Moodle's whole import); returns the lines that say who was left out, for the summary."""
     folder = out / "lms"
     folder.mkdir(exist_ok=True)
-    canvas = [
-        ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *columns],
-        ["Points Possible", "", "", "", "", *columns.values()],
-        *(
-            [_student(name), "", "", name, "", *(_cell(scores.get(c)) for c in columns)]
-            for name, scores in table
-        ),
+    roster = roster or {}
+    pending = [
+        name
+        for name, scores in table
+        if any(scores.get(c) is None for c in (*columns, *(check_columns or {})))
     ]
-    _write_csv(folder / "canvas.csv", canvas)
-    moodle = [
-        ["username", *columns],
-        *([name, *(_cell(scores.get(c)) for c in columns)] for name, scores in table),
+    ready = [(name, scores) for name, scores in table if name not in pending]
+    login = {name: roster.get(name, {}).get("login") or name for name, _ in ready}
+    shown = {name: roster.get(name, {}).get("name") or name for name, _ in ready}
+    moodle_ready = [(name, scores) for name, scores in ready if MOODLE_USERNAME.fullmatch(login[name])]
+    not_moodle = [name for name, _ in ready if not MOODLE_USERNAME.fullmatch(login[name])]
+    files = [("", columns)] + ([("_checks", check_columns)] if check_columns else [])
+    for suffix, wanted in files:
+        canvas = [
+            ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *wanted],
+            ["Points Possible", "", "", "", "", *wanted.values()],
+            *(
+                [_student(shown[name]), "", "", login[name], "", *(scores[c] for c in wanted)]
+                for name, scores in ready
+            ),
+        ]
+        _write_csv(folder / f"canvas{suffix}.csv", canvas)
+        moodle = [
+            ["username", *wanted],
+            *([login[name], *(scores[c] for c in wanted)] for name, scores in moodle_ready),
+        ]
+        _write_csv(folder / f"moodle{suffix}.csv", moodle)
+    lines = [
+        f"LMS files ({folder}): {len(ready)} learner(s) in canvas.csv, {len(moodle_ready)} in moodle.csv"
     ]
-    _write_csv(folder / "moodle.csv", moodle)
+    if pending:
+        lines.append(
+            "  left out of both until every part of theirs is graded (an empty cell would clear a grade in "
+            f"the LMS): {', '.join(map(printable, pending))}"
+        )
+    if not_moodle:
+        lines.append(
+            "  left out of moodle.csv, not a Moodle username (lower-case letters, digits, _ - . @; give a "
+            f"roster, --roster): {', '.join(map(printable, not_moodle))}"
+        )
+    return lines
 
 
 def _student(name: str) -> str:
@@ -215,6 +263,7 @@ def write(
     per_check: bool = False,
     answers: dict[str, dict[str, str]] | None = None,
     notes: list[str] | None = None,
+    roster: dict[str, dict[str, str]] | None = None,
 ) -> str:
     """grades.csv, lms/ (a column per part handed in, and with ``per_check`` per check too), summary.txt and
     class_report.png for the learners in SUBMISSIONS (learner → student id), from their records
@@ -224,11 +273,12 @@ def write(
     maxima = {part: sum(points.values()) for part, points in checks.items()}
     handed_in = {r.part for r in current.values()}  # a part nobody handed in yet gets no column
     columns: dict[str, float] = {}
+    check_columns: dict[str, float] = {}
     for p in course.PARTS:
         if p.name in handed_in:
             columns[f"Part {p.number}: {p.title}"] = maxima[p.name]
             if per_check:
-                columns |= {f"Part {p.number}: {g}": points for g, points in checks[p.name].items()}
+                check_columns |= {f"Part {p.number}: {g}": points for g, points in checks[p.name].items()}
     rows, table, lms = [], [], []
     for name in sorted(learners):
         sid = ids[name]
@@ -258,7 +308,7 @@ def write(
         lms.append((name, scores))
     header = ["learner", "student_id", "part", "score", "max_score", "status", "reason", "hints_used"]
     _write_csv(out / "grades.csv", [header, *rows])
-    lms_gradebooks(out, lms, columns)
+    lms_lines = lms_gradebooks(out, lms, columns, check_columns, roster)
 
     names = {sid: printable(name) for name, sid in ids.items()}
     kept = len(current) - executed
@@ -297,11 +347,23 @@ def write(
     missing = {
         name: [p for p in course.PART_NAMES if f"{ids[name]}/{p}" not in current] for name in sorted(learners)
     }
-    lines.append(f"Parts missing: {sum(map(len, missing.values()))}")
-    lines += [f"  {printable(name)}: {', '.join(parts)}" for name, parts in missing.items() if parts]
+    lines.append(
+        f"Parts missing: {sum(map(len, missing.values()))} (by part: how many learners did not hand it in, "
+        "and who; grades.csv has every row)"
+    )
+    for p in course.PARTS:
+        who = [printable(name) for name, parts in missing.items() if p.name in parts]
+        if who:
+            shown = ", ".join(who[:MISSING_NAMED]) + (
+                f", and {len(who) - MISSING_NAMED} more" if len(who) > MISSING_NAMED else ""
+            )
+            lines.append(f"  Part {p.number} ({p.name}): {len(who)} — {shown}")
+    nothing = [printable(name) for name, parts in missing.items() if len(parts) == len(course.PARTS)]
+    if nothing:
+        lines.append(f"  Handed in nothing: {len(nothing)} — {', '.join(nothing)}")
     for name, files in sorted(unrecognised.items()):
-        ignored = ", ".join(map(printable, files))
-        lines.append(f"  {printable(name)}: ignored notebook(s) with names not in the course: {ignored}")
+        ignored = "; ".join(map(printable, files))
+        lines.append(f"  {printable(name)}: left out of their folder: {ignored}")
     tallies = class_report(ids, current, checks)
     lines += class_report_lines(tallies)
     class_report_chart(tallies, out / "class_report.png")
@@ -310,6 +372,7 @@ def write(
     for shields, n in protections.most_common():
         shown = "; ".join(f"{printable(str(k))}: {printable(str(v))}" for k, v in shields)
         lines.append(f"Protections ({n} notebook(s)): {shown}")
+    lines += lms_lines
     lines.append(
         f"Grades: {out / 'grades.csv'}   LMS gradebooks: {out / 'lms'}   Feedback: {out / 'feedback'}   "
         f"Logs: {out / 'logs'}"

@@ -16,6 +16,7 @@ gradebook, through nbgrader's API, so that formgrader opens it as one it made it
 from __future__ import annotations
 
 import contextlib
+import datetime
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,36 +60,58 @@ class Scored:
 warnings.filterwarnings("ignore", category=SAWarning, module="nbgrader")
 
 
+def _name(kind: type) -> str:
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def settings(root: Path) -> dict:
+    """nbgrader's configuration of a course folder at ``root``, as data (what OUT/course/nbgrader_config.json
+    holds for formgrader, :mod:`grader.formgrader`): scoring that executes nothing (the verdicts already in
+    the notebook are scored: formgrader's *Autograde* button scores them again, never runs a learner's cell),
+    and feedback pages through the course's preprocessors and :class:`grader.feedback.SafeFeedbackExporter`,
+    which cleans each page as it is written. No SanitizeHTML: it cleans markdown *source*, which still renders
+    to live links and remote images; the graded notebook and the rendered page are cleaned instead."""
+    return {
+        "CourseDirectory": {
+            "root": str(root),
+            "course_id": course.COURSE_ID,
+            "db_url": f"sqlite:///{root / 'gradebook.db'}",
+        },
+        "Autograde": {
+            "create_student": True,
+            "sanitize_preprocessors": [
+                _name(p) for p in (DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata)
+            ],
+            "autograde_preprocessors": [
+                _name(p)
+                for p in (
+                    IgnorePattern,
+                    ClearMetadataPreprocessor,
+                    LimitOutput,
+                    SaveAutoGrades,
+                    AssignLatePenalties,
+                    CheckCellMetadata,
+                )
+            ],
+        },
+        "GenerateFeedback": {
+            "preprocessors": [
+                _name(p)
+                for p in (
+                    GetGrades,
+                    EscapeMarkers,
+                    ClearHiddenTests,
+                    HideTestDetails,
+                    CSSHTMLHeaderPreprocessor,
+                )
+            ],
+            "exporter_class": _name(feedback.SafeFeedbackExporter),
+        },
+    }
+
+
 def config(root: Path) -> Config:
-    c = Config()
-    c.CourseDirectory.root = str(root)
-    c.CourseDirectory.course_id = course.COURSE_ID
-    c.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
-    c.Autograde.create_student = True
-    c.Autograde.sanitize_preprocessors = [
-        DeduplicateIds,
-        OverwriteKernelspec,
-        OverwriteCells,
-        CheckCellMetadata,
-    ]
-    c.Autograde.autograde_preprocessors = [
-        IgnorePattern,
-        ClearMetadataPreprocessor,
-        LimitOutput,
-        SaveAutoGrades,
-        AssignLatePenalties,
-        CheckCellMetadata,
-    ]
-    c.GenerateFeedback.preprocessors = [
-        GetGrades,
-        EscapeMarkers,
-        ClearHiddenTests,
-        HideTestDetails,
-        CSSHTMLHeaderPreprocessor,
-    ]
-    # No SanitizeHTML: it cleans markdown *source*, which still renders to live links and remote images, and
-    # escapes the graded notebook's clean HTML; score() sanitizes the notebook and the rendered page instead.
-    return c
+    return Config(settings(root))
 
 
 def last_line(text: str) -> str:
@@ -159,14 +182,7 @@ def score(root: Path, part: str, student_id: str) -> Scored:
     scored.log += result.get("log", "")
     if not result["success"]:
         scored.feedback_error = f"no feedback page: {last_line(result.get('error', ''))}"
-    page = path(root, "feedback", student_id, part, ".html")
-    if page.exists():
-        try:  # sanitized after rendering, before anything reads it
-            feedback.make_page_safe(page)
-        except Exception as error:
-            page.unlink()
-            scored.feedback_error = f"no feedback page: it could not be made safe to open: {error!r}"[:300]
-    return scored
+    return scored  # the page was cleaned as it was written (feedback.SafeFeedbackExporter)
 
 
 def path(root: Path, step: str, student_id: str, part: str, suffix: str = ".ipynb") -> Path:
@@ -201,21 +217,52 @@ class ClassGradebook:
         self.gb.db.commit()
         self.gb.close()
 
-    def add(self, record) -> None:
+    def add(self, record, timestamp: datetime.datetime | None = None, drop_hand: bool = False) -> bool:
+        """The record's scores and comments as the submission's automatic ones (its learner named by their
+        folder, the submission timed by its file). A hand grade or comment already there (given in formgrader
+        to the notebook this record replaces) is kept and marked for review, as nbgrader does, or, with
+        ``drop_hand``, dropped; returns whether there was one."""
         if record.student_id not in self.students:
-            self.gb.add_student(record.student_id)
+            self.gb.add_student(record.student_id, first_name=record.learner[:128], last_name="")
             self.students.add(record.student_id)
         try:
             submission = self.gb.find_submission(record.part, record.student_id)
         except MissingEntry:
             submission = self.gb.add_submission(record.part, record.student_id)
+        if timestamp is not None:
+            submission.timestamp = timestamp
+        had_hand = False
         for notebook in submission.notebooks:
             for grade in notebook.grades:
+                had_hand |= grade.manual_score is not None
+                if drop_hand:
+                    grade.manual_score = None
                 grade.auto_score = record.grades.get(grade.name, 0.0)
                 grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
             for comment in notebook.comments:
+                had_hand |= bool(comment.manual_comment)
+                if drop_hand:
+                    comment.manual_comment = None
                 comment.auto_comment = record.comments.get(comment.name)
         self.gb.db.commit()
+        return had_hand
+
+    def hand_grades(self) -> dict[str, dict[str, dict]]:
+        """Every hand grade and comment given in formgrader: ``STUDENT_ID/PART`` → ``{"grades": {grade id:
+        points}, "comments": {cell: text}}`` (only the submissions that have one)."""
+        found: dict[str, dict[str, dict]] = {}
+        for assignment in self.gb.assignments:
+            for submission in assignment.submissions:
+                grades, comments = {}, {}
+                for notebook in submission.notebooks:
+                    grades |= {
+                        g.name: float(g.manual_score) for g in notebook.grades if g.manual_score is not None
+                    }
+                    comments |= {c.name: c.manual_comment for c in notebook.comments if c.manual_comment}
+                if grades or comments:
+                    key = f"{submission.student.id}/{assignment.name}"
+                    found[key] = {"grades": grades, "comments": comments}
+        return found
 
     def remove(self, student_id: str, part: str) -> None:
         with contextlib.suppress(MissingEntry):

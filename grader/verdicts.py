@@ -222,7 +222,8 @@ def put_back(
         points = float(original.metadata["nbgrader"].get("points", 0)) if original is not None else 0.0
         taken = (hints or {}).get(check.grade_id, 0)
         cell.outputs = verdict_output(verdicts[check.grade_id], points, taken, hint_cost)
-        cell.execution_count = None
+        answer = cells.get(check.after)  # judged right after its answer cell ran: shown with its number
+        cell.execution_count = answer.get("execution_count") if answer is not None else None
 
 
 def write(

@@ -849,15 +849,24 @@ class TestAClassOfBadSubmissions:
         gone = "edited test cell"
         assert before[(gone, PART)]["status"] == "graded" and not any(k[0] == gone for k in _rows(out))
         assert "Left out, no longer in the submissions" in second and gone in second
-        for lms in ("canvas.csv", "moodle.csv"):
+        for lms in ("canvas.csv", "moodle.csv", "canvas_checks.csv", "moodle_checks.csv"):
             assert gone not in (out / "lms" / lms).read_text()
-        with open(out / "lms" / "canvas.csv", newline="") as f:
-            canvas = {row["Student"]: row for row in csv.DictReader(f)}
-        points = [canvas["Points Possible"][f"Part 1: {g}"] for g in ("test_neuron_sum", "test_two_layer")]
+        canvas, checks = {}, {}
+        for name, table in (
+            ("canvas.csv", canvas),
+            ("canvas_checks.csv", checks),
+        ):  # --lms-checks: a file apart
+            with open(out / "lms" / name, newline="") as f:
+                table |= {row["Student"]: row for row in csv.DictReader(f)}
+        points = [checks["Points Possible"][f"Part 1: {g}"] for g in ("test_neuron_sum", "test_two_layer")]
         assert points == ["1", "2"], points
-        kernel_death = canvas["kernel death"]  # its kernel died in two_layer: the two checks before it count
-        assert kernel_death["Part 1: Tensors"] == "2" and kernel_death["Part 1: test_two_layer"] == "0"
-        assert kernel_death["Part 1: test_neuron_sum"] == "1" and canvas["correct"]["Part 1: Tensors"] == "5"
+        assert not any(key.startswith("Part 1: test_") for key in canvas["Points Possible"])
+        # its kernel died in two_layer: the two checks before it count
+        assert (
+            canvas["kernel death"]["Part 1: Tensors"] == "2" and canvas["correct"]["Part 1: Tensors"] == "5"
+        )
+        assert checks["kernel death"]["Part 1: test_two_layer"] == "0"
+        assert checks["kernel death"]["Part 1: test_neuron_sum"] == "1"
         assert not (out / "feedback" / gone).exists() and not (out / "logs" / gone).exists()
         with Gradebook(f"sqlite:///{out / 'course' / 'gradebook.db'}", course.COURSE_ID) as gb:
             assert gb.find_submission(PART, student_id("correct")).score == FULL

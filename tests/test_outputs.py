@@ -463,12 +463,57 @@ def test_no_csv_cell_is_a_formula_and_numbers_stay_numbers(written):
     }
     canvas = _cells(out / "lms" / "canvas.csv")
     assert [row[0] for row in canvas].count("Points Possible") == 1 and canvas[1][0] == "Points Possible"
-    assert canvas[1][5:] == ["1", "1"]  # Part 1's points and its check's: numbers
+    assert canvas[1][5:] == ["1"] and _cells(out / "lms" / "canvas_checks.csv")[1][5:] == ["1"]  # numbers
     learner = next(row for row in canvas if row[3] == "Points Possible")
     assert learner[0] == "'Points Possible"  # a learner of that name is not taken for Canvas's row
     moodle = _cells(out / "lms" / "moodle.csv")
-    assert moodle[0][0] == "username" and {row[0] for row in moodle[1:]} == learners
-    assert all(float(c) in (0, 1) for row in moodle[1:] for c in row[1:] if c)
+    assert moodle[0][0] == "username" and len(moodle) == 1  # no folder name here is a Moodle username
+
+
+def test_the_lms_files_follow_each_importers_rules_with_and_without_a_roster(tmp_path):
+    """Canvas: its student columns and one Points Possible row; Moodle: an identifier that is a username;
+    no empty cell (it would clear a grade in the LMS): a learner with a part not graded yet is left out and
+    named; per-check columns in files of their own (they would count twice beside the parts); a roster's
+    login and name used in both files."""
+    part = course.PART_NAMES[0]
+    names = {"alice": "alice-1", "Zoë Ångström": "zoe-2", "bob": "bob-3"}
+    current = {}
+    for name, sid in names.items():
+        status = "error" if name == "bob" else "graded"  # the grader's failure: graded again next run
+        record = Record(name, sid, part, "d", status, score=1.0)
+        record.checks = {"test_a": _check(True)}
+        current[record.key] = record
+    points = {p: ({"test_a": 1.0} if p == part else {}) for p in course.PART_NAMES}
+    for roster in (
+        None,
+        {
+            "alice": {"login": "a.smith", "name": "Alice Smith"},
+            "Zoë Ångström": {"login": "zangstrom", "name": "Zoë Ångström"},
+        },
+    ):
+        out = tmp_path / ("roster" if roster else "plain")
+        out.mkdir()
+        summary = reports.write(out, names, current, {}, points, 0, [], per_check=True, roster=roster)
+        canvas, moodle = _cells(out / "lms" / "canvas.csv"), _cells(out / "lms" / "moodle.csv")
+        assert canvas[0][:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+        assert canvas[0][5:] == ["Part 1: Tensors"] and canvas[1] == ["Points Possible", "", "", "", "", "1"]
+        assert not any(cell == "" for row in canvas[2:] for cell in row[5:]) and "bob" not in str(canvas)
+        assert "left out of both until every part of theirs is graded" in summary and "bob" in summary
+        for row in moodle[1:]:
+            assert reports.MOODLE_USERNAME.fullmatch(row[0]) and all(row[1:])
+        checks = _cells(out / "lms" / "canvas_checks.csv")
+        assert (
+            checks[0][5:] == ["Part 1: test_a"]
+            and _cells(out / "lms" / "moodle_checks.csv")[0][1:] == checks[0][5:]
+        )
+        if roster:
+            assert [row[3] for row in canvas[2:]] == ["zangstrom", "a.smith"]  # in the folders' order
+            assert [row[0] for row in canvas[2:]] == ["Zoë Ångström", "Alice Smith"]
+            assert [row[0] for row in moodle[1:]] == ["zangstrom", "a.smith"]
+        else:
+            assert [row[3] for row in canvas[2:]] == ["Zoë Ångström", "alice"]
+            assert [row[0] for row in moodle[1:]] == ["alice"]  # "Zoë Ångström" would stop Moodle's import
+            assert "not a Moodle username" in summary and "Zoë Ångström" in summary
 
 
 def test_the_summary_and_the_table_hold_no_control_character_and_no_forged_line(written):
