@@ -14,6 +14,14 @@ import unicodedata
 # Unicode's control, format (bidirectional overrides, zero-width characters), separator-line/paragraph,
 # surrogate (an undecodable byte, kept by os.fsdecode) and unassigned categories: shown escaped.
 _HIDDEN = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
+# Blanks that look like a space or nothing (no-break and other spaces, Hangul fillers, a braille blank).
+_BLANKS = {c for c in map(chr, range(0x80, 0x3200)) if unicodedata.category(c) == "Zs"} | {
+    "\u115f",
+    "\u1160",
+    "\u3164",
+    "\uffa0",
+    "\u2800",
+}
 # What a spreadsheet reads as the start of a formula (OWASP): such a cell gets a leading apostrophe.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
@@ -33,7 +41,7 @@ def printable(text: str | bytes) -> str:
         text = os.fsdecode(text)  # undecodable bytes become lone surrogates, escaped below
     shown = []
     for char in text:
-        if unicodedata.category(char) in _HIDDEN:
+        if unicodedata.category(char) in _HIDDEN or char in _BLANKS:
             code = ord(char)
             if 0xDC80 <= code <= 0xDCFF:  # a byte os.fsdecode could not decode
                 shown.append(f"\\x{code - 0xDC00:02x}")

@@ -28,6 +28,7 @@ import json
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -94,7 +95,11 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.transport = "ipc"
         self.ip = str(Path(self.scratch) / "kernel" / "k")
         self.connection_file = str(Path(self.scratch) / "kernel" / "connection.json")
-        return await super()._async_pre_start_kernel(**kw)
+        command, kw = await super()._async_pre_start_kernel(**kw)
+        # The kernel's own stdout and stderr lead nowhere: what a learner's code writes past IPython's streams
+        # (ipykernel keeps the original descriptors) never reaches this process, its log or the worker.
+        kw["stdout"] = kw["stderr"] = subprocess.DEVNULL
+        return command, kw
 
     def client(self, **kwargs):
         """The grader's end of the kernel's channels, taking in no message over ANSWER_LIMIT bytes (ZMQ drops

@@ -287,6 +287,19 @@ def cleaned(fragment: str, relative: bool = False) -> tuple[str, bool]:
     return safe, safe != _as_written(fragment)
 
 
+def rendered_safely(markdown_source: str, rendered: str, relative: bool = False) -> tuple[str, bool]:
+    """A markdown text's clean rendering, and whether the text must be replaced by it. Markdown with no ``<``
+    renders to well-formed HTML (its text escaped): only its links and images can be harmful, which
+    :func:`cleaned` finds. Markdown with a ``<`` may hold raw HTML that is harmful only in the page around it
+    (a tag left open at its end runs into the template's next ``>``; a stray end tag closes the template's
+    elements), which no parse of the fragment alone shows: it keeps its own text only where that is
+    exactly its clean rendering."""
+    if "<" not in markdown_source:
+        return cleaned(rendered, relative)
+    safe = clean(rendered, relative)
+    return safe, safe != rendered
+
+
 def harmful(fragment: str, relative: bool = False) -> bool:
     """Whether :func:`clean` would take anything out of the fragment."""
     return cleaned(fragment, relative)[1]
@@ -396,14 +409,15 @@ def _safe_output(output, cell, exporter):
     data = output.get("data") if isinstance(output.get("data"), dict) else {}
     kept, removed = {}, []
     html_given = data.get("text/html")
-    if isinstance(html_given, str):
-        safe, changed = cleaned(html_given, relative=True)
-        kept["text/html"] = safe if changed else html_given
+    if isinstance(
+        html_given, str
+    ):  # always its clean serialization: a tag left open would run into the page's
+        kept["text/html"] = clean(html_given, relative=True)
     for mime, value in data.items():
         if mime in KEPT_OUTPUTS and (isinstance(value, str) or mime == "application/json"):
             kept[mime] = value
         elif mime == "text/markdown" and isinstance(value, str):
-            safe, changed = cleaned(_markdown(value, cell, exporter), relative=True)
+            safe, changed = rendered_safely(value, _markdown(value, cell, exporter), relative=True)
             if changed:
                 kept.setdefault("text/html", safe)
             else:
@@ -447,14 +461,12 @@ def safe_notebook(nb) -> bool:
         if not isinstance(source, str):
             source = cell["source"] = "".join(map(str, source)) if isinstance(source, list) else str(source)
         if cell.cell_type == "markdown":
-            safe, changed = cleaned(_markdown(source, cell, exporter), relative=True)
+            safe, changed = rendered_safely(source, _markdown(source, cell, exporter), relative=True)
             if changed:
                 cell.source = _one_line(safe)
                 cell.pop("attachments", None)  # inline in the clean rendering, where they were images
-        elif cell.cell_type == "raw":
-            safe, changed = cleaned(source, relative=True)
-            if changed:
-                cell.source = safe
+        elif cell.cell_type == "raw":  # always its clean serialization, as an HTML output
+            cell.source = clean(source, relative=True)
         else:
             if type(cell.get("execution_count")) is not int:
                 cell["execution_count"] = None

@@ -38,6 +38,7 @@ import nbformat
 
 import course
 from grader import cells, records, sandbox, scoring
+from grader.escape import printable
 from grader.versions import course_version
 
 
@@ -311,7 +312,7 @@ def run_job(job: Job) -> records.Record:
         verdicts.write(executed, job.part, judged, job.source, hints, job.hint_cost)
         shutil.copyfile(executed, submitted)
         scored = scoring.score(root, job.part, job.student_id)
-        record.log += scored.log
+        record.log += "".join(printable(line) + "\n" for line in scored.log[-LOG_LIMIT:].splitlines())
         if scored.score is None:
             record.status, record.reason = "error", scored.error
         else:
@@ -342,6 +343,7 @@ def run_job(job: Job) -> records.Record:
 # a minute on a loaded CPU); every other judge takes megabytes and milliseconds.
 JUDGE_MEMORY = 4 * 2**30
 JUDGE_SECONDS = 300
+JUDGE_TOTAL = 900  # seconds for judging one notebook, all its checks
 TOO_BIG = "judging this answer needed more memory than allowed"
 
 
@@ -363,7 +365,13 @@ def judge_bounded(
 
     todo = [c.grade_id for c in checks.of_part(part)]
     judged: dict[str, Verdict] = {}
+    ends = time.monotonic() + max(seconds, JUDGE_TOTAL)
     while todo:
+        if time.monotonic() >= ends:  # no time left for this notebook: the checks not judged yet fail
+            for grade_id in todo:
+                why = f"judging this notebook took longer than {JUDGE_TOTAL} s in all"
+                judged[grade_id] = Verdict(grade_id, False, f"the check could not judge this answer: {why}")
+            break
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: judges what is left, a verdict a line, and leaves without cleaning up
@@ -391,17 +399,17 @@ def judge_bounded(
                 os._exit(status)
         os.close(write_end)
         try:
-            _collect(read_end, pid, todo, judged, seconds)
+            _collect(read_end, pid, todo, judged, seconds, ends)
         finally:
             os.close(read_end)
     return judged
 
 
-def _collect(read_end: int, pid: int, todo: list[str], judged: dict, seconds: float) -> None:
+def _collect(read_end: int, pid: int, todo: list[str], judged: dict, seconds: float, ends: float) -> None:
     """The child's verdicts as they come; the check it was judging when it died or ran out of time fails."""
     from checks.core import Verdict
 
-    buffer, deadline = b"", time.monotonic() + seconds
+    buffer, deadline = b"", min(time.monotonic() + seconds, ends)
     while todo:
         ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
         chunk = os.read(read_end, 2**16) if ready else None
@@ -414,7 +422,7 @@ def _collect(read_end: int, pid: int, todo: list[str], judged: dict, seconds: fl
                 )  # a message may quote what the learner's code raised: valid text only
                 verdict["message"] = verdict["message"].encode(errors="replace").decode()
                 judged[todo.pop(0)] = Verdict(**verdict)
-                deadline = time.monotonic() + seconds
+                deadline = min(time.monotonic() + seconds, ends)
             continue
         if chunk is None:  # out of time
             os.kill(pid, signal.SIGKILL)
@@ -438,31 +446,46 @@ def _limit_address_space(extra: int) -> None:
             return
 
 
+LOG_LIMIT = 256 * 2**10  # bytes kept of each log of a notebook's grading (its end)
+
+
+def _log_tail(path: Path) -> str:
+    """The end of a log (at most LOG_LIMIT bytes), each line escaped (grader.escape.printable): a log is a
+    file a person reads, and the learner's code may have written to it."""
+    if not path.exists():
+        return ""
+    with open(path, "rb") as handle:
+        handle.seek(max(0, handle.seek(0, os.SEEK_END) - LOG_LIMIT))
+        text = handle.read().decode(errors="replace")
+    return "".join(printable(line) + "\n" for line in text.splitlines())
+
+
 def _execute(task, root: Path, notebook_seconds: int, record: records.Record) -> Path | None:
     """The grading process (``python -m grader.execution``) on the task; the executed notebook, or None (and
     the record says why)."""
     (root / "task.json").write_text(json.dumps(asdict(task)))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("MPLBACKEND", None)  # kernels draw inline, so the feedback shows the learner's figures
-    process = subprocess.Popen(
-        _dies_with_worker([sys.executable, "-m", "grader.execution", str(root / "task.json")]),
-        cwd=course.ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: a timeout kills it and all it started
-    )
+    with open(
+        root / "process.log", "wb"
+    ) as output:  # a file, read back in part: no pipe to fill this process
+        process = subprocess.Popen(
+            _dies_with_worker([sys.executable, "-m", "grader.execution", str(root / "task.json")]),
+            cwd=course.ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a timeout kills it and all it started
+        )
     try:
-        log, _ = process.communicate(timeout=notebook_seconds)
+        process.wait(timeout=notebook_seconds)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)  # the kernel's sandbox dies with its parent
-        log, _ = process.communicate()
-        record.log = (log or b"").decode(errors="replace")
+        process.wait()
+        record.log = _log_tail(root / "process.log")
         record.status, record.reason = "timed out", f"the notebook ran over {notebook_seconds} s"
         return None
-    text = (log or b"").decode(errors="replace")
-    if (root / "autograde.log").exists():
-        text += (root / "autograde.log").read_text(errors="replace")
+    text = _log_tail(root / "process.log") + _log_tail(root / "autograde.log")
     record.log = text
     outcome_file = root / "result.json"
     if not outcome_file.exists():

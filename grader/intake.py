@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
+import json
 import os
 import re
 import stat
@@ -39,7 +41,10 @@ from grader.escape import printable
 MAX_NOTEBOOK_BYTES = 64 * 2**20  # a notebook handed in (with outputs); the grader clears the outputs anyway
 MAX_DEPTH = 8  # folders below a learner's folder searched for notebooks named like no part
 MAX_ENTRIES = 10_000  # entries of a learner's folder looked at, in all
+MAX_CELLS = 3_000  # cells of a notebook (a part has about a hundred): more costs the intake seconds each
+MAX_OUTPUTS = 20_000  # outputs of a notebook, in all
 RESERVED = {"points possible"}  # a learner folder named so would forge a row of an LMS file (Canvas's)
+OUR_IDS = re.compile(r"-[0-9a-f]{64}$")  # a student id's end: a folder so named could share another's outputs
 LAYOUTS = ("auto", "flat", "nbgrader")
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)  # a FIFO never blocks
@@ -144,10 +149,12 @@ def take_in(submissions: Path, layout: str = "auto") -> Intake:
                     learner.refused = "a symbolic link, not a folder: hand in the folder itself"
                 elif not stat.S_ISDIR(info.st_mode):
                     continue  # a stray file beside the folders: not a learner
-                elif learner.name.strip().casefold() in RESERVED:
+                elif _alike_key(os.fsdecode(name)) in RESERVED:
                     learner.refused = (
                         f"{learner.name!r} is a name the LMS files keep for themselves: rename it"
                     )
+                elif OUR_IDS.search(learner.name):
+                    learner.refused = f"{learner.name!r} ends like the grader's own ids: rename it"
                 else:
                     _read_folder(top, learner, intake.submissions)
             except Exception as error:  # one folder's trouble is that learner's, never the class's
@@ -156,25 +163,33 @@ def take_in(submissions: Path, layout: str = "auto") -> Intake:
             intake.learners.append(learner)
     finally:
         os.close(top)
-    _refuse_alike(intake)
+    _tell_alike_apart(intake)
     return intake
 
 
-def _refuse_alike(intake: Intake) -> None:
-    """Two folders whose names a person cannot tell apart (the same letters, composed differently) are both
-    refused: their grades would read as one learner's."""
+def _alike_key(name: str) -> str:
+    """What a person (or an LMS) may take for the same name: compatibility forms, case, blanks."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def _tell_alike_apart(intake: Intake) -> None:
+    """Folders whose names a person could take for one (the same letters composed differently, another case,
+    other blanks, full-width forms) are all graded, each shown by its bytes (every letter outside ASCII
+    escaped), and named in the summary: nobody loses a grade to a classmate's choice of name."""
     alike = defaultdict(list)
     for learner in intake.learners:
-        alike[unicodedata.normalize("NFC", learner.name)].append(learner)
+        alike[_alike_key(os.fsdecode(learner.folder))].append(learner)
     for group in alike.values():
         if len(group) > 1:
-            spelled = " and ".join(ascii(learner.name) for learner in group)  # the bytes that differ, shown
             for learner in group:
-                learner.refused = (
-                    f"{len(group)} folders have names that look alike ({spelled}): rename all but one"
-                )
-    refused = {learner.student_id for learner in intake.learners if learner.refused}
-    intake.submissions[:] = [s for s in intake.submissions if s.student_id not in refused]
+                learner.name = ascii(os.fsdecode(learner.folder))[1:-1]
+            intake.notes.append(
+                "Folders whose names look alike, graded, each shown by its bytes (check who is who): "
+                + ", ".join(learner.name for learner in group)
+            )
+    shown = {learner.student_id: learner.name for learner in intake.learners}
+    for submission in intake.submissions:
+        submission.learner = shown[submission.student_id]
 
 
 def _read_folder(top: int, learner: Learner, found: list[Submission]) -> None:
@@ -228,6 +243,11 @@ def _read_notebook(folder: int, where: tuple[bytes, ...], learner: Learner, part
             submission.modified = info.st_mtime
             if not stat.S_ISREG(info.st_mode):
                 submission.refused = f"{shown} is not a regular file"
+            elif info.st_nlink > 1:  # the same file under another name, which may lie outside the folder
+                submission.refused = (
+                    f"{shown} is a hard link to a file elsewhere: hand in the notebook itself (copy "
+                    "submissions with cp -r, not cp -l)"
+                )
             elif info.st_size > MAX_NOTEBOOK_BYTES:
                 submission.refused = _too_large(shown)
             else:
@@ -262,7 +282,9 @@ def _look_through(folder: int, learner: Learner, taken: set[tuple[bytes, ...]]) 
         while todo:
             where, fd = todo.pop()
             try:
-                for entry in sorted(map(os.fsencode, os.listdir(fd))):
+                with os.scandir(fd) as listing:  # entry by entry: a folder of millions is not read whole
+                    entries = [os.fsencode(e.name) for e in itertools.islice(listing, MAX_ENTRIES - seen + 1)]
+                for entry in sorted(entries):
                     seen += 1
                     if seen > MAX_ENTRIES:
                         learner.ignored.append(f"more than {MAX_ENTRIES:,} files: the rest was not looked at")
@@ -300,9 +322,23 @@ def admit(submission: Submission, part_sources: Path = course.SOLUTIONS) -> tupl
         return b"", "not a notebook: not UTF-8 text"
     if not text.strip():
         return b"", "not a notebook: the file is empty"
+    try:  # JSON first (fast), to refuse a notebook too large to validate before nbformat reads it
+        cells = json.loads(text).get("cells", [])
+        outputs = (
+            sum(len(c.get("outputs", [])) for c in cells if isinstance(c, dict))
+            if isinstance(cells, list)
+            else 0
+        )
+    except Exception:  # JSON that is not, nested too deep: said, not quoted
+        return b"", "not a notebook: not JSON that nbformat can read (save it again from Jupyter)"
+    if isinstance(cells, list) and (len(cells) > MAX_CELLS or outputs > MAX_OUTPUTS):
+        return b"", (
+            f"not graded: over {MAX_CELLS:,} cells or {MAX_OUTPUTS:,} outputs (clear the outputs, remove the "
+            "extra cells and hand it in again)"
+        )
     try:
         nb = nbformat.reads(text, as_version=4)
-    except Exception:  # JSON that is not, nested too deep, or a format nbformat cannot read: said, not quoted
+    except Exception:  # a format nbformat cannot read: said, not quoted
         return b"", "not a notebook: not JSON that nbformat can read (save it again from Jupyter)"
     try:
         nbformat.validate(nb)

@@ -20,7 +20,7 @@ import nbformat
 from nbgrader.apps import NbGraderAPI
 
 import course
-from grader import records, reports, scoring, sources
+from grader import intake, records, reports, scoring, sources
 from grader.intake import Intake, Submission, output_folder
 
 
@@ -94,9 +94,7 @@ class Merge:
             return
         if self.links.get(record.key) == f"{record.digest}:{record.learner}":
             return
-        stamp = datetime.datetime.fromtimestamp(
-            self.timestamps.get(record.key, 0) or time.time(), datetime.UTC
-        )
+        stamp = _stamp(self.timestamps.get(record.key, 0.0))
         if self.book.add(record, stamp.replace(tzinfo=None), self.drop_hand):
             self.over_hand.append(f"{record.learner} / {record.part}")
         folder = output_folder(record.learner, record.student_id)
@@ -251,6 +249,15 @@ class Merge:
         records.link(page, self.out / "feedback" / folder / f"{record.part}.html")
 
 
+def _stamp(modified: float) -> datetime.datetime:
+    """A submission's time for the gradebook: its file's (the learner's to set: not proof of when it came in),
+    never later than now; now when the file's is not a time."""
+    try:
+        return datetime.datetime.fromtimestamp(min(float(modified), time.time()), datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return datetime.datetime.now(datetime.UTC)
+
+
 def answer_code(
     tasks: list[Submission], part_sources: Path, trouble: list[str] | None = None
 ) -> dict[str, dict[str, str]]:
@@ -263,8 +270,11 @@ def answer_code(
     for task in tasks:
         if task.refused:
             continue
-        try:
-            nb = nbformat.reads(task.data.decode("utf-8"), as_version=4)
+        try:  # the notebook as the intake admits it: within its limits, or not at all
+            admitted, reason = intake.admit(task, part_sources)
+            if reason:
+                continue
+            nb = nbformat.reads(admitted.decode(), as_version=4)
             code.setdefault(task.learner, {})[task.part] = similarity.answer_code(nb, exercises[task.part])
         except Exception:  # not a notebook (its record says so), or one the similarity report cannot read
             continue

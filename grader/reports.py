@@ -217,9 +217,10 @@ def _student(name: str) -> str:
 
 
 def _write_csv(path: Path, rows) -> None:
-    """A CSV file whose every cell is :func:`grader.escape.csv_cell`'s: no formula, no control character."""
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows([csv_cell(cell) for cell in row] for row in rows)
+    """A CSV file whose every cell is :func:`grader.escape.csv_cell`'s (no formula, no control character), and
+    quoted (a spreadsheet whose locale separates cells with ";" splits no cell at a ";" in a name)."""
+    with open(path, "w", newline="") as f:  # every cell quoted: a ";" cannot start a cell where ";" separates
+        csv.writer(f, quoting=csv.QUOTE_ALL).writerows([csv_cell(cell) for cell in row] for row in rows)
 
 
 def _similarity(

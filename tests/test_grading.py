@@ -234,9 +234,9 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     expected["submitted"] = (0, "missing")
     put("Points Possible", _solution())  # a row of Canvas's file
     expected["Points Possible"] = (None, "refused")
-    for renee in ("Ren\u00e9e", "Rene\u0301e"):  # one name to a person, two to the file system
-        put(renee, _solution())
-        expected[renee] = (None, "refused")
+    for renee in ("Ren\u00e9e", "Rene\u0301e"):  # one name to a person, two to the file system: both graded,
+        put(renee, _solution())  # each shown by its bytes
+        expected[ascii(renee)[1:-1]] = (FULL, "graded")
     wrong_type = json.loads(nbformat.writes(_solution()))
     wrong_type["cells"][0]["source"] = 42
     put("source of the wrong type", json.dumps(wrong_type).encode())
@@ -620,10 +620,14 @@ class TestAClassOfBadSubmissions:
         text = (out / "summary.txt").read_text()
         for line in (
             "Layout: a folder per learner. A learner's folder is named 'submitted'",
-            "Folders not graded: 3",
+            "Folders not graded: 1",
         ):
             assert line in text, line
-        assert "'Points Possible' is a name the LMS files keep" in text and "look alike" in text
+        assert "'Points Possible' is a name the LMS files keep" in text
+        assert (
+            "Folders whose names look alike, graded, each shown by its bytes" in text
+            and "Rene\\u0301e" in text
+        )
         assert f"{PART}.ipynb is a symbolic link: hand in the notebook itself" in text
         assert "a symbolic link, not followed" in text and "deeper than 8 folders" in text
         assert f"correct/{PART}/{PART}.ipynb: a notebook named like no part" in text

@@ -73,7 +73,8 @@ def test_ids_hold_the_whole_hash_and_names_are_bytes_shown_escaped(tmp_path):
     for name in (windows_zip, "Zoë Ångström", "evil\x1b]0;pwned\x07", "x" * 255, "=HYPERLINK(1)"):
         _put(root, name)
     _put(root, "Zoe\u0308 A\u030angstro\u0308m")  # the same letters as Zoë Ångström, decomposed
-    _put(root, "Points Possible")
+    _put(root, "Points\u00a0possible ")  # a no-break space, another case, a trailing blank
+    _put(root, "copycat-" + "0" * 64)  # named like a student id: could share another's output folder
     taken = intake.take_in(root)
     learners = _by_name(taken)
     assert "Jos\\xe9" in learners and "evil\\x1b]0;pwned\\x07" in learners  # escaped for people
@@ -82,12 +83,29 @@ def test_ids_hold_the_whole_hash_and_names_are_bytes_shown_escaped(tmp_path):
     ids = [learner.student_id for learner in taken.learners]
     assert len(set(ids)) == len(ids) and all(len(i.rsplit("-", 1)[1]) == 64 for i in ids)
     assert intake.student_id("x" * 255) != intake.student_id("x" * 254)
-    alike = [learner for learner in taken.learners if "look alike" in learner.refused]
-    assert len(alike) == 2  # both refused: their grades would read as one learner's
-    assert "keep for themselves" in learners["Points Possible"].refused
+    # the same letters composed two ways: both graded, each shown by its bytes, named in the summary's notes
+    alike = {"Zo\\xeb \\xc5ngstr\\xf6m", "Zoe\\u0308 A\\u030angstro\\u0308m"}
+    assert alike <= {learner.name for learner in taken.learners if not learner.refused}
+    assert any("look alike" in note and all(name in note for name in alike) for note in taken.notes)
+    assert "keep for themselves" in learners["Points\\xa0possible "].refused
+    assert "ends like the grader's own ids" in learners["copycat-" + "0" * 64].refused
     graded = {s.learner for s in taken.submissions}
-    assert graded == {"Jos\\xe9", "evil\\x1b]0;pwned\\x07", "x" * 255, "=HYPERLINK(1)"}
+    assert graded == {"Jos\\xe9", "evil\\x1b]0;pwned\\x07", "x" * 255, "=HYPERLINK(1)", *alike}
     assert intake.output_folder("x" * 255, ids[0]) == ids[0]  # a name too long for a file name: the id
+
+
+def test_hard_links_and_notebooks_too_large_to_validate_are_refused(tmp_path):
+    root = tmp_path / "submissions"
+    secret = tmp_path / "secret.key"
+    secret.write_text('{"SECRET": 1}')
+    (root / "linker").mkdir(parents=True)
+    os.link(secret, root / "linker" / f"{PART}.ipynb")  # the same file as one outside the folder
+    nb = json.loads(SOLUTION.read_text())
+    nb["cells"] = nb["cells"][:1] * (intake.MAX_CELLS + 1)
+    _put(root, "many cells", json.dumps(nb).encode())
+    reasons = _reasons(intake.take_in(root))
+    assert "is a hard link to a file elsewhere" in reasons["linker"]
+    assert "over 3,000 cells" in reasons["many cells"]
 
 
 def test_the_nbgrader_layout_only_when_asked_or_plain(tmp_path):
