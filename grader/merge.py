@@ -155,6 +155,11 @@ class Merge:
                 self._remove(key)
             except Exception as error:
                 self.trouble.append(f"{key}: not taken out of the gradebook ({type(error).__name__})")
+        for learner in intake.graded:  # every learner in formgrader's list, those with nothing graded too
+            try:
+                self.book.name(learner.student_id, learner.name)
+            except Exception as error:
+                self.trouble.append(f"{learner.name}: not in the gradebook ({type(error).__name__})")
         hand = self._hand_grades(current)
         for record in current.values():  # every log, the failures' too
             found = records.path(out, record, "log.txt")

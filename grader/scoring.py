@@ -222,9 +222,7 @@ class ClassGradebook:
         folder, the submission timed by its file). A hand grade or comment already there (given in formgrader
         to the notebook this record replaces) is kept and marked for review, as nbgrader does, or, with
         ``drop_hand``, dropped; returns whether there was one."""
-        if record.student_id not in self.students:
-            self.gb.add_student(record.student_id, first_name=record.learner[:128], last_name="")
-            self.students.add(record.student_id)
+        self.name(record.student_id, record.learner)
         try:
             submission = self.gb.find_submission(record.part, record.student_id)
         except MissingEntry:
@@ -246,6 +244,12 @@ class ClassGradebook:
                 comment.auto_comment = record.comments.get(comment.name)
         self.gb.db.commit()
         return had_hand
+
+    def name(self, student_id: str, name: str) -> None:
+        """The learner in the gradebook, by their folder's name (as formgrader lists them)."""
+        if student_id not in self.students:
+            self.gb.add_student(student_id, first_name=name[:128], last_name="")
+            self.students.add(student_id)
 
     def hand_grades(self) -> dict[str, dict[str, dict]]:
         """Every hand grade and comment given in formgrader: ``STUDENT_ID/PART`` → ``{"grades": {grade id:

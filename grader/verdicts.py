@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import os
+import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -178,7 +179,10 @@ def verdict_output(verdict: Verdict, points: float = 0.0, hints: int = 0, cost: 
     as an execute_result, which nbgrader scores as partial credit."""
     if not verdict.passed:
         name = "CheckNotRun" if verdict.message.startswith("not run") else "CheckFailed"
-        return [error_output(name, verdict.message)]
+        failed = error_output(name, verdict.message)
+        # formgrader shows the traceback in a box that never wraps: wrapped here (evalue keeps it whole)
+        failed.traceback = [textwrap.fill(f"{name}: {verdict.message}", 100, break_long_words=False)]
+        return [failed]
     charge = min(points, hints * cost)
     if not charge:
         return [NotebookNode(output_type="stream", name="stdout", text=verdict.line() + "\n")]
