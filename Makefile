@@ -80,7 +80,7 @@ lab: env
 # Every test: lint, helper unit tests and doctests, notebook execution with every check's wrong answers (nbval),
 # exercise sync, grading, browser. One thread per test worker: PyTorch's threads spin while they wait, and two
 # workers with two threads each on a 2-core machine ran the notebooks several times slower than one thread each.
-# Budget: the test phase stays under 15 minutes on a 2-core machine (README, "Tests and CI").
+# Budget: the test phase stays under 15 minutes on a 2-core machine (docs/development.md, "Tests and CI").
 # Each test module and each notebook is one unit of work (--dist loadscope), handed out in collection order
 # (--no-loadscope-reorder): the root conftest.py puts the longest units first.
 test: env-all browser sandbox lint

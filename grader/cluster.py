@@ -32,7 +32,8 @@ class SchedulerUnreachable(RuntimeError):
 # Dask's housekeeping, tuned for tasks that each run for seconds to minutes: its defaults (an event-loop tick
 # every 20 ms, a system monitor every 0.5 s, a profiler sampling every worker thread every 10 ms) kept a fifth
 # of a core busy in an embedded cluster of two waiting workers (measured: 0.19 cores, 0.02 with these).
-# Workers started by `dask worker` take the same settings from the environment (README, "Scaling out").
+# Workers started by `dask worker` take the same settings from the environment (docs/grading.md, "Scaling
+# out").
 QUIET = {
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "5s",
@@ -73,7 +74,7 @@ def client(scheduler: str | None, jobs: int, folder: Path) -> Iterator:
         except (OSError, TimeoutError) as error:
             raise SchedulerUnreachable(
                 f"cannot reach the Dask scheduler at {scheduler} ({error}). Start one (`dask scheduler`, "
-                "see the README's 'Scaling out'), check the address and that its port is open to this "
+                "see docs/grading.md, 'Scaling out'), check the address and that its port is open to this "
                 "machine, or leave --scheduler out to grade on this machine."
             ) from None
         with remote:
@@ -169,6 +170,6 @@ def enlist(
         raise SchedulerUnreachable(
             f"no worker of the scheduler can grade for this course version ({version[:12]}"
             f"{', sandboxed' if sandboxed else ''}): start workers from this checkout and environment, with "
-            "bubblewrap (README: Scaling out)"
+            "bubblewrap (docs/grading.md: Scaling out)"
         )
     return plugin.name, refused

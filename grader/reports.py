@@ -151,9 +151,9 @@ def lms_gradebooks(
     check_columns: dict[str, float] | None = None,
     roster: dict[str, dict[str, str]] | None = None,
 ) -> list[str]:
-    """The gradebooks an LMS imports (README, "Grades into Canvas or Moodle"), a column per part (title →
-    points possible), from ``table`` (learner → column → score, None for a part the grader could not grade
-    yet) and the instructor's ``roster`` (learner → login, email, name), when given:
+    """The gradebooks an LMS imports (docs/grading.md, "Grades into Canvas or Moodle"), a column per part
+    (title → points possible), from ``table`` (learner → column → score, None for a part the grader could not
+    grade yet) and the instructor's ``roster`` (learner → login, email, name), when given:
 
     - lms/canvas.csv, Canvas's gradebook import: its student columns (Student: the roster's name or the
       folder name; SIS Login ID: the roster's login or the folder name), a Points Possible row;

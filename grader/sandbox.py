@@ -1,6 +1,6 @@
 """The sandbox a learner's kernel runs in: bubblewrap, an allow-list of read-only folders, no privileges.
 
-What it promises (README, "What the sandbox guarantees"):
+What it promises (docs/grading.md, "What the sandbox guarantees"):
 
 - The kernel and everything it starts run as an unprivileged user with no capabilities and no way to gain
   any (``no_new_privs``). When the grader runs as root, bubblewrap builds the mounts and then starts the

@@ -145,8 +145,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-# The README's settings for a scheduler and workers started by hand: the grader's own (grader/cluster.py), in
-# Dask's environment variables.
+# docs/grading.md's settings for a scheduler and workers started by hand: the grader's own
+# (grader/cluster.py), in Dask's environment variables.
 QUIET = {
     "DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
     for key, value in cluster.QUIET.items()
