@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import os
 import re
 import secrets
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -136,10 +138,20 @@ def read_roster(path: Path) -> dict[str, dict[str, str]]:
     """The instructor's roster (a CSV file with a header: ``folder``, ``login`` and optionally ``email`` and
     ``name``): each learner's folder name (as the summary shows it) → their LMS login, e-mail and display
     name, for the LMS files."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise SystemExit(f"error: the roster {path} cannot be read ({error}): save it as UTF-8 CSV") from None
     if not rows or not {"folder", "login"} <= set(rows[0]):
         raise SystemExit(f"error: the roster {path} needs a header with the columns folder and login")
+    folders = Counter(row["folder"] for row in rows)
+    logins = Counter((row.get("login") or "").strip() for row in rows)
+    wrong = [f"folder {name!r} twice" for name, n in folders.items() if n > 1]
+    wrong += [f"login {name!r} for {n} folders" for name, n in logins.items() if name and n > 1]
+    wrong += [f"no login for {row['folder']!r}" for row in rows if not (row.get("login") or "").strip()]
+    if wrong:
+        raise SystemExit(f"error: the roster {path}: {'; '.join(wrong[:10])}")
     return {
         row["folder"]: {k: (row.get(k) or "").strip() for k in ("login", "email", "name")} for row in rows
     }
@@ -363,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         started_grading = time.perf_counter()
         if to_run:
             try:  # each record merged into the gradebook as it arrives, while the workers grade the others
-                grade_on_dask(to_run, jobs, options, out, sandboxed, merging.add, previous)
+                arrived = functools.partial(merging.add, arrived=True)
+                grade_on_dask(to_run, jobs, options, out, sandboxed, arrived, previous)
             except cluster.SchedulerUnreachable as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 2

@@ -312,7 +312,7 @@ def run_job(job: Job) -> records.Record:
         verdicts.write(executed, job.part, judged, job.source, hints, job.hint_cost)
         shutil.copyfile(executed, submitted)
         scored = scoring.score(root, job.part, job.student_id)
-        record.log += "".join(printable(line) + "\n" for line in scored.log[-LOG_LIMIT:].splitlines())
+        record.log += "".join(printable(line) + "\n" for line in scored.log[-LOG_LIMIT:].split("\n"))
         if scored.score is None:
             record.status, record.reason = "error", scored.error
         else:
@@ -365,7 +365,7 @@ def judge_bounded(
 
     todo = [c.grade_id for c in checks.of_part(part)]
     judged: dict[str, Verdict] = {}
-    ends = time.monotonic() + max(seconds, JUDGE_TOTAL)
+    ends = time.monotonic() + JUDGE_TOTAL
     while todo:
         if time.monotonic() >= ends:  # no time left for this notebook: the checks not judged yet fail
             for grade_id in todo:
@@ -426,7 +426,11 @@ def _collect(read_end: int, pid: int, todo: list[str], judged: dict, seconds: fl
             continue
         if chunk is None:  # out of time
             os.kill(pid, signal.SIGKILL)
-            why = f"judging this answer took longer than {seconds:g} s"
+            why = (
+                f"judging this notebook took longer than {JUDGE_TOTAL} s in all"
+                if time.monotonic() >= ends
+                else f"judging this answer took longer than {seconds:g} s"
+            )
         _, status = os.waitpid(pid, 0)
         if chunk is not None:  # the child ended with checks left to judge
             killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
@@ -457,7 +461,7 @@ def _log_tail(path: Path) -> str:
     with open(path, "rb") as handle:
         handle.seek(max(0, handle.seek(0, os.SEEK_END) - LOG_LIMIT))
         text = handle.read().decode(errors="replace")
-    return "".join(printable(line) + "\n" for line in text.splitlines())
+    return "".join(printable(line) + "\n" for line in text.split("\n"))  # other line breaks escaped
 
 
 def _execute(task, root: Path, notebook_seconds: int, record: records.Record) -> Path | None:

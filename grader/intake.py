@@ -28,7 +28,7 @@ import os
 import re
 import stat
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,6 +187,12 @@ def _tell_alike_apart(intake: Intake) -> None:
                 "Folders whose names look alike, graded, each shown by its bytes (check who is who): "
                 + ", ".join(learner.name for learner in group)
             )
+    # Escaping keeps a backslash as it is: a folder literally named "Jos\xe9" shows as one whose name holds
+    # the byte 0xE9. Shown names are one to one all the same: a name two folders would show gets their ids.
+    taken = Counter(learner.name for learner in intake.learners)
+    for learner in intake.learners:
+        if taken[learner.name] > 1:
+            learner.name = f"{learner.name} ({learner.student_id.rsplit('-', 1)[1][:12]})"
     shown = {learner.student_id: learner.name for learner in intake.learners}
     for submission in intake.submissions:
         submission.learner = shown[submission.student_id]

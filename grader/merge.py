@@ -9,6 +9,7 @@ everyone else.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -66,6 +67,11 @@ class Merge:
                 (self.root / "source" / part / f"{part}.ipynb").write_text(exercise)
                 changed.append(part)
                 self.merged["sources"][part] = digest
+        if changed and not fresh:  # nbgrader changes no part that has submissions: they go, to come back
+            with scoring.ClassGradebook(self.root) as book:
+                for part in changed:
+                    for key in [k for k in self.links if k.endswith(f"/{part}")]:
+                        self._remove(key, book)
         scoring.generate(self.root, changed)
 
     def __enter__(self) -> Merge:
@@ -75,53 +81,85 @@ class Merge:
     def __exit__(self, *exc) -> None:
         self.book.__exit__(*exc)
         self.merged_file.parent.mkdir(parents=True, exist_ok=True)
-        self.merged_file.write_text(json.dumps(self.merged, indent=1, ensure_ascii=False))
+        records.replace_file(self.merged_file, json.dumps(self.merged, indent=1, ensure_ascii=False).encode())
 
-    def add(self, record: records.Record) -> None:
+    def add(self, record: records.Record, arrived: bool = False) -> None:
         """One record into the gradebook and nbgrader's folders (a graded one; the others have no notebook)
-        and out of them when it is no longer graded. A record that cannot be merged is named in the
-        summary."""
+        and out of them when it is no longer graded; ``arrived``: graded by this run (its files are new, even
+        when it is the same submission: --force). A record that cannot be merged is named in the summary."""
         try:
-            self._add(record)
+            self._add(record, arrived)
         except Exception as error:  # this learner's trouble, never the class's
             self.book.gb.db.rollback()
             self.trouble.append(f"{record.learner} / {record.part}: not merged ({type(error).__name__})")
 
-    def _add(self, record: records.Record) -> None:
+    def _add(self, record: records.Record, arrived: bool) -> None:
         if record.status != "graded":
             if record.key in self.links:
-                self._remove(record.key)
+                self._remove(record.key, self.book)
             return
-        if self.links.get(record.key) == f"{record.digest}:{record.learner}":
+        digest, _, learner = self.links.get(record.key, "").partition(":")
+        if digest == record.digest and not arrived:
+            if learner != record.learner:  # only the name shown changed: the files move, nothing is scored
+                self.book.name(record.student_id, record.learner)
+                self._place(record, learner)
             return
+        resubmitted = bool(digest) and digest != record.digest
         stamp = _stamp(self.timestamps.get(record.key, 0.0))
-        if self.book.add(record, stamp.replace(tzinfo=None), self.drop_hand):
+        had_hand = self.book.add(record, stamp.replace(tzinfo=None), self.drop_hand and resubmitted)
+        kept = self.merged.setdefault("kept_hand", {}).pop(record.key, None)
+        if kept:  # hand grades of a submission that was out of the gradebook for a while: back in
+            resubmitted |= kept.get("digest") != record.digest
+            if not (self.drop_hand and resubmitted):
+                self.book.restore_hand(record.student_id, record.part, kept)
+            had_hand = True
+        if had_hand and resubmitted:
             self.over_hand.append(f"{record.learner} / {record.part}")
+        self._place(record, learner)
+
+    def _place(self, record: records.Record, learner: str) -> None:
+        """The record's files where nbgrader, formgrader and the learner find them (links to the record's
+        own), none left of an earlier submission or of the folder of an earlier name."""
         folder = output_folder(record.learner, record.student_id)
-        autograded = scoring.path(self.root, "autograded", record.student_id, record.part)
+        if learner and output_folder(learner, record.student_id) != folder:
+            old = output_folder(learner, record.student_id)
+            for path in (
+                self.out / "feedback" / old / f"{record.part}.html",
+                self.out / "logs" / old / f"{record.part}.log",
+            ):
+                path.unlink(missing_ok=True)
+        stamp = _stamp(self.timestamps.get(record.key, 0.0))
         for name, target in (
             # formgrader lists the submissions in submitted/ (each with a timestamp.txt), as graded when
             # autograded/ holds the same timestamp: the graded notebook, verdicts and all, in both
             ("notebook.ipynb", scoring.path(self.root, "submitted", record.student_id, record.part)),
-            ("notebook.ipynb", autograded),
+            ("notebook.ipynb", scoring.path(self.root, "autograded", record.student_id, record.part)),
             ("feedback.html", scoring.path(self.root, "feedback", record.student_id, record.part, ".html")),
             ("feedback.html", self.out / "feedback" / folder / f"{record.part}.html"),
         ):
             found = records.path(self.out, record, name)
             if found is not None:
                 records.link(found, target)
+            else:  # none for this record (its page could not be made): not an earlier submission's either
+                target.unlink(missing_ok=True)
         for step in ("submitted", "autograded"):
             timestamp = scoring.path(self.root, step, record.student_id, record.part).with_name(
                 "timestamp.txt"
             )
-            if timestamp.parent.is_dir():
-                timestamp.write_text(stamp.isoformat(sep=" ") + "\n")
+            if timestamp.parent.is_dir():  # a new file (nbgrader leaves its own read-only)
+                records.replace_file(timestamp, (stamp.isoformat(sep=" ") + "\n").encode())
         self.links[record.key] = f"{record.digest}:{record.learner}"
 
-    def _remove(self, key: str) -> None:
+    def _remove(self, key: str, book: scoring.ClassGradebook) -> None:
+        """A submission out of the gradebook and nbgrader's folders; its hand grades kept aside (merged.json),
+        to come back with it."""
         sid, part = key.split("/")
-        folder = output_folder(self.links[key].split(":", 1)[1], sid)
-        self.book.remove(sid, part)
+        digest, _, learner = self.links[key].partition(":")
+        given = book.hand_grades_of(sid, part)
+        if given:
+            self.merged.setdefault("kept_hand", {})[key] = {**given, "digest": digest}
+        book.remove(sid, part)
+        folder = output_folder(learner, sid)
         for path in (
             scoring.path(self.root, "submitted", sid, part),
             scoring.path(self.root, "submitted", sid, part).with_name("timestamp.txt"),
@@ -132,6 +170,9 @@ class Merge:
             self.out / "logs" / folder / f"{part}.log",
         ):
             path.unlink(missing_ok=True)
+        for step in ("submitted", "autograded", "feedback"):  # no empty folder for formgrader to count
+            with contextlib.suppress(OSError):
+                scoring.path(self.root, step, sid, part).parent.rmdir()
         del self.links[key]
 
     def finish(self, intake: Intake, executed: int, per_check: bool = False) -> str:
@@ -152,7 +193,7 @@ class Merge:
             self.add(record)
         for key in [k for k in self.links if k not in current]:
             try:
-                self._remove(key)
+                self._remove(key, self.book)
             except Exception as error:
                 self.trouble.append(f"{key}: not taken out of the gradebook ({type(error).__name__})")
         for learner in intake.graded:  # every learner in formgrader's list, those with nothing graded too
@@ -184,9 +225,16 @@ class Merge:
         notes.append(f"Folders not graded: {len(refused)}")
         notes += [f"  {learner.name}: {learner.refused}" for learner in refused]
         notes.append(
-            f"Hand grades and comments given in formgrader: {len(hand)} notebook(s), in every output "
-            "(grades.csv, the LMS files, the feedback pages)"
+            f"Hand grades and comments given in formgrader: {len(hand)} notebook(s), in grades.csv and the "
+            "LMS files, and in the feedback page (unless named below, under what could not be merged)"
         )
+        aside = self.merged.get("kept_hand", {})
+        if aside:
+            notes.append(
+                f"Hand grades kept aside, of notebooks not graded now (they come back with them): "
+                f"{len(aside)}"
+            )
+            notes += [f"  {key}" for key in sorted(aside)]
         notes += [f"  {current[key].learner} / {current[key].part}" for key in sorted(hand) if key in current]
         what = "dropped (--hand-grades drop)" if self.drop_hand else "kept (--hand-grades drop drops them)"
         notes.append(
@@ -216,12 +264,13 @@ class Merge:
                     record.checks[grade_id].hand = True
             record.score = sum(c.points for c in record.checks.values())
             record.comments = {**record.comments, **given["comments"]}
-            fingerprint = json.dumps([record.digest, given], sort_keys=True)
+            fingerprint = json.dumps([record.digest, record.learner, given], sort_keys=True)
             if made.get(key) != fingerprint:
                 try:
                     self._feedback_again(record)
                     made[key] = fingerprint
                 except Exception as error:
+                    self._place(record, record.learner)  # the record's own page, without the hand grades
                     self.trouble.append(
                         f"{record.learner} / {record.part}: feedback with the hand grades not made "
                         f"({type(error).__name__})"
@@ -242,6 +291,8 @@ class Merge:
     def _feedback_again(self, record: records.Record) -> None:
         """The learner's feedback page made by nbgrader in OUT/course from the gradebook (hand grades and
         comments in it), cleaned as it is written, and put where the learner's pages are."""
+        if not scoring.path(self.root, "autograded", record.student_id, record.part).is_file():
+            raise FileNotFoundError("no graded notebook to make the page from")
         page = scoring.path(self.root, "feedback", record.student_id, record.part, ".html")
         page.unlink(missing_ok=True)  # a hard link to the record's own page: never written through
         self.book.gb.db.commit()

@@ -135,8 +135,15 @@ def save(out: Path, record: Record) -> None:
     _replace(where / "record.json", text.encode(errors="replace"))  # no lone surrogate stops a save
 
 
+def replace_file(target: Path, data: bytes) -> None:
+    """``target`` replaced whole by a new file (never written through: a link, or a file nbgrader left
+    read-only, is replaced, not changed)."""
+    _replace(target, data)
+
+
 def _replace(target: Path, data: bytes) -> None:
     partial = target.with_name(f".{target.name}.partial")
+    partial.unlink(missing_ok=True)
     partial.write_bytes(data)
     os.replace(partial, target)
 

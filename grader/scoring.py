@@ -42,6 +42,7 @@ from traitlets.config import Config
 
 import course
 from grader import feedback
+from grader.escape import csv_cell
 from grader.feedback import EscapeMarkers, HideTestDetails
 
 
@@ -185,6 +186,14 @@ def score(root: Path, part: str, student_id: str) -> Scored:
     return scored  # the page was cleaned as it was written (feedback.SafeFeedbackExporter)
 
 
+def _hand(submission) -> dict[str, dict]:
+    grades, comments = {}, {}
+    for notebook in submission.notebooks:
+        grades |= {g.name: float(g.manual_score) for g in notebook.grades if g.manual_score is not None}
+        comments |= {c.name: c.manual_comment for c in notebook.comments if c.manual_comment}
+    return {"grades": grades, "comments": comments} if grades or comments else {}
+
+
 def path(root: Path, step: str, student_id: str, part: str, suffix: str = ".ipynb") -> Path:
     """A learner's file of a part at one of nbgrader's steps (submitted, autograded, feedback), laid out as
     nbgrader lays it out."""
@@ -247,9 +256,14 @@ class ClassGradebook:
 
     def name(self, student_id: str, name: str) -> None:
         """The learner in the gradebook, by their folder's name (as formgrader lists them)."""
+        shown = csv_cell(name)[:128]  # nbgrader's own exports write it into CSV files
         if student_id not in self.students:
-            self.gb.add_student(student_id, first_name=name[:128], last_name="")
+            self.gb.add_student(student_id, first_name=shown, last_name="")
             self.students.add(student_id)
+        else:
+            student = self.gb.find_student(student_id)
+            if student.first_name != shown:
+                student.first_name = shown
 
     def hand_grades(self) -> dict[str, dict[str, dict]]:
         """Every hand grade and comment given in formgrader: ``STUDENT_ID/PART`` → ``{"grades": {grade id:
@@ -257,16 +271,30 @@ class ClassGradebook:
         found: dict[str, dict[str, dict]] = {}
         for assignment in self.gb.assignments:
             for submission in assignment.submissions:
-                grades, comments = {}, {}
-                for notebook in submission.notebooks:
-                    grades |= {
-                        g.name: float(g.manual_score) for g in notebook.grades if g.manual_score is not None
-                    }
-                    comments |= {c.name: c.manual_comment for c in notebook.comments if c.manual_comment}
-                if grades or comments:
-                    key = f"{submission.student.id}/{assignment.name}"
-                    found[key] = {"grades": grades, "comments": comments}
+                given = _hand(submission)
+                if given:
+                    found[f"{submission.student.id}/{assignment.name}"] = given
         return found
+
+    def hand_grades_of(self, student_id: str, part: str) -> dict[str, dict]:
+        """One submission's hand grades and comments ({} when it has none, or is not in the gradebook)."""
+        try:
+            return _hand(self.gb.find_submission(part, student_id))
+        except MissingEntry:
+            return {}
+
+    def restore_hand(self, student_id: str, part: str, given: dict) -> None:
+        """Hand grades and comments kept aside put back on the submission (those of cells it still has)."""
+        submission = self.gb.find_submission(part, student_id)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                if grade.name in given.get("grades", {}):
+                    grade.manual_score = given["grades"][grade.name]
+                    grade.needs_manual_grade = True
+            for comment in notebook.comments:
+                if given.get("comments", {}).get(comment.name):
+                    comment.manual_comment = given["comments"][comment.name]
+        self.gb.db.commit()
 
     def remove(self, student_id: str, part: str) -> None:
         with contextlib.suppress(MissingEntry):

@@ -94,6 +94,19 @@ def test_ids_hold_the_whole_hash_and_names_are_bytes_shown_escaped(tmp_path):
     assert intake.output_folder("x" * 255, ids[0]) == ids[0]  # a name too long for a file name: the id
 
 
+def test_shown_names_are_one_to_one_whatever_the_folders_are_called(tmp_path):
+    """A folder literally named "Jos\\xe9" (plain ASCII) shows as one whose name holds the byte 0xE9: each
+    gets its id in its shown name, so no two learners share a row, a roster line or an output folder."""
+    root = tmp_path / "submissions"
+    for name in (b"Jos\xe9", b"Jos\\xe9", "Ren\u00e9e".encode(), b"Ren\\xe9e", "Rene\u0301e".encode()):
+        _put(root, name)
+    taken = intake.take_in(root)
+    names = [learner.name for learner in taken.learners]
+    assert len(set(names)) == len(names) == 5, names
+    folders = {intake.output_folder(learner.name, learner.student_id) for learner in taken.learners}
+    assert len(folders) == 5 and len({s.learner for s in taken.submissions}) == 5
+
+
 def test_hard_links_and_notebooks_too_large_to_validate_are_refused(tmp_path):
     root = tmp_path / "submissions"
     secret = tmp_path / "secret.key"
