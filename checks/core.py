@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import inspect
 import math
 import random
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -43,9 +45,10 @@ _hidden = contextvars.ContextVar("hidden", default=False)
 class Misconception:
     """A belief that one of a check's typical wrong answers reveals, named for the learner: what they took for
     true (``name``), where the course teaches otherwise (``section``: a heading of part ``part``'s notebook;
-    ``glossary``: a term of GLOSSARY.md), and the hint ladder (:attr:`hints`): the concept, where to read, a
-    skeleton of the answer (``skeleton``: code with the learner's part left as ``...``). A judge that
-    recognises the answer fails with it (``need(..., misconception=M)``); created once, registered by ``id``.
+    ``glossary``: a term of GLOSSARY.md), and the hint ladder (:attr:`hints`): the concept, what the course
+    says there, a skeleton of the answer (``skeleton``: code with the learner's part left as ``...``). A judge
+    that recognises the answer fails with it (``need(..., misconception=M)``); created once, registered by
+    ``id``.
     """
 
     id: str
@@ -69,11 +72,79 @@ class Misconception:
 
     @property
     def hints(self) -> tuple[str, str, str]:
-        """The hint ladder, one step at a time: the concept, where to read it again, a skeleton."""
-        return (self.concept, f"Read again {self.where()}.", self.skeleton)
+        """The hint ladder, one step at a time: the concept; what the course says where the failure message
+        sent the learner (the glossary's entry, else the opening of the section), which that message only
+        names; a skeleton."""
+        return (self.concept, self.course_says(), self.skeleton)
+
+    def course_says(self) -> str:
+        """The course's own words on it: the glossary's entry for ``glossary``, else the opening of the
+        section; where neither can be read, where to read them."""
+        said = _glossary().get(self.glossary) if self.glossary else None
+        if said:
+            return f"The glossary says: {said}"
+        said = _section_opening(self.part, self.section)
+        if said:
+            return f"Part {self.part}, section “{self.section}”, says: {said}"
+        return f"Read again {self.where()}."
 
 
 MISCONCEPTIONS: dict[str, Misconception] = {}  # id → misconception: every one the checks can recognise
+OPENING = 400  # characters at most of a section's opening in a hint
+
+
+@functools.cache
+def _glossary() -> dict[str, str]:
+    """GLOSSARY.md's entries by anchor: each entry's paragraph, on one line, its anchors left out (empty when
+    the file cannot be read)."""
+    import course
+
+    try:
+        text = (course.ROOT / "GLOSSARY.md").read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    entries = {}
+    for paragraph in text.split("\n\n"):
+        entry = " ".join(re.sub(r'<a id="[^"]*"></a>', "", paragraph).split())
+        for anchor in re.findall(r'<a id="([^"]+)"></a>', paragraph):
+            entries[anchor] = entry
+    return entries
+
+
+@functools.cache
+def _section_opening(part: int, section: str) -> str:
+    """The first paragraph under the heading ``section`` of part ``part``'s notebook, on one line, cut after a
+    sentence to at most OPENING characters (empty when the notebook cannot be read)."""
+    import json
+
+    import course
+
+    known = 0 < part <= len(course.PARTS)
+    paths = [course.PARTS[part - 1].exercise, course.PARTS[part - 1].solution] if known else []
+    for path in paths:
+        try:
+            cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        text = "\n\n".join("".join(c["source"]) for c in cells if c.get("cell_type") == "markdown")
+        lines = text.splitlines()
+        headings = (k for k, line in enumerate(lines) if line.startswith("#") and line.strip("# ") == section)
+        heading = next(headings, None)
+        if heading is None:
+            continue
+        body = "\n".join(lines[heading + 1 :]).strip()
+        blocks = body.split("\n\n") if body and not body.startswith("#") else [""]
+        paragraph = " ".join(blocks[0].split())
+        if paragraph.endswith(":"):  # a sentence that announces what follows: leave it out, or show the first
+            announced = paragraph.rfind(". ")
+            items = re.split(r"\n\s*[-*] ", "\n" + blocks[1].strip()) if len(blocks) > 1 else [""]
+            following = " ".join((items[1] if len(items) > 1 else items[0]).split())  # its first item
+            paragraph = paragraph[: announced + 1] if announced > 0 else f"{paragraph} {following}".strip()
+        if len(paragraph) <= OPENING:
+            return paragraph
+        cut = paragraph[:OPENING].rfind(". ")
+        return paragraph[: cut + 1] if cut > 0 else paragraph[: OPENING - 1] + "…"
+    return ""
 
 
 def not_finite(part: int, section: str, glossary: str = "") -> Misconception:
@@ -247,8 +318,10 @@ def self_check(check: Check, namespace: dict) -> None:
         except wire.WireError as error:
             answers = {"$problem": Raised(f"your answers cannot be judged: {error}")}
     verdict = check.verdict(Inputs(wire.roundtrip(inputs.sent), inputs.kept), answers, hidden=False)
+    LADDER.latest[check.grade_id] = verdict.passed
     if not verdict.passed:
         LADDER.last = (check.grade_id, verdict.misconception)
+        LADDER.failures[check.grade_id] = LADDER.failures.get(check.grade_id, 0) + 1
         raise CheckFailed(verdict.message, MISCONCEPTIONS.get(verdict.misconception))
     if LADDER.last and LADDER.last[0] == check.grade_id:
         LADDER.last = None
@@ -270,11 +343,14 @@ def as_answers(answers: object) -> dict:
 @dataclass
 class Ladder:
     """The learner's hints in this kernel: the last failed self-check (its grade_id and the id of the
-    misconception it recognised, "" for none) and how many hints of each (check, misconception) were given
-    (:mod:`checks.kernel` gives them)."""
+    misconception it recognised, "" for none; None once that check passed) and how many hints of each (check,
+    misconception) were given (:mod:`checks.kernel` gives them); and what the self-checks did: how many times
+    each failed, and whether each one's latest run passed."""
 
     last: tuple[str, str] | None = None
     taken: dict[tuple[str, str], int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)  # grade_id → its failed self-checks
+    latest: dict[str, bool] = field(default_factory=dict)  # grade_id → whether its latest self-check passed
 
 
 LADDER = Ladder()

@@ -41,16 +41,27 @@ def find(part: str, grade_id: str) -> Check:
 class Hint:
     grade_id: str
     misconception: str  # its id
-    level: int  # 1: the concept, 2: where the course teaches it, 3: a skeleton of the answer; 0: no hint
+    level: int  # 1: the concept, 2: what the course says about it, 3: a skeleton of the answer; 0: no hint
     text: str
 
 
 def next_hint() -> Hint:
-    """The next hint of the last failed self-check's misconception (after the third, the third again)."""
+    """The next hint of the last failed self-check's misconception (after the third, the third again); when
+    that check has passed since, what the self-checks of this kernel did."""
     if LADDER.last is None:
-        return Hint(
-            "", "", 0, "No check has failed since this kernel started: a hint follows a failed check."
+        if not LADDER.failures:
+            return Hint(
+                "", "", 0, "No check has failed since this kernel started: a hint follows a failed check."
+            )
+        failed = "; ".join(
+            f"{grade_id} ({times} time{'s' if times > 1 else ''}, "
+            f"{'passed since' if LADDER.latest.get(grade_id) else 'not passed since'})"
+            for grade_id, times in LADDER.failures.items()
         )
+        pending = not all(LADDER.latest.get(grade_id) for grade_id in LADDER.failures)
+        again = " — run a check that has not passed since again, then check.hint()" if pending else ""
+        said = f"Your last check passed: no hint needed. Failed earlier in this kernel: {failed}{again}."
+        return Hint("", "", 0, said)
     grade_id, found = LADDER.last
     misconception = MISCONCEPTIONS.get(found)
     if misconception is None:
@@ -67,10 +78,10 @@ def next_hint() -> Hint:
 
 
 def hint() -> None:
-    """Show the next hint for the last check that failed here: first the concept, then where the course
-    teaches it, then a skeleton of the answer. Each hint shown is kept in the cell's output (its metadata),
-    so the saved notebook records the hints taken; the grader counts them (and, where the instructor says so,
-    each costs points)."""
+    """Show the next hint for the last check that failed here: first the concept, then what the course says
+    about it (where the failure message sent you), then a skeleton of the answer. Each hint shown is kept in
+    the cell's output (its metadata), so the saved notebook records the hints taken; the grader counts them
+    (and, where the instructor says so, each costs points)."""
     from IPython.display import display
 
     given = next_hint()

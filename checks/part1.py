@@ -13,9 +13,11 @@ import torch
 from checks.core import (
     Check,
     Inputs,
+    Like,
     Misconception,
     expect_close,
     expect_shape,
+    is_close,
     kind,
     lookup,
     need,
@@ -79,6 +81,16 @@ ELEMENTWISE_FOR_MATMUL = Misconception(
     "and @ multiply matrices: (1, 5) @ (5, 1) is (1, 1).",
     "y_mm = activation(features @ weights.view(5, 1) + ...)",
 )
+FACTORS_SWAPPED = Misconception(
+    "matmul-factors-swapped",
+    "the matrix product's factors taken to commute",
+    1,
+    "Matrix multiplication, and changing a tensor's shape",
+    "Order matters in a matrix product: (1, 5) @ (5, 1) is (1, 1), the weighted sum; (5, 1) @ (1, 5) is "
+    "(5, 5), every weight times every feature (as (1, 5) * (5, 1) gives too, broadcasting). features comes "
+    "first.",
+    "y_mm = activation(torch.mm(features, ...) + bias)",
+)
 OUTPUT_WITHOUT_ACTIVATION = Misconception(
     "output-without-activation",
     "the output layer left without its activation",
@@ -97,6 +109,16 @@ LAYER_WITHOUT_BIAS = Misconception(
     "output.",
     "h = activation(features @ W1 + ...)",
     "bias",
+)
+COLUMN_VECTORS = Misconception(
+    "column-vector-convention",
+    "the input taken for a column vector, weights first (W x), as some other courses write it",
+    1,
+    "Stacking neurons into a network",
+    "Here an example is a row: features is (1, 3) and W1 is (inputs, hidden units) = (3, 2), so a layer is "
+    "features @ W1 + B1: (1, 3) @ (3, 2) + (1, 2) gives h as (1, 2). Writing W x with x a column turns every "
+    "shape around: h comes out (2, 1), or (2, 2) once the (1, 2) bias is broadcast onto it.",
+    "h = activation(features @ ... + B1)  # (1, 3) @ (3, 2) + (1, 2): h is (1, 2)",
 )
 _BRIDGE = "NumPy to Torch and back"
 _BRIDGE_SKELETON = 'changes = {"...", "..."}  # the letters of the snippets that write into arr\'s memory'
@@ -175,24 +197,52 @@ def _ask_names(*names: str):
     return lambda namespace, sent: {name: lookup(namespace, name) for name in names}
 
 
+def _holds(x: torch.Tensor, typical: torch.Tensor) -> bool:
+    """Whether ``x`` holds ``typical``'s numbers, in the same order, whatever its shape."""
+    return x.numel() == typical.numel() and is_close(x.reshape(typical.shape), typical)
+
+
+def _shape_after_probes(
+    x: object,
+    expected: torch.Tensor,
+    name: str,
+    hint: str,
+    like: Like = (),
+    reshaped: Like = (),
+    shapes: Like = (),
+) -> None:
+    """The shape test, after the misconception probes whose symptom a wrong shape often is: ``x`` must be a
+    tensor of ``expected``'s shape. One of another shape fails with the misconception of the first typical
+    wrong value in ``like`` whose numbers it holds; else, holding the right numbers, with the one ``reshaped``
+    pairs with its shape; else with the one ``shapes`` pairs with its shape."""
+    need(isinstance(x, torch.Tensor), f"{name}: expected a tensor, got {kind(x)}")
+    if tuple(x.shape) == tuple(expected.shape):
+        return
+    shown = next((m for typical, m in like if _holds(x, torch.as_tensor(typical))), None)
+    right = shown is None and _holds(x, expected)
+    if right:
+        shown = next((m for shape, m in reshaped if tuple(shape) == tuple(x.shape)), None)
+    said = f"its numbers are right, its shape is not: {hint}" if right else hint
+    expect_shape(x, tuple(expected.shape), name, said, shown, () if shown else shapes)
+
+
 def _judge_neuron_sum(i: dict, a: dict) -> str:
     y = tensor(a, "y")
-    expect_shape(
-        y,
-        (1, 1),
-        "y",
-        hint="add the (1, 1) bias after summing, so the result is (1, 1)",
-        like=[((), NUMBER_FOR_TENSOR)],
-    )
+    features, weights, bias = i["features"], i["weights"], i["bias"]
+    expected = _sigmoid((features * weights).sum() + bias)
+    like = [
+        (_sigmoid((features * weights + bias).sum()).view(1, 1), BIAS_IN_SUM),
+        ((features * weights).sum() + bias, NO_ACTIVATION),
+    ]
+    hint = "keep bias a (1, 1) tensor and add it once, after the sum: the result is (1, 1)"
+    _shape_after_probes(y, expected, "y", hint, like, reshaped=[((), NUMBER_FOR_TENSOR)])
     need(
         0 < y.item() < 1,
         f"y should be a sigmoid output between 0 and 1, got {y.item():.4f} — did you apply activation?",
         NO_ACTIVATION,
     )
-    expected = _sigmoid((i["features"] * i["weights"]).sum() + i["bias"])
     hint = "multiply features and weights element-wise, sum, add bias, then apply activation"
-    bias_everywhere = _sigmoid((i["features"] * i["weights"] + i["bias"]).sum()).view(1, 1)
-    expect_close(y, expected, "y", hint=hint, like=[(bias_everywhere, BIAS_IN_SUM)])
+    expect_close(y, expected, "y", hint=hint, like=like)
     return "y = activation(sum(features × weights) + bias)" + seen(f" = {y.item():.4f}")
 
 
@@ -219,14 +269,16 @@ def _judge_neuron_mm(i: dict, a: dict) -> str:
         misconception=RESIZE_IN_PLACE,
     )
     y_mm = tensor(a, "y_mm")
-    expect_shape(
-        y_mm,
-        (1, 1),
-        "y_mm",
-        hint="a (1, 5) matrix times a (5, 1) matrix is (1, 1)",
-        like=[((5, 5), ELEMENTWISE_FOR_MATMUL), ((1, 5), ELEMENTWISE_FOR_MATMUL)],
-    )
-    expected = _sigmoid(i["features"] @ i["weights"].reshape(5, 1) + i["bias"])
+    features, weights, bias = i["features"], i["weights"], i["bias"]
+    expected = _sigmoid(features @ weights.reshape(5, 1) + bias)
+    like = [  # the first is also what features * weights.view(5, 1) gives
+        (_sigmoid(weights.reshape(5, 1) @ features + bias), FACTORS_SWAPPED),
+        (_sigmoid(features.reshape(5, 1) @ weights + bias), FACTORS_SWAPPED),
+        (_sigmoid(features * weights + bias), ELEMENTWISE_FOR_MATMUL),
+    ]
+    shapes = [((1, 5), ELEMENTWISE_FOR_MATMUL), ((5, 5), FACTORS_SWAPPED)]
+    hint = "a (1, 5) matrix times a (5, 1) matrix is (1, 1)"
+    _shape_after_probes(y_mm, expected, "y_mm", hint, like, shapes=shapes)
     hint = "the matrix product must give the same neuron output as the element-wise sum of Exercise 1"
     expect_close(y_mm, expected, "y_mm", hint=hint)
     return "y_mm = activation(features @ weights reshaped to (5, 1) + bias), weights left (1, 5)" + seen(
@@ -249,15 +301,21 @@ _LAYERS = {"features": (1, 3), "W1": (3, 2), "W2": (2, 1), "B1": (1, 2), "B2": (
 
 def _judge_two_layer(i: dict, a: dict) -> str:
     h, output = tensor(a, "h"), tensor(a, "output")
-    expect_shape(h, (1, 2), "h", hint="features (1, 3) @ W1 (3, 2) gives the hidden layer (1, 2)")
-    expect_shape(output, (1, 1), "output", hint="h (1, 2) @ W2 (2, 1) gives the output (1, 1)")
-    expected_h = _sigmoid(i["features"] @ i["W1"] + i["B1"])
-    no_bias = _sigmoid(i["features"] @ i["W1"])
-    hint = "h = activation(features @ W1 + B1)"
-    expect_close(h, expected_h, "h", hint=hint, like=[(no_bias, LAYER_WITHOUT_BIAS)])
+    features, W1, B1, W2, B2 = (i[name] for name in ("features", "W1", "B1", "W2", "B2"))
+    expected_h = _sigmoid(features @ W1 + B1)
+    like = [
+        (_sigmoid(features @ W1), LAYER_WITHOUT_BIAS),
+        (_sigmoid((features @ W1).T + B1), COLUMN_VECTORS),  # W1.T @ features.T + B1: (2, 1) + (1, 2)
+    ]
+    hint = "features (1, 3) @ W1 (3, 2) gives the hidden layer (1, 2)"
+    _shape_after_probes(h, expected_h, "h", hint, like, reshaped=[((2, 1), COLUMN_VECTORS)])
+    expect_close(h, expected_h, "h", hint="h = activation(features @ W1 + B1)", like=like)
+    raw = expected_h @ W2 + B2
+    like = [(raw, OUTPUT_WITHOUT_ACTIVATION)]
+    expected = _sigmoid(raw)
+    _shape_after_probes(output, expected, "output", "h (1, 2) @ W2 (2, 1) gives the output (1, 1)", like)
     hint = "output = activation(h @ W2 + B2): the activation applies to the output layer too"
-    raw = expected_h @ i["W2"] + i["B2"]
-    expect_close(output, _sigmoid(raw), "output", hint=hint, like=[(raw, OUTPUT_WITHOUT_ACTIVATION)])
+    expect_close(output, expected, "output", hint=hint, like=like)
     return "h = activation(features @ W1 + B1) and output = activation(h @ W2 + B2)" + seen(
         f"; output: {output.item():.4f}"
     )

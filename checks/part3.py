@@ -8,8 +8,13 @@ judge).
 
 from __future__ import annotations
 
+import ast
 import copy
+import dis
 import math
+import re
+import sys
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -22,9 +27,11 @@ from checks.core import (
     attempt,
     close,
     cpu,
+    described,
     expect_close,
     expect_shape,
     fail,
+    hidden,
     is_close,
     kind,
     lookup,
@@ -39,6 +46,7 @@ from checks.core import (
     value,
 )
 from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
+from checks.part2 import UNFLATTENED
 from checks.wire import Raised
 
 _MLP = ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
@@ -80,6 +88,17 @@ LOG_BASE_10 = Misconception(
     3,
     _PREDICT,
     "PyTorch's losses use the natural logarithm (math.log, torch.log), not log10.",
+    _LOSS_SKELETON,
+    "cross-entropy",
+)
+NUMBER_FOR_FORMULA = Misconception(
+    "number-for-formula",
+    "a number copied from a run taken for the formula that predicts it",
+    3,
+    _PREDICT,
+    "The exercise is a prediction: the formula (−log of the probability an untrained network gives each "
+    "class) says why the loss starts where it does; a number typed in, rounded from a printout, says "
+    "nothing.",
     _LOSS_SKELETON,
     "cross-entropy",
 )
@@ -203,6 +222,17 @@ DOUBLE_SIGMOID = Misconception(
     "binary_loss = nn.BCEWithLogitsLoss()(spam_scores, ...)",
     "binary-cross-entropy",
 )
+CE_FOR_YES_NO = Misconception(
+    "cross-entropy-for-yes-no",
+    "CrossEntropyLoss, the loss for one class of several, used for a yes/no label",
+    3,
+    _TASKS,
+    "nn.CrossEntropyLoss takes one score per class and a softmax over them: given one score per email, it "
+    "takes the emails for the classes of a single example. A yes/no label has one score, through a sigmoid: "
+    "the binary cross-entropy.",
+    "binary_loss = nn....()(spam_scores, is_spam)  # the table's loss for yes or no",
+    "binary-cross-entropy",
+)
 REGRESSION_FOR_YES_NO = Misconception(
     "regression-loss-for-yes-no",
     "a regression loss (squared error) for a yes/no task",
@@ -274,6 +304,16 @@ OVER_BUDGET = Misconception(
     "optimizer = optim.SGD(model.parameters(), lr=...)\nepochs = ...  # at most 5",
     "epoch",
 )
+LOSS_NOT_AVERAGED = Misconception(
+    "epoch-loss-not-averaged",
+    "an epoch's total loss taken for its average",
+    3,
+    _TRAINING,
+    "Each batch's loss is already a mean over its images; an epoch's average is the mean of its batches' "
+    "losses, about the loss of one image, not their sum (which grows with the number of batches).",
+    "train_losses.append(running_loss / len(trainloader))  # running_loss: the epoch's loss.item() added up",
+    "epoch",
+)
 LOSSES_NOT_RECORDED = Misconception(
     "losses-not-recorded",
     "the training loss not recorded, epoch by epoch",
@@ -315,6 +355,94 @@ def _given_batch(ns: dict) -> Inputs:
     found = pick(ns, "images", "labels")
     return Inputs(
         {"images": found["images"].reshape(found["images"].shape[0], -1), "labels": found["labels"]}
+    )
+
+
+# ------------------------------------------------------------------------------ an answer cell that stopped
+def _parse(source: str) -> ast.Module | None:
+    """A cell's source as Python (IPython's syntax turned into the calls it runs); None if it is not."""
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        pass
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return ast.parse(TransformerManager().transform_cell(source))
+    except Exception:
+        return None
+
+
+def _assigns(source: object, name: str) -> bool:
+    """Whether the cell ``source`` assigns ``name`` (anywhere in it)."""
+    tree = _parse(source) if isinstance(source, str) else None
+    return tree is not None and any(
+        isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store)
+        for node in ast.walk(tree)
+    )
+
+
+def _stores(code: object, name: str) -> bool:
+    """Whether the compiled module-level code ``code`` assigns ``name``."""
+    try:
+        return any(
+            i.opname in ("STORE_NAME", "STORE_GLOBAL") and i.argval == name
+            for i in dis.get_instructions(code)
+        )
+    except Exception:
+        return False
+
+
+def stopped_with(ns: dict, assigns: str, model: object = None) -> str | None:
+    """Kernel side: the error the latest run of the answer cell (the cell that assigns ``assigns``) stopped
+    with, in one line; None when it did not stop with one. IPython keeps the last error a cell raised as
+    ``sys.last_value`` when it shows its traceback. That error is of the latest run of the answer cell when
+    IPython ran it in a cell that assigns ``assigns`` and no cell that assigns it ran since (its execution
+    counts); for code run otherwise (``exec``, with no count), when that code assigns ``assigns`` and the
+    error was raised inside ``model``, the network the answers come from (a later run would make another)."""
+    error = getattr(sys, "last_value", None)
+    if not isinstance(error, BaseException):
+        return None
+    frames, tb = [], error.__traceback__
+    while tb is not None and len(frames) < 1000:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    cell = next((f for f in frames if f.f_globals is ns and f.f_code.co_name == "<module>"), None)
+    if cell is None:
+        return None
+    run = next((f.f_locals.get("result") for f in frames if f.f_code.co_name == "run_code"), None)
+    count = getattr(run, "execution_count", None)
+    if isinstance(count, int) and not isinstance(count, bool):  # IPython ran it: its cell, its count
+        if not _assigns(getattr(getattr(run, "info", None), "raw_cell", None), assigns):
+            return None  # another cell's error
+        history = ns.get("In")
+        later = history[count + 1 :] if isinstance(history, list) else []
+        if any(_assigns(source, assigns) for source in later):
+            return None  # the answer cell ran again since
+    else:
+        if not _stores(cell.f_code, assigns):  # code run as a whole, by exec
+            return None
+        modules = {id(m) for m in model.modules()} if isinstance(model, nn.Module) else set()
+        if not any(id(f.f_locals.get("self")) in modules for f in frames):
+            return None
+    lines = described(error).splitlines()
+    return lines[0][:300] if lines else type(error).__name__
+
+
+def fail_if_stopped(a: dict, recognised: Sequence[tuple[str, Misconception]] = ()) -> None:
+    """Judge side, before any other diagnosis: fail when the answer cell stopped with an error (``stopped``:
+    its line), naming the misconception of the first pattern of ``recognised`` the error matches."""
+    stopped = a.get("stopped")
+    if stopped is None:
+        return
+    line = stopped if isinstance(stopped, str) else kind(stopped)
+    shown = next((m for pattern, m in recognised if re.search(pattern, line)), None)
+    fail(
+        f"your answer cell stopped with an error: fix it first — {line[:300]}"
+        + (
+            " (replace raise NotImplementedError() with your answer)" if "NotImplementedError" in line else ""
+        ),
+        shown,
     )
 
 
@@ -386,11 +514,58 @@ log_softmax = Check(
 
 
 # ---------------------------------------------------------------------------------------- the loss, predicted
+_MAX_SOURCE = 20_000  # characters of a cell's source sent to the judge
+
+
 def _ask_expected(ns: dict, sent: dict) -> dict:
     expected = lookup(ns, "expected_loss")
     if isinstance(expected, torch.Tensor) and expected.numel() == 1:
         expected = expected.item()
-    return {"expected_loss": expected}
+    # in the notebook: the latest cell that assigns expected_loss, as IPython keeps it (at grading the judge
+    # reads the answer cell as the grader holds it)
+    history = ns.get("In")
+    source = next(
+        (s for s in reversed(history) if _assigns(s, "expected_loss")) if isinstance(history, list) else (),
+        None,
+    )
+    return {"expected_loss": expected, "source": source[:_MAX_SOURCE] if source else None}
+
+
+def _written_number(source: str) -> str | None:
+    """The number the cell's last top-level assignment of expected_loss writes out (a literal, its sign or
+    arithmetic of literals, float("…")), as written; None for a formula (or no such assignment)."""
+    tree = _parse(source)
+    if tree is None:
+        return None
+    values = [
+        node.value
+        for node in tree.body
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "expected_loss" for t in node.targets)
+        )
+        or (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id == "expected_loss"
+        )
+    ]
+    if not values or values[-1] is None:
+        return None
+    for node in ast.walk(values[-1]):
+        if isinstance(node, ast.Call):
+            if not (isinstance(node.func, ast.Name) and node.func.id in ("float", "int")):
+                return None
+        elif isinstance(node, ast.Name):
+            if node.id not in ("float", "int"):
+                return None
+        elif isinstance(node, ast.Attribute | ast.Subscript | ast.Lambda | ast.NamedExpr):
+            return None
+    try:
+        text = ast.unparse(values[-1])
+    except (RecursionError, ValueError):
+        return "a number"
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _judge_expected(i: dict, a: dict) -> str:
@@ -425,6 +600,21 @@ def _judge_expected(i: dict, a: dict) -> str:
             "same probability, so each image's loss is about −log(that probability) — what is it?",
             NOT_UNIFORM,
         )
+    # at grading: the answer cell as the grader holds it (grader.verdicts.judge_one); in the notebook: as
+    # IPython keeps it
+    source = a.get("$source") if hidden() else a.get("source")
+    written = _written_number(source) if isinstance(source, str) else None
+    need(
+        written is None,
+        f"expected_loss is written as a number, {written}: the exercise asks for the formula that gives it",
+        NUMBER_FOR_FORMULA,
+    )
+    need(
+        close(expected, ln10, 1e-6),
+        f"expected_loss is {expected:.6g}, a number near the loss but not the formula's value: the exercise "
+        "asks for the formula that gives it",
+        NUMBER_FOR_FORMULA,
+    )
     return f"expected_loss = {expected:.4f}: −log(1/10) = ln 10, the loss of a network that guesses uniformly"
 
 
@@ -435,6 +625,7 @@ expected_loss = Check(
     ask=_ask_expected,
     given=lambda ns: Inputs(),
     hidden=lambda g: Inputs(),
+    rerun=True,  # at grading the cell runs again from the grader's copy of its source, which the judge reads
     nonfinite_shows=NOT_FINITE,
 )
 
@@ -454,8 +645,8 @@ def _judge_ce(i: dict, a: dict) -> str:
     need(isinstance(copied, list), f"copied: expected a list, got {kind(copied)}")
     need(
         not copied,
-        f"ce_loss is the very tensor `{copied[0] if copied else ''}` computed above, not a loss of your own: "
-        "compute it here, from model(images) and labels with criterion",
+        f"ce_loss is the very tensor `{copied[0] if copied else ''}` computed above, in another cell: this "
+        "exercise asks for the cross-entropy of model's scores, computed in this cell",
         COPIED_LOSS,
     )
     hint = "a loss is a single number (a 0-dimensional tensor)"
@@ -472,10 +663,10 @@ def _judge_ce(i: dict, a: dict) -> str:
     if is_close(ce_loss, squashed, atol=1e-6, rtol=0):
         fail(
             f"ce_loss is {ce_loss.item():.4f}, the cross-entropy of softmax(scores): CrossEntropyLoss "
-            "applies log-softmax itself — give it the raw scores, criterion(model(images), labels)",
+            "applies log-softmax itself, so it takes the raw scores",
             SOFTMAX_BEFORE_CE,
         )
-    hint = "the cross-entropy of model(images)'s scores and labels: criterion(model(images), labels)"
+    hint = "expected the cross-entropy of model's raw scores for images, against labels"
     like = [(nn.NLLLoss()(scores, i["labels"]), NLL_ON_SCORES)]
     expected = nn.CrossEntropyLoss()(scores, i["labels"])
     expect_close(ce_loss, expected, "ce_loss", atol=1e-5, hint=hint, like=like)
@@ -534,11 +725,8 @@ def _judge_task(i: dict, a: dict) -> str:
         }
         for name, (loss, misconception) in others.items():
             if is_close(regression, loss, atol=1e-5):
-                fail(
-                    f"regression_loss is {name}: the task asks for the mean squared error, nn.MSELoss()",
-                    misconception,
-                )
-    hint = "the mean squared error of the prices: nn.MSELoss()(predicted_price, true_price)"
+                fail(f"regression_loss is {name}: the task asks for the mean squared error", misconception)
+    hint = "expected the mean squared error of the predicted prices against the true ones"
     expect_close(regression, mse, "regression_loss", atol=1e-5, hint=hint)
     scores, targets = i["spam_scores"], i["is_spam"]
     binary = tensor(a, "binary_loss")
@@ -550,7 +738,13 @@ def _judge_task(i: dict, a: dict) -> str:
             "BCEWithLogitsLoss takes the raw scores and applies the sigmoid itself",
             DOUBLE_SIGMOID,
         )
-    hint = "the binary cross-entropy of the raw scores: nn.BCEWithLogitsLoss()(spam_scores, is_spam)"
+    if is_close(binary, nn.CrossEntropyLoss()(scores, targets), atol=1e-5):
+        fail(
+            "binary_loss is CrossEntropyLoss of spam_scores: it takes the emails for the classes of one "
+            "example — a yes/no label has one score of its own, and its own loss",
+            CE_FOR_YES_NO,
+        )
+    hint = "expected the binary cross-entropy of the raw scores against is_spam"
     like = [
         (nn.MSELoss()(scores, targets), REGRESSION_FOR_YES_NO),
         (nn.MSELoss()(torch.sigmoid(scores), targets), REGRESSION_FOR_YES_NO),
@@ -606,10 +800,38 @@ def _given_step(ns: dict) -> Inputs:
     return Inputs({"before": state_of(before), **_given_batch(ns).sent}, {"stale": stale})
 
 
+def _optimizer_of(ns: dict, weight: object) -> dict | None:
+    """The optimizer of the notebook that updates ``weight`` (``optimizer`` first, else the only one): its
+    kind and its first group's settings; None when there is none."""
+    found = next(
+        (
+            o
+            for o in [ns.get("optimizer"), *ns.values()]
+            if isinstance(o, torch.optim.Optimizer)
+            and any(p is weight for group in o.param_groups for p in group.get("params", []))
+        ),
+        None,
+    )
+    if found is None:
+        return None
+    group = found.param_groups[0]
+    settings = {
+        key: float(group[key]) if isinstance(group[key], torch.Tensor) else group[key]
+        for key in ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+        if key in group
+    }
+    return {"kind": type(found).__name__, **settings}
+
+
 def _ask_step(ns: dict, sent: dict) -> dict:
     model = lookup(ns, "model")
     first = attempt(lambda: model[0].weight)
-    return {"weight": cpu(first)}
+    grad = attempt(lambda: model[0].weight.grad)
+    return {
+        "weight": cpu(first),
+        "grad": cpu(grad),  # what the last step used (a plain SGD step: lr × grad)
+        "optimizer": attempt(_optimizer_of, ns, first),
+    }
 
 
 def _sgd_steps(i: dict, steps: int, backward: int = 1, stale: dict | None = None) -> torch.Tensor:
@@ -628,22 +850,66 @@ def _sgd_steps(i: dict, steps: int, backward: int = 1, stale: dict | None = None
     return net[0].weight.detach()
 
 
+def _plain_sgd(optimizer: object) -> float | None:
+    """The learning rate of an SGD whose first step is lr × grad (no Nesterov, weight decay or maximize);
+    None for any other optimizer."""
+    if not isinstance(optimizer, dict) or optimizer.get("kind") != "SGD":
+        return None
+    lr = optimizer.get("lr")
+    plain = (
+        not optimizer.get("nesterov") and not optimizer.get("maximize") and optimizer.get("weight_decay") == 0
+    )
+    return float(lr) if plain and isinstance(lr, float) and math.isfinite(lr) and lr > 0 else None
+
+
+def _ran_again(i: dict, weight: torch.Tensor, stale: bool = False) -> None:
+    """Fail, saying which cell to run again, when the weights moved as far as 2 or 3 correct steps, or
+    (``stale``) when the last step started from weights that had already moved."""
+    runs = next((k for k in (2, 3) if is_close(weight, _sgd_steps(i, k), atol=1e-6, rtol=1e-4)), None)
+    if runs or stale:
+        fail(
+            (
+                f"the weights moved as far as {runs} correct steps: did this cell run {runs} times?"
+                if runs
+                else "the last step did not start from model_before's weights: the model had already moved, "
+                "in an earlier run of this cell or an earlier step in it."
+            )
+            + " Each run steps on from where the last one stopped. Run the cell above "
+            "(model_before = copy.deepcopy(model)) again, then this cell once",
+            CELL_RAN_AGAIN,
+        )
+
+
 def _judge_step(i: dict, a: dict) -> str:
     weight = tensor(a, "weight", "the first layer's weights (model[0].weight)")
     before = i["before"]["0.weight"]
     expect_shape(weight, tuple(before.shape), "model[0].weight")
     moved = (weight - before).abs().max().item()
     need(moved > 0, "the weights did not change — call loss.backward() and then optimizer.step()", NO_STEP)
+    optimizer = a.get("optimizer")
+    need(
+        isinstance(optimizer, dict),
+        "no optimizer updates model's parameters: the exercise asks for optimizer, SGD over "
+        "model.parameters() with lr=0.01",
+    )
+    # a step that did not start from model_before's weights (before any other diagnosis): SGD's step is
+    # lr × the gradient the parameters hold after it, so weight + lr × grad is where the last step started
+    grad, lr = a.get("grad"), _plain_sgd(optimizer)
+    if lr is not None and isinstance(grad, torch.Tensor) and tuple(grad.shape) == tuple(before.shape):
+        grad = grad.to(weight.dtype)
+        started = (weight + lr * grad - before).abs().max().item()
+        if bool(grad.abs().max() > 0) and not started <= max(0.05 * moved, 1e-7):
+            _ran_again(i, weight, stale=True)
+    shown = ("lr", "momentum", "nesterov", "weight_decay", "maximize")
+    settings = ", ".join(f"{k}={v}" for k, v in optimizer.items() if k in shown and (k == "lr" or v))
+    need(
+        _plain_sgd(optimizer) is not None and close(optimizer.get("lr"), 0.01, 1e-9),
+        f"optimizer: expected optim.SGD over model.parameters() with lr=0.01, got {optimizer.get('kind')} "
+        f"({settings})",
+    )
     expected = _sgd_steps(i, 1)
     if not is_close(weight, expected, atol=1e-6, rtol=1e-4):
-        for runs in (2, 3):
-            if is_close(weight, _sgd_steps(i, runs), atol=1e-6, rtol=1e-4):
-                fail(
-                    f"the weights moved as far as {runs} correct steps: did this cell run {runs} times? Each "
-                    "run steps on from where the last one stopped. Run the cell above (model_before = ...) "
-                    "again, then this cell once",
-                    CELL_RAN_AGAIN,
-                )
+        _ran_again(i, weight)  # the gradients cleared after the step: the weights alone can tell
     hint = (
         "one SGD step with lr=0.01 on a fresh gradient: did you call optimizer.zero_grad() "
         "before loss.backward()? Gradients accumulate across backward() calls"
@@ -680,6 +946,9 @@ def mnist_inputs(fashion: bool, g: torch.Generator | None) -> Inputs:
 
 def _ask_training(ns: dict, sent: dict) -> dict:
     model = lookup(ns, "model")
+    stopped = stopped_with(ns, "train_losses", model)
+    if stopped is not None:  # what it left is half-made: nothing else to judge
+        return {"stopped": stopped}
     losses = lookup(ns, "train_losses")
     return {
         "train_losses": [float(x) for x in losses] if isinstance(losses, list | tuple) else losses,
@@ -687,7 +956,11 @@ def _ask_training(ns: dict, sent: dict) -> dict:
     }
 
 
+_CRASHES = [(r"shapes cannot be multiplied \(\d+x28 and 784x", UNFLATTENED)]  # Part 2's
+
+
 def _judge_training(i: dict, a: dict) -> str:
+    fail_if_stopped(a, _CRASHES)
     losses = value(a, "train_losses")
     need(isinstance(losses, list), f"train_losses should be a list of each epoch's loss, got {kind(losses)}")
     need(
@@ -717,6 +990,17 @@ def _judge_training(i: dict, a: dict) -> str:
         f"were {shown} — still falling slowly: a larger learning rate (the experiment above) or more epochs; "
         "check too that you call optimizer.zero_grad() in every step",
         UNDERTRAINED,
+    )
+    # each epoch's average loss is about the loss of one image: the trained network's on the test images
+    per_image = nn.functional.cross_entropy(scores.double(), i["labels"]).item()
+    ratio = losses[-1] / per_image if per_image > 0 else 1.0
+    need(
+        1 / 8 <= ratio <= 8,
+        f"train_losses ends at {losses[-1]:.3g}, {'far more' if ratio > 8 else 'far less'} than a loss per "
+        "image"
+        + seen(f" (the trained network's loss on a test image is {per_image:.3g} on average)")
+        + ": append each epoch's average loss, the mean of its batches' losses",
+        LOSS_NOT_AVERAGED,
     )
     return (
         f"test accuracy {test_accuracy:.1%} (at least 90%) on the {len(i['labels']):,} test images, "

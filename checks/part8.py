@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from checks import data
 from checks.core import (
@@ -34,6 +35,7 @@ from checks.core import (
     hidden as at_grading,
 )
 from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
+from checks.part3 import fail_if_stopped, stopped_with
 from checks.wire import Raised
 
 # ------------------------------------------------------------------------------------------ misconceptions
@@ -71,6 +73,17 @@ IMAGENET_CLASSES_KEPT = Misconception(
     "replaced by one with 2 outputs.",
     _FREEZE_SKELETON,
     "transfer-learning",
+)
+DENSENET_WIDTH = Misconception(
+    "densenet-width",
+    "DenseNet-121's 1024 features (the original course's network) taken for this backbone's 1280",
+    8,
+    _FREEZE,
+    "A new classifier takes what the backbone gives: EfficientNet's 1280 averaged features, not the 1024 of "
+    "DenseNet-121. The printout of the ImageNet classifier above shows how many its Linear layer takes "
+    "(in_features).",
+    "model.classifier = nn.Linear(..., 2)  # as many inputs as the printed classifier's Linear takes",
+    "features",
 )
 _FEATURES = "Exercise 2 — `extract_features`"
 _FEATURES_SKELETON = (
@@ -117,6 +130,16 @@ FEATURES_IN_TRAINING_MODE = Misconception(
     "features depend on the other photos of its batch; model.eval() makes it use those learned on ImageNet.",
     _FEATURES_SKELETON,
     "batch-normalisation",
+)
+WHOLE_MODEL_ON_FEATURES = Misconception(
+    "whole-model-on-features",
+    "the whole model run on features the backbone already computed",
+    8,
+    "Exercise 3 — train the classifier",
+    "model(x) runs the backbone first, and the backbone takes photos, (batch, 3, height, width). The "
+    "features are what it gave, (batch, 1280): what model.classifier takes.",
+    "loss = criterion(model....(features), labels)",
+    "features",
 )
 HEAD_UNDERTRAINED = Misconception(
     "classifier-undertrained",
@@ -166,6 +189,8 @@ def _ask_freeze(ns: dict, sent: dict) -> dict:
     features, classifier = getattr(model, "features", None), getattr(model, "classifier", None)
     if features is None or classifier is None:
         return {"$problem": Raised("model should keep the backbone's .features and a new .classifier")}
+    layers = classifier.modules() if isinstance(classifier, nn.Module) else []
+    first = next((m for m in layers if isinstance(m, nn.Linear)), None)
     size = ns.get("image_size", 224)
     photos = sent["photos"] if sent.get("photos") is not None else torch.zeros(1, 3, size, size)
     was_training = getattr(model, "training", False)
@@ -176,6 +201,7 @@ def _ask_freeze(ns: dict, sent: dict) -> dict:
         "unfrozen": [name for name, p in features.named_parameters() if p.requires_grad],
         "head": [bool(p.requires_grad) for p in classifier.parameters()],
         "scores": cpu(scores),
+        "in_features": getattr(first, "in_features", None),  # the classifier's first Linear layer's
     }
 
 
@@ -198,7 +224,13 @@ def _judge_freeze(i: dict, a: dict) -> str:
     )
     scores = a.get("scores", Raised("no answer"))
     if isinstance(scores, Raised):
-        fail(f"model(image) raised {scores.message}")
+        width = a.get("in_features")
+        wrong = isinstance(width, int) and not isinstance(width, bool) and width != 1280
+        fail(
+            f"model(image) raised {scores.message}"
+            + (f": the classifier takes {width} inputs, the backbone gives 1280 features" if wrong else ""),
+            DENSENET_WIDTH if width == 1024 and wrong else None,
+        )
     hint = "the new classifier must output 2 scores: cat and dog"
     expect_shape(scores, (1, 2), "model(image)", hint=hint, like=[((1, 1000), IMAGENET_CLASSES_KEPT)])
     return "frozen features (no gradients), a new 2-class classifier whose parameters require them"
@@ -346,6 +378,9 @@ def _hidden_accuracy(g: torch.Generator) -> Inputs:
 
 def _ask_accuracy(ns: dict, sent: dict) -> dict:
     model = lookup(ns, "model")
+    stopped = stopped_with(ns, "history", model)
+    if stopped is not None:  # what it left is half-made: nothing else to judge
+        return {"stopped": stopped}
     if isinstance(model, Raised) or not callable(model) or not hasattr(model, "classifier"):
         return {
             "$problem": model
@@ -376,6 +411,7 @@ def _ask_accuracy(ns: dict, sent: dict) -> dict:
 
 
 def _judge_accuracy(i: dict, a: dict) -> str:
+    fail_if_stopped(a, [(r"input to conv2d", WHOLE_MODEL_ON_FEATURES)])
     labels = i["labels"]
     if not at_grading():
         n = value(a, "features", "test_features")

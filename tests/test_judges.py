@@ -330,6 +330,45 @@ def test_hints_are_counted_from_the_handed_in_notebook_and_charged_as_nbgrader_p
         assert determine_grade(failed)[0] == 0
 
 
+def test_the_hint_ladder_adds_to_the_failure_and_after_a_pass_says_what_failed():
+    """check.hint()'s ladder, in a kernel of its own: each of its three hints says what the failure's message
+    did not; once the failed check passes, it says that no hint is needed and which checks failed before."""
+    from checks import kernel, part1
+    from checks.core import LADDER, MISCONCEPTIONS, Ladder, self_check
+
+    saved = dict(vars(LADDER))
+    vars(LADDER).update(vars(Ladder()))  # a kernel just started
+    try:
+        assert kernel.next_hint().text.startswith("No check has failed since this kernel started")
+        torch.manual_seed(7)
+        namespace = {"features": torch.randn(1, 5), "weights": torch.randn(1, 5), "bias": torch.randn(1, 1)}
+        wrong = torch.sigmoid(torch.sum(namespace["features"] * namespace["weights"] + namespace["bias"]))
+        namespace["y"] = wrong  # the bias inside the sum, a 0-d tensor
+        for _ in range(2):
+            with pytest.raises(CheckFailed) as failed:
+                self_check(part1.neuron_sum, namespace)
+        assert failed.value.misconception.id == "bias-added-to-every-input", failed.value
+        hints = [kernel.next_hint() for _ in range(4)]
+        ladder = MISCONCEPTIONS["bias-added-to-every-input"].hints
+        assert [(h.level, h.text) for h in hints] == [*enumerate(ladder, 1), (3, ladder[2])]
+        assert hints[1].text.startswith("The glossary says: **weight**, **bias** — the numbers a layer")
+        assert not any(h.text in str(failed.value) for h in hints), (hints, failed.value)
+        features, weights, bias = (namespace[name] for name in ("features", "weights", "bias"))
+        namespace["y"] = torch.sigmoid(torch.sum(features * weights) + bias)
+        self_check(part1.neuron_sum, namespace)
+        said = kernel.next_hint()
+        assert (said.level, said.text) == (
+            0,
+            "Your last check passed: no hint needed. Failed earlier in this kernel: "
+            "test_neuron_sum (2 times, passed since).",
+        )
+        LADDER.failures["test_neuron_mm"], LADDER.latest["test_neuron_mm"] = 1, False
+        assert "test_neuron_mm (1 time, not passed since) — run a check" in kernel.next_hint().text
+    finally:
+        vars(LADDER).clear()
+        vars(LADDER).update(saved)
+
+
 def test_per_learner_variants_differ_and_each_learner_is_judged_against_their_own_inputs(tmp_path):
     """With variants, a check's hidden inputs derive from HMAC(secret, part, check, learner): two learners get
     different ones (and the requests the grader sends them differ); a learner's answer, computed on their own

@@ -82,6 +82,13 @@ WRONG = {
             misconception="number-for-tensor",
         ),
         Wrong(
+            "test_neuron_sum",
+            "bias added before the sum, its shape ()",
+            "y = activation(torch.sum(features * weights + bias))",
+            "y: expected shape (1, 1), got ()",
+            misconception="bias-added-to-every-input",
+        ),
+        Wrong(
             "test_neuron_mm",
             "resize_ on weights",
             "weights = weights.clone()\ny_mm = activation(torch.mm(features, weights.resize_(5, 1)) + bias)",
@@ -96,6 +103,13 @@ WRONG = {
             misconception="elementwise-for-matmul",
         ),
         Wrong(
+            "test_neuron_mm",
+            "the factors of the product swapped",
+            "y_mm = activation(torch.mm(weights.view(5, 1), features) + bias)",
+            "y_mm: expected shape (1, 1), got (5, 5)",
+            misconception="matmul-factors-swapped",
+        ),
+        Wrong(
             "test_two_layer",
             "no activation on the output",
             "h = activation(torch.mm(features, W1) + B1)\noutput = torch.mm(h, W2) + B2",
@@ -108,6 +122,20 @@ WRONG = {
             "h = activation(torch.mm(features, W1))\noutput = activation(torch.mm(h, W2) + B2)",
             "h: values differ",
             misconception="layer-without-bias",
+        ),
+        Wrong(
+            "test_two_layer",
+            "weights first, the input as a column (W x)",
+            "h = activation(torch.mm(W1.T, features.T) + B1.T)\noutput = activation(torch.mm(W2.T, h) + B2)",
+            "h: expected shape (1, 2), got (2, 1) — its numbers are right",
+            misconception="column-vector-convention",
+        ),
+        Wrong(
+            "test_two_layer",
+            "weights first, the row bias broadcast onto the column",
+            "h = activation(W1.T @ features.T + B1)\noutput = activation(W2.T @ h + B2)",
+            "h: expected shape (1, 2), got (2, 2)",
+            misconception="column-vector-convention",
         ),
         Wrong(
             "test_numpy_bridge",
@@ -423,6 +451,13 @@ seq_model.scores = torch.arange(10.0)
             misconception="not-finite-part3",
         ),
         Wrong(
+            "test_expected_loss",
+            "a number copied from the printout, not the formula",
+            "expected_loss = 2.3026",
+            "the exercise asks for the formula that gives it",
+            misconception="number-for-formula",
+        ),
+        Wrong(
             "test_task_losses",
             "the mean absolute error",
             "regression_loss = nn.L1Loss()(predicted_price, true_price)",
@@ -456,6 +491,13 @@ seq_model.scores = torch.arange(10.0)
             "binary_loss = nn.MSELoss()(torch.sigmoid(spam_scores), is_spam)",
             "binary_loss: values differ",
             misconception="regression-loss-for-yes-no",
+        ),
+        Wrong(
+            "test_task_losses",
+            "CrossEntropyLoss for the yes/no label",
+            "binary_loss = nn.CrossEntropyLoss()(spam_scores, is_spam)",
+            "binary_loss is CrossEntropyLoss of spam_scores",
+            misconception="cross-entropy-for-yes-no",
         ),
         Wrong(
             "test_log_softmax",
@@ -550,6 +592,24 @@ for run in range(2):
             misconception="cell-run-again",
         ),
         Wrong(
+            "test_one_step",
+            "a step without zero_grad, then the fixed cell run again",
+            """
+model = copy.deepcopy(model_before)
+optimizer = optim.SGD(model.parameters(), lr=0.01)
+criterion(model(images), labels).backward()  # the gradient the earlier cell left in model
+loss = criterion(model(images), labels)
+loss.backward()
+optimizer.step()  # the first run: the old gradient added to the new one
+optimizer.zero_grad()  # the cell, fixed, run again: a right step, from weights that already moved
+loss = criterion(model(images), labels)
+loss.backward()
+optimizer.step()
+""",
+            "Run the cell above (model_before = copy.deepcopy(model)) again, then this cell once",
+            misconception="cell-run-again",
+        ),
+        Wrong(
             "test_training_loop",
             "not trained",
             UNTRAINED_MNIST + "train_losses = [2.3, 2.2]",
@@ -591,6 +651,34 @@ for images, labels in trainloader:
             "train_losses = train_losses[::-1]",
             "the training loss did not go down",
             misconception="learning-rate-too-large",
+        ),
+        Wrong(
+            "test_training_loop",
+            "each epoch's losses added up, not averaged",
+            "train_losses = [x * len(trainloader) for x in train_losses]",
+            "far more than a loss per image",
+            misconception="epoch-loss-not-averaged",
+        ),
+        Wrong(
+            "test_training_loop",
+            "images not flattened: the cell stops with an error",
+            UNTRAINED_MNIST
+            + """
+import sys
+
+optimizer = optim.SGD(model.parameters(), lr=0.03)
+train_losses = []
+try:  # the cell stops at its first batch; IPython keeps the error as sys.last_value
+    for images, labels in trainloader:
+        optimizer.zero_grad()
+        loss = criterion(model(images), labels)
+        loss.backward()
+        optimizer.step()
+except RuntimeError as error:
+    sys.last_type, sys.last_value, sys.last_traceback = type(error), error, error.__traceback__
+""",
+            "your answer cell stopped with an error: fix it first — RuntimeError: mat1 and mat2 shapes",
+            misconception="images-not-flattened",
         ),
     ],
     "04_fashion_mnist": [
@@ -1277,6 +1365,13 @@ class CsvPhotos(Dataset):
             misconception="imagenet-classifier-kept",
         ),
         Wrong(
+            "test_freeze",
+            "DenseNet's Linear(1024, 2), from the original course",
+            "import copy\nmodel = copy.deepcopy(model)\nmodel.classifier = nn.Linear(1024, 2).to(device)",
+            "the classifier takes 1024 inputs, the backbone gives 1280 features",
+            misconception="densenet-width",
+        ),
+        Wrong(
             "test_extract_features",
             "feature maps not averaged",
             """
@@ -1342,6 +1437,29 @@ def extract_features(dataset):
             "model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 2)).to(device)",
             "expected at least 95%",
             misconception="classifier-undertrained",
+        ),
+        Wrong(
+            "test_accuracy",
+            "the whole model run on the features: the cell stops with an error",
+            """
+import copy
+import sys
+
+model = copy.deepcopy(model)
+model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 2)).to(device)
+history = {"train_loss": [], "valid_loss": [], "valid_accuracy": []}
+optimizer = optim.Adam(model.classifier.parameters(), lr=0.001)
+try:  # the cell stops at its first batch; IPython keeps the error as sys.last_value
+    for features, labels in feature_trainloader:
+        optimizer.zero_grad()
+        loss = criterion(model(features.to(device)), labels.to(device))
+        loss.backward()
+        optimizer.step()
+except RuntimeError as error:
+    sys.last_type, sys.last_value, sys.last_traceback = type(error), error, error.__traceback__
+""",
+            "your answer cell stopped with an error: fix it first — RuntimeError: Expected 3D",
+            misconception="whole-model-on-features",
         ),
         Wrong(
             "test_accuracy",
