@@ -77,7 +77,7 @@ def job(
         task.part,
         task.digest,
         admitted,
-        exercise_bytes(task.part, part_sources),
+        sources.exercise_bytes(task.part, part_sources),
         limits,
         sandboxed,
         versions.course_version(),
@@ -85,12 +85,6 @@ def job(
         hint_cost,
         variants,
     )
-
-
-def exercise_bytes(part: str, part_sources: Path) -> bytes:
-    import nbformat
-
-    return nbformat.writes(sources.exercise_source(part, part_sources)).encode()
 
 
 def _unjudged(task: Submission, status: str, reason: str, part_sources: Path) -> records.Record:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import html
 import itertools
-import os
 import re
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool
 
+from grader import records
 from grader.cells import is_check
 
 MARKERS = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN SOLUTION", "END SOLUTION")
@@ -300,11 +300,6 @@ def rendered_safely(markdown_source: str, rendered: str, relative: bool = False)
     return safe, safe != rendered
 
 
-def harmful(fragment: str, relative: bool = False) -> bool:
-    """Whether :func:`clean` would take anything out of the fragment."""
-    return cleaned(fragment, relative)[1]
-
-
 def _one_line(fragment: str) -> str:
     """Clean HTML as a markdown cell's source that renders to exactly it: one HTML block (a div on one line),
     which markdown passes through as it is; a line break is a space, but in preformatted text a character
@@ -476,28 +471,12 @@ def safe_notebook(nb) -> bool:
     return nbformat.writes(nb) != before
 
 
-def _replace(path: Path, text: str) -> None:
-    """The file's content replaced whole, its mode kept (nbgrader leaves its notebooks read-only); a lone
-    surrogate (an undecodable byte a learner printed) written as JSON escapes it."""
-    mode = path.stat().st_mode & 0o777
-    partial = path.with_name(f".{path.name}.safe")
-    partial.unlink(missing_ok=True)
-    partial.write_text(text, encoding="utf-8", errors="backslashreplace")
-    os.chmod(partial, mode)
-    os.replace(partial, path)
-
-
 def make_notebook_safe(path: Path) -> None:
     """The graded notebook at ``path`` (nbgrader's autograded copy, which formgrader shows) made safe in
     place: :func:`safe_notebook`."""
     nb = nbformat.read(path, as_version=4)
-    if safe_notebook(nb):
-        _replace(path, nbformat.writes(nb))
-
-
-def make_page_safe(path: Path) -> None:
-    """The feedback page at ``path`` made safe to open in place: :func:`safe_page`."""
-    _replace(path, safe_page(path.read_text(encoding="utf-8", errors="replace")))
+    if safe_notebook(nb):  # a lone surrogate (an undecodable byte a learner printed) as JSON escapes it
+        records.replace_file(path, nbformat.writes(nb).encode("utf-8", errors="backslashreplace"))
 
 
 class SafeFeedbackExporter(HTMLExporter):

@@ -60,11 +60,11 @@ class Merge:
         self.links = self.merged.setdefault("records", {})
         changed = []  # each part's source into the gradebook, when it is new or changed
         for part in sorted(parts):
-            exercise = nbformat.writes(sources.exercise_source(part, part_sources))
-            digest = hashlib.sha256(exercise.encode()).hexdigest()
+            exercise = sources.exercise_bytes(part, part_sources)
+            digest = hashlib.sha256(exercise).hexdigest()
             if self.merged.setdefault("sources", {}).get(part) != digest:
                 (self.root / "source" / part).mkdir(parents=True, exist_ok=True)
-                (self.root / "source" / part / f"{part}.ipynb").write_text(exercise)
+                (self.root / "source" / part / f"{part}.ipynb").write_bytes(exercise)
                 changed.append(part)
                 self.merged["sources"][part] = digest
         if changed and not fresh:  # nbgrader changes no part that has submissions: they go, to come back

@@ -124,7 +124,7 @@ def save(out: Path, record: Record) -> None:
         if data is None:
             target.unlink(missing_ok=True)
             continue
-        _replace(target, data)
+        replace_file(target, data)
     meta = {
         f.name: getattr(record, f.name)
         for f in fields(Record)
@@ -132,19 +132,18 @@ def save(out: Path, record: Record) -> None:
     }
     meta["checks"] = {grade_id: asdict(result) for grade_id, result in record.checks.items()}
     text = json.dumps(meta, indent=1, ensure_ascii=False)
-    _replace(where / "record.json", text.encode(errors="replace"))  # no lone surrogate stops a save
+    replace_file(where / "record.json", text.encode(errors="replace"))  # no lone surrogate stops a save
 
 
 def replace_file(target: Path, data: bytes) -> None:
-    """``target`` replaced whole by a new file (never written through: a link, or a file nbgrader left
-    read-only, is replaced, not changed)."""
-    _replace(target, data)
-
-
-def _replace(target: Path, data: bytes) -> None:
+    """``target`` replaced whole by a new file with its mode (never written through: a hard link, or a file
+    nbgrader left read-only, is replaced, not changed)."""
+    mode = target.stat().st_mode & 0o777 if target.exists() else None
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
     partial.write_bytes(data)
+    if mode is not None:
+        os.chmod(partial, mode)
     os.replace(partial, target)
 
 

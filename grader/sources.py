@@ -27,6 +27,12 @@ def exercise_source(part: str, sources: Path = course.SOLUTIONS) -> nbformat.Not
 
 
 @functools.cache
+def exercise_bytes(part: str, sources: Path = course.SOLUTIONS) -> bytes:
+    """:func:`exercise_source` as the bytes that travel to a worker and into the class's gradebook."""
+    return nbformat.writes(exercise_source(part, sources)).encode()
+
+
+@functools.cache
 def tracked_cells(part: str, sources: Path = course.SOLUTIONS) -> dict[str, nbformat.NotebookNode]:
     """The cells nbgrader tracks in a part (exercises, checks), by grade id, as the source has them."""
     nb = nbformat.read(part_source(part, sources), as_version=4)

@@ -90,13 +90,6 @@ def prepare(
     return target, inputs
 
 
-def judge(
-    part: str, inputs: dict[str, Inputs], record: dict, cells: dict[str, str] | None = None
-) -> dict[str, Verdict]:
-    """Each check's verdict on the answers the grading process kept (``answers.json``)."""
-    return {c.grade_id: judge_one(part, c.grade_id, inputs, record, cells) for c in checks.of_part(part)}
-
-
 def answer_cells(submission: bytes) -> dict[str, str]:
     """The source of each cell nbgrader tracks in the notebook as the intake admitted it (grade id →
     source): what a ``rerun`` check's answer cell ran again from, as the grader holds it (not as the kernel

@@ -17,7 +17,6 @@ import csv
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from servers import free_port
 
 import course
 from grader import cluster
@@ -139,12 +139,6 @@ def _wait_for(condition, seconds: float, what: str) -> None:
         time.sleep(0.5)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # docs/grading.md's settings for a scheduler and workers started by hand: the grader's own
 # (grader/cluster.py), in Dask's environment variables.
 QUIET = {
@@ -182,7 +176,7 @@ def _stale_checkout(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     base = tmp_path_factory.mktemp("cluster")
-    port = _free_port()
+    port = free_port()
     root = base / "submissions"
     expected = _class(root, port)
     address = f"tcp://127.0.0.1:{port}"
@@ -336,7 +330,7 @@ def test_an_unreachable_scheduler_is_one_clear_message(tmp_path):
     (tmp_path / "learner").mkdir()
     (tmp_path / "learner" / f"{PART1.name}.ipynb").write_bytes(_notebook(PART1))
     result = subprocess.run(
-        _grade_command(tmp_path, tmp_path / "out", "--scheduler", f"tcp://127.0.0.1:{_free_port()}"),
+        _grade_command(tmp_path, tmp_path / "out", "--scheduler", f"tcp://127.0.0.1:{free_port()}"),
         check=False,
         capture_output=True,
         text=True,

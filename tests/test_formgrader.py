@@ -9,15 +9,14 @@ import csv
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
+from servers import free_port, jupyter_address
 
 import course
 from grader.intake import student_id
@@ -32,7 +31,6 @@ FLAGS = [
     "--no-first-run",
     "--disable-background-networking",
 ]
-LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 COMMENT = "Close: a view shares memory too (read the bridge section again)."
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: `make browser` installs it")
@@ -76,12 +74,6 @@ def graded(tmp_path_factory):
     return root, out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def formgrader(graded):
     """formgrader as `make formgrader` starts it, on the run's output."""
@@ -95,7 +87,7 @@ def formgrader(graded):
                 "grader.formgrader",
                 str(out),
                 "--port",
-                str(_free_port()),
+                str(free_port()),
                 "--no-browser",
                 "--ip=127.0.0.1",
                 f"--IdentityProvider.token={token}",
@@ -104,20 +96,7 @@ def formgrader(graded):
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    base = None
-    for _ in range(240):
-        found = re.search(r"http://127\.0\.0\.1:(\d+)/", log_path.read_text())
-        if found:
-            base = f"http://127.0.0.1:{found.group(1)}"
-            try:
-                LOCAL.open(f"{base}/api/status?token={token}", timeout=5)
-                break
-            except OSError:
-                pass
-        time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail(f"formgrader did not answer: {log_path.read_text()[-2000:]}")
+    base = jupyter_address(server, log_path, token, "formgrader")
     yield base, token
     server.terminate()
     server.wait(timeout=30)

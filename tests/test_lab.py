@@ -12,7 +12,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from servers import LOCAL, free_port, jupyter_address
 
 import course
 
@@ -36,19 +36,11 @@ FLAGS = [
     "--disable-sync",
 ]
 SOLUTION_PART = course.PARTS[0]
-# Local requests never go through a proxy (urlopen's shared opener keeps the proxies it first saw).
-LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
     reason="no Chromium on this machine: `make browser` installs Debian's chromium where it can",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -59,26 +51,11 @@ def lab(tmp_path_factory):
     shutil.copytree(course.EXERCISES, root / "notebooks")
     (root / "solutions").mkdir()
     shutil.copytree(SOLUTION_PART.solution.parent, root / "solutions" / SOLUTION_PART.name)
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     log_path = root.parent / "jupyterlab.log"
     with open(log_path, "w") as log:
         server = _start_lab(root, port, token, log)
-    # Jupyter moves to the next port when the free one was taken meanwhile: read the one it serves on.
-    base = None
-    for _ in range(240):
-        found = re.search(r"http://127\.0\.0\.1:(\d+)/", log_path.read_text())
-        if found:
-            base = f"http://127.0.0.1:{found.group(1)}"
-            try:
-                LOCAL.open(f"{base}/api/status?token={token}", timeout=5)
-                break
-            except OSError:
-                pass
-        time.sleep(0.5)
-    else:
-        server.kill()
-        log_tail = log_path.read_text()[-2000:]
-        pytest.fail(f"JupyterLab did not answer (asked for port {port}, found {base}): {log_tail}")
+    base = jupyter_address(server, log_path, token, f"JupyterLab (asked for port {port})")
     yield base, token, root
     server.terminate()
     server.wait(timeout=30)
