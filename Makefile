@@ -22,11 +22,11 @@ endif
 ifneq ($(strip $(MIRROR)),)
 export PYTORCH_COURSE_MIRROR := $(abspath $(MIRROR))
 endif
-.PHONY: help env env-all lock test-latest lab test lint exercises data bench bench-grade gpu-bundle grade formgrader browser sandbox clean
+.PHONY: help env env-all lock test-latest lab test lint exercises drawings data bench bench-grade gpu-bundle grade formgrader browser sandbox clean
 
 help:
 	@sed -n '1,8p' Makefile
-	@echo "Targets: lab test lint exercises data bench bench-grade gpu-bundle grade formgrader browser sandbox clean env env-all lock test-latest"
+	@echo "Targets: lab test lint exercises drawings data bench bench-grade gpu-bundle grade formgrader browser sandbox clean env env-all lock test-latest"
 
 # The course environment: a virtual environment with the locked packages, helper.py installed into it (so
 # `import helper` works from every folder) and the course's Jupyter kernel registered in it. Two sets, both from the
@@ -96,6 +96,10 @@ lint: env-all
 # Regenerate the learners' notebooks/ from the nbgrader sources in solutions/ (every part, one nbgrader run).
 exercises: env
 	cd grader && ../$(BIN)/nbgrader generate_assignment "*" --force --no-db --log-level=ERROR
+
+# Draw the course's drawings (tools/drawings.py) into the solution notebooks that show them; then `make exercises`.
+drawings: env
+	$(BIN)/python tools/drawings.py
 
 # Fetch the data sets into the data root (or copy them from MIRROR).
 data: env

@@ -223,3 +223,18 @@ def test_glossary_links_point_at_its_terms():
             links = re.findall(r"GLOSSARY\.md#([\w-]+)", notebook.read_text())
             assert links, f"{notebook.name} links no glossary term"
             assert not set(links) - anchors, f"{notebook.name}: no such glossary terms {set(links) - anchors}"
+
+
+def test_every_drawing_is_in_its_notebook_and_current():
+    """Every ``attachment:NAME`` a markdown cell shows is attached to that cell, and the drawings of
+    tools/drawings.py are what the notebooks hold (``make drawings`` puts them there)."""
+    sys.path.insert(0, str(course.ROOT / "tools"))
+    import drawings
+
+    assert drawings.stamp(check=True) == [], "run `make drawings`, then `make exercises`"
+    for folder in (course.SOLUTIONS, course.EXERCISES):
+        for path in sorted(folder.glob("*/*.ipynb")):
+            for cell in json.loads(path.read_text())["cells"]:
+                source = "".join(cell["source"])
+                for name in re.findall(r"attachment:([\w.-]+)", source):
+                    assert name in cell.get("attachments", {}), f"{path.name}: {name} not attached"
