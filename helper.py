@@ -93,19 +93,21 @@ def get_mnist(train: bool = True, fashion: bool = False):
     Looks in the data root, then the offline mirror, then downloads. For example,
     ``image, label = get_mnist(train=True)[0]`` gives an image of shape (1, 28, 28) and an int label.
     """
-    from torchvision import datasets, transforms
+    from torchvision import datasets
+    from torchvision.transforms import v2
 
     root = coursedata.ensure_mnist(fashion)
     dataset_class = datasets.FashionMNIST if fashion else datasets.MNIST
     # One channel, so one mean and one std (the original course passed three).
-    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
+    to_float = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]  # ToTensor() of the older transforms
+    transform = v2.Compose([*to_float, v2.Normalize((0.5,), (0.5,))])
     return dataset_class(root, train=train, download=False, transform=transform)
 
 
 def mnist_loaders(batch_size: int = 64, fashion: bool = False) -> tuple[DataLoader, DataLoader]:
     """Train (shuffled) and test loaders for MNIST or Fashion-MNIST: batches of (B×1×28×28, B).
 
-    The images hold exactly what ``get_mnist``'s transforms give (``ToTensor`` then
+    The images hold exactly what ``get_mnist``'s transforms give (``ToImage``, ``ToDtype`` then
     ``Normalize((0.5,), (0.5,))``), computed once for the whole data set instead of image by
     image in every epoch: about 20 times faster on a laptop CPU. For example::
 
@@ -115,7 +117,7 @@ def mnist_loaders(batch_size: int = 64, fashion: bool = False) -> tuple[DataLoad
     loaders = []
     for train in (True, False):
         dataset = get_mnist(train=train, fashion=fashion)
-        images = dataset.data.unsqueeze(1).float().div(255).sub(0.5).div(0.5)
+        images = dataset.data.unsqueeze(1).float().mul(1 / 255).sub(0.5).div(0.5)  # as ToDtype(scale=True)
         tensors = TensorDataset(images, dataset.targets.clone())
         loaders.append(DataLoader(tensors, batch_size=batch_size, shuffle=train))
     return loaders[0], loaders[1]
@@ -238,7 +240,8 @@ def view_classify(
     if np.any(probs < -1e-6) or abs(float(probs.sum()) - 1) > 1e-3:
         raise ValueError(
             f"view_classify expects probabilities (non-negative, summing to 1), got values summing to "
-            f"{probs.sum():.3f} — apply softmax (or torch.exp to log-probabilities) first"
+            f"{probs.sum():.3f} — turn the model's scores into probabilities first: "
+            "torch.softmax(scores, dim=1)"
         )
     fig, (ax1, ax2) = plt.subplots(figsize=(6, 9), ncols=2)
     ax1.imshow(image, cmap="gray")
@@ -291,7 +294,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
-    with torch.inference_mode():
+    with torch.no_grad():
         for inputs, labels in loader:
             inputs, labels = _batch_to(inputs, labels, device, flatten)
             outputs = model(inputs)
@@ -315,7 +318,9 @@ def accuracy(model: nn.Module, loader: DataLoader, flatten: bool = False) -> flo
 
 
 class MLP(nn.Module):
-    """A fully connected classifier: flatten, hidden layers (ReLU, dropout), log-probabilities out.
+    """A fully connected classifier: flatten, hidden layers (ReLU, dropout), then a last ``nn.Linear``
+    whose outputs are the classes' scores (train it with ``nn.CrossEntropyLoss``; ``torch.softmax(scores,
+    dim=1)`` gives probabilities).
 
     The constructor's arguments are kept as attributes, so a checkpoint can store them and rebuild
     the same architecture.
@@ -325,6 +330,8 @@ class MLP(nn.Module):
     torch.Size([3, 10])
     >>> model.hidden_layers
     [512, 256, 128]
+    >>> model.layers[-1]                              # scores out: no softmax at the end
+    Linear(in_features=128, out_features=10, bias=True)
     """
 
     def __init__(self, input_size: int, output_size: int, hidden_layers: list[int], drop_p: float = 0.2):
@@ -335,7 +342,7 @@ class MLP(nn.Module):
         layers: list[nn.Module] = [nn.Flatten()]
         for n_in, n_out in pairwise(sizes):
             layers += [nn.Linear(n_in, n_out), nn.ReLU(), nn.Dropout(drop_p)]
-        layers += [nn.Linear(sizes[-1], output_size), nn.LogSoftmax(dim=1)]
+        layers.append(nn.Linear(sizes[-1], output_size))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -356,7 +363,7 @@ def fit(
     Losses are averaged per example; ``flatten`` as in :func:`evaluate`. Returns the learning curves,
     ``{"train_loss": [...], "valid_loss": [...], "valid_accuracy": [...]}``, one value per epoch, e.g.::
 
-        history = fit(model, trainloader, nn.NLLLoss(), optim.Adam(model.parameters()), epochs=2,
+        history = fit(model, trainloader, nn.CrossEntropyLoss(), optim.Adam(model.parameters()), epochs=2,
                       validloader=validloader)
     """
     from tqdm.auto import tqdm

