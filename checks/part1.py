@@ -2,11 +2,14 @@
 
 Each exercise computes values from tensors the notebook creates with a seed. In the notebook a check judges
 the notebook's own values; at grading the learner's answer cell runs again on tensors the grader draws (hidden
-inputs), so the values can only be right if the code is. Exercise 4 is a prediction (which snippets change a
-NumPy array): the judge runs the snippets itself.
+inputs), so the values can only be right if the code is. Exercises 1 and 5 are predictions (the shapes that
+broadcasting gives; which snippets change a NumPy array): the judge works out the truth itself, from the
+expressions and the snippets.
 """
 
 from __future__ import annotations
+
+import operator
 
 import torch
 
@@ -27,6 +30,7 @@ from checks.core import (
     value,
 )
 from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
+from checks.wire import Opaque, Raised
 
 
 def _sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -120,6 +124,40 @@ COLUMN_VECTORS = Misconception(
     "shape around: h comes out (2, 1), or (2, 2) once the (1, 2) bias is broadcast onto it.",
     "h = activation(features @ ... + B1)  # (1, 3) @ (3, 2) + (1, 2): h is (1, 2)",
 )
+_BROADCAST = "Indexing, slicing and broadcasting"
+_BROADCAST_SKELETON = (
+    'shapes = {"A": (..., ...), "B": ..., "C": ..., "D": ..., "E": ...}  # each a shape tuple, or "error"'
+)
+FROM_THE_LEFT = Misconception(
+    "broadcast-from-the-left",
+    "shapes lined up from the left, not from the right",
+    1,
+    _BROADCAST,
+    "Broadcasting lines shapes up from their last size: (2, 3) and (3,) pair 3 with 3, and the size (3,) "
+    "lacks counts as 1. (2, 3) and (2,) pair 3 with 2: an error.",
+    _BROADCAST_SKELETON,
+    "broadcasting",
+)
+ONE_DOES_NOT_STRETCH = Misconception(
+    "size-one-does-not-stretch",
+    "a size of 1 taken to clash with another size, or to stay 1",
+    1,
+    _BROADCAST,
+    "A size of 1 stretches to match the other size: (1, 3) + (3, 1) is (3, 3), and (2, 3) / (2, 1) is "
+    "(2, 3), each row divided by its own number.",
+    _BROADCAST_SKELETON,
+    "broadcasting",
+)
+VECTOR_PAIRS_WITH_COLUMN = Misconception(
+    "vector-pairs-with-column",
+    "a (3,) vector and a (3, 1) column taken to add element by element",
+    1,
+    _BROADCAST,
+    "A (3,) vector lined up from the right counts as a row, (1, 3). Against a (3, 1) column both stretch: "
+    "(3, 3), every element plus every element.",
+    _BROADCAST_SKELETON,
+    "broadcasting",
+)
 _BRIDGE = "NumPy to Torch and back"
 _BRIDGE_SKELETON = 'changes = {"...", "..."}  # the letters of the snippets that write into arr\'s memory'
 BRIDGE_MISCONCEPTIONS = {  # the first letter a prediction gets wrong → the belief it shows
@@ -180,9 +218,169 @@ COUNT_FOR_LETTERS = Misconception(
     "count-for-letters",
     "how many snippets taken for which ones",
     1,
-    "Exercise 4 — which snippets change the array?",
+    "Exercise 5 — which snippets change the array?",
     "The answer names the snippets: a set of their letters, not their number.",
     _BRIDGE_SKELETON,
+)
+
+
+# Exercise 1's expressions, as data: (the left shape, the operator, the right shape). The notebook shows them
+# as BROADCASTS says them; the judge evaluates them itself to know what each gives.
+_BROADCAST_CASES = {
+    "A": ((2, 3), "+", (3,)),
+    "B": ((1, 3), "+", (3, 1)),
+    "C": ((3,), "+", (3, 1)),
+    "D": ((2, 3), "/", (2,)),
+    "E": ((2, 3), "/", (2, 1)),
+}
+BROADCASTS = {
+    letter: f"torch.ones({', '.join(map(str, a))}) {op} torch.ones({', '.join(map(str, b))})"
+    for letter, (a, op, b) in _BROADCAST_CASES.items()
+}
+_ERROR_WORDS = {"error", "raises", "an error", "runtimeerror"}
+_TYPICAL = {  # a typical wrong prediction of each expression → the belief it shows
+    "A": {"error": FROM_THE_LEFT},
+    "B": {"error": ONE_DOES_NOT_STRETCH, (1, 3): ONE_DOES_NOT_STRETCH, (3, 1): ONE_DOES_NOT_STRETCH},
+    "C": {(3,): VECTOR_PAIRS_WITH_COLUMN, (3, 1): VECTOR_PAIRS_WITH_COLUMN, "error": ONE_DOES_NOT_STRETCH},
+    "D": {(2, 3): FROM_THE_LEFT},
+    "E": {"error": ONE_DOES_NOT_STRETCH},
+}
+_MAX_ENTRIES = 50  # more entries than that is no answer to five questions: sent as its kind and size only
+
+
+def broadcast_results() -> dict[str, tuple[int, ...] | str]:
+    """What each expression of BROADCASTS gives, found by running it: its shape, or "error"."""
+    results: dict[str, tuple[int, ...] | str] = {}
+    for letter, expression in BROADCASTS.items():
+        try:
+            results[letter] = tuple(eval(expression, {"torch": torch}).shape)
+        except RuntimeError:
+            results[letter] = "error"
+    return results
+
+
+def _why_broadcast(letter: str) -> str:
+    """The rule, applied to one expression: its shapes lined up from the right, size by size."""
+    a, _, b = _BROADCAST_CASES[letter]
+    n = max(len(a), len(b))
+    left, right = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    lined = f"{_counts_as(a, left)} against {_counts_as(b, right)}".rstrip(",")
+    clash = next((k for k in reversed(range(n)) if 1 != left[k] != right[k] != 1), None)
+    if clash is not None:
+        x, y = left[clash], right[clash]
+        return f"lined up from the right, {lined}: sizes {x} and {y} meet, and neither is 1"
+    result = tuple(max(x, y) for x, y in zip(left, right, strict=True))
+    return f"lined up from the right, {lined}: each 1 stretches to the other size, so {result}"
+
+
+def _counts_as(shape: tuple[int, ...], lined_up: tuple[int, ...]) -> str:
+    return f"{shape}, which counts as {lined_up}," if shape != lined_up else str(shape)
+
+
+def _shown_prediction(p: tuple[int, ...] | str) -> str:
+    return '"error"' if p == "error" else str(p)
+
+
+def _plain_prediction(v: object) -> object:
+    """Kernel side: one prediction as data (a shape as a list of ints, a string); what is neither, as its
+    kind."""
+    if isinstance(v, str):
+        return v[:100]
+    if isinstance(v, tuple | list):  # torch.Size is a tuple
+        if len(v) > 8:
+            return Opaque(f"{type(v).__name__} of {len(v)} items")
+        return [int(operator.index(x)) if _index(x) else _size(x) for x in v]
+    if isinstance(v, bool | int | float) or v is None:
+        return v
+    return Opaque(kind(v), tuple(v.shape) if isinstance(v, torch.Tensor) else None)
+
+
+def _size(x: object) -> object:
+    """Kernel side: a size that is not a whole number, as data (a float, a string) or as its kind."""
+    return x[:20] if isinstance(x, str) else x if isinstance(x, float) else Opaque(kind(x))
+
+
+def _index(x: object) -> bool:
+    """Whether ``x`` is a whole number (an int, a NumPy integer, a 0-d integer tensor), not a bool."""
+    if isinstance(x, bool) or (isinstance(x, torch.Tensor) and x.is_floating_point()):
+        return False
+    try:
+        operator.index(x)
+        return True
+    except Exception:
+        return False
+
+
+def _ask_broadcast(namespace: dict, sent: dict) -> dict:
+    from checks.part3 import stopped_with  # an answer cell that stopped with an error, seen as Part 3 sees it
+
+    stopped = stopped_with(namespace, "shapes")
+    if stopped is not None:  # the latest run of the answer cell stopped: what shapes holds is older
+        return {"stopped": stopped}
+    shapes = lookup(namespace, "shapes")
+    sized = isinstance(shapes, dict | list | tuple | set | frozenset | str)
+    if sized and len(shapes) > _MAX_ENTRIES:
+        return {"shapes": Opaque(f"{type(shapes).__name__} of {len(shapes)} entries")}
+    if isinstance(shapes, dict):
+        return {"shapes": {str(k)[:40]: _plain_prediction(v) for k, v in shapes.items()}}
+    return {"shapes": shapes if isinstance(shapes, Raised) else _plain_prediction(shapes)}
+
+
+def _prediction(letter: str, v: object) -> tuple[int, ...] | str:
+    """Judge side: one prediction read as a shape (a tuple of sizes) or "error"; fails on anything else."""
+    example = 'expected a shape such as (2, 3), or "error" for an expression that raises'
+    if isinstance(v, str):
+        need(v.strip().lower() in _ERROR_WORDS, f"shapes[{letter!r}]: {example}, got {v[:40]!r}")
+        return "error"
+    need(isinstance(v, list), f"shapes[{letter!r}]: {example}, got {kind(v)}")
+    sizes = all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**31 for n in v)
+    shown = ", ".join(kind(n) if not isinstance(n, int) else str(n)[:12] for n in v[:8])
+    need(sizes, f"shapes[{letter!r}] holds ({shown}): a shape's sizes are whole numbers, such as (2, 3)")
+    return tuple(v)
+
+
+def _judge_broadcast(i: dict, a: dict) -> str:
+    from checks.part3 import fail_if_stopped
+
+    fail_if_stopped(a)
+    shapes = value(a, "shapes")
+    need(
+        isinstance(shapes, dict),
+        'shapes should be a dict from each letter to a shape or "error", such as {"A": (2, 3), "D": '
+        f'"error"}}, got {kind(shapes)}',
+    )
+    said: dict[str, tuple[int, ...] | str] = {}
+    for key, v in shapes.items():
+        letter = key.strip().upper()
+        need(letter in BROADCASTS, f"shapes holds {key[:20]!r}: the expressions are A to E")
+        need(letter not in said, f"shapes holds {letter} twice: give one prediction for each letter")
+        said[letter] = _prediction(letter, v)
+    missing = sorted(set(BROADCASTS) - set(said))
+    need(not missing, f"shapes has no prediction for {', '.join(missing)}: give one for each of A to E")
+    truth = broadcast_results()
+    wrong = [letter for letter in BROADCASTS if said[letter] != truth[letter]]
+    mistakes = [
+        f"{letter} gives {'an error' if truth[letter] == 'error' else truth[letter]}, not "
+        f"{_shown_prediction(said[letter])}: {_why_broadcast(letter)}"
+        for letter in wrong
+    ]
+    typical = (_TYPICAL[letter].get(said[letter]) for letter in wrong)
+    need(
+        not wrong,
+        f"shapes: {len(wrong)} of {len(BROADCASTS)} wrong — " + "; ".join(mistakes),
+        next((m for m in typical if m is not None), None),
+    )
+    given = ", ".join(f"{letter} {'an error' if p == 'error' else p}" for letter, p in truth.items())
+    return f"shapes: all {len(truth)} predictions are what PyTorch gives ({given})"
+
+
+broadcast_shapes = Check(
+    "test_broadcast_shapes",
+    after="broadcast_shapes",
+    judge=_judge_broadcast,
+    ask=_ask_broadcast,
+    given=lambda ns: Inputs(),
+    hidden=lambda g: Inputs(),
 )
 
 
@@ -279,7 +477,7 @@ def _judge_neuron_mm(i: dict, a: dict) -> str:
     shapes = [((1, 5), ELEMENTWISE_FOR_MATMUL), ((5, 5), FACTORS_SWAPPED)]
     hint = "a (1, 5) matrix times a (5, 1) matrix is (1, 1)"
     _shape_after_probes(y_mm, expected, "y_mm", hint, like, shapes=shapes)
-    hint = "the matrix product must give the same neuron output as the element-wise sum of Exercise 1"
+    hint = "the matrix product must give the same neuron output as the element-wise sum of Exercise 2"
     expect_close(y_mm, expected, "y_mm", hint=hint)
     return "y_mm = activation(features @ weights reshaped to (5, 1) + bias), weights left (1, 5)" + seen(
         f": {y_mm.item():.4f}"
@@ -332,7 +530,7 @@ two_layer = Check(
 )
 
 
-# Exercise 4's snippets: each runs on a fresh ``arr = np.zeros(3)`` (float64); the notebook shows them, the
+# Exercise 5's snippets: each runs on a fresh ``arr = np.zeros(3)`` (float64); the notebook shows them, the
 # judge runs them itself to know which ones change ``arr``.
 BRIDGE_SNIPPETS = {
     "A": "t = torch.from_numpy(arr)\nt += 1",
@@ -412,4 +610,4 @@ numpy_bridge = Check(
     hidden=lambda g: Inputs(),
 )
 
-CHECKS = [neuron_sum, neuron_mm, two_layer, numpy_bridge]
+CHECKS = [broadcast_shapes, neuron_sum, neuron_mm, two_layer, numpy_bridge]

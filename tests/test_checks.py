@@ -114,15 +114,20 @@ def test_every_check_cell_calls_its_trusted_check_and_holds_no_test_of_its_own(p
 
 
 def test_part1_shows_the_snippets_its_judge_runs():
-    """Exercise 4 is a prediction: the learner reads the snippets in the notebook, the judge runs its own copy
-    of them; the two must be the same code, and the rules above them must decide every one."""
+    """Exercises 1 and 5 are predictions: the learner reads the expressions and snippets in the notebook, the
+    judge runs its own copy of them; the two must be the same code, and the rules above them must decide every
+    one."""
     from checks import part1
 
     cells = json.loads(course.PARTS[0].solution.read_text())["cells"]
-    prompt = next("".join(c["source"]) for c in cells if "### Exercise 4" in "".join(c["source"]))
+    prompt = next("".join(c["source"]) for c in cells if "### Exercise 5" in "".join(c["source"]))
     for letter, snippet in part1.BRIDGE_SNIPPETS.items():
         assert f"# {letter}\n{snippet}\n" in prompt, f"snippet {letter} is not shown as the judge runs it"
     assert part1.bridge_changes() == {"A", "D", "F"}
+    prompt = next("".join(c["source"]) for c in cells if "### Exercise 1" in "".join(c["source"]))
+    for letter, expression in part1.BROADCASTS.items():
+        assert f"# {letter}\n{expression}\n" in prompt, f"{letter} is not shown as the judge runs it"
+    assert part1.broadcast_results() == {"A": (2, 3), "B": (3, 3), "C": (3, 3), "D": "error", "E": (2, 3)}
 
 
 # ------------------------------------------------------------------------------------------ misconceptions

@@ -33,7 +33,7 @@ PART = course.PARTS[0].name
 SOLUTION = course.PARTS[0].solution
 REPO = course.ROOT
 SANDBOX = shutil.which("bwrap") is not None  # `make sandbox` installs it where it can
-FULL = 5  # Part 1's points
+FULL = 6  # Part 1's points
 HINT_COST = 0.25  # the class of bad submissions is graded with --hint-cost 0.25
 # A learner's folder name: a formula, a terminal's title and bell, not UTF-8, and a forged summary line.
 HOSTILE_NAME = b'=HYPERLINK("x") Jos\xe9 \x1b]0;pwned\x07\nGraded 0 learner(s)'
@@ -173,7 +173,7 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
     put("exception and memory hog", exception)
     expected["exception and memory hog"] = (FULL - 3, "graded")
     put("kernel death", _with("two_layer", "import os\nos._exit(1)"))
-    expected["kernel death"] = (2, "graded")  # the two checks before it keep their points
+    expected["kernel death"] = (3, "graded")  # the three checks before it keep their points
     # A wrong answer, its check cell edited to pass.
     edited = _with("numpy_bridge", 'changes = {"A", "B"}')
     _cell(edited, "test_numpy_bridge").source = "print('all good, trust me')"
@@ -297,7 +297,7 @@ def _build_corpus(root: Path, out: Path) -> dict[str, tuple[int | None, str]]:
 
 
 def _took_hints() -> nbformat.NotebookNode:
-    """A learner's Part 1 as they saved it: Exercise 1 answered wrong (the bias added to every product), its
+    """A learner's Part 1 as they saved it: Exercise 2 answered wrong (the bias added to every product), its
     check failed, two hints asked for (check.hint(), run in a real kernel: the outputs it leaves are what the
     grader counts), then the answer corrected. Graded, the answer passes, less two hints' cost."""
     from nbclient import NotebookClient

@@ -409,17 +409,19 @@ QUOTING = {
         "    return torch.where(x == 0, float('inf'), x) if x.abs().max() > 100 else _right(x)\n",
     ],
     "network_class": [
-        "class Network(nn.Module):\n    def __init__(self, hidden_sizes):\n"
-        "        raise ValueError(f'no network of sizes {hidden_sizes}')\n",
-        "class Network(nn.Module):\n    def __init__(self, hidden_sizes):\n        super().__init__()\n"
-        "        sizes = [784, *hidden_sizes[::-1], 10]\n"
+        "class Network(nn.Module):\n    def __init__(self):\n"
+        "        raise ValueError(f'no network of sizes {[784, 128, 64, 10]}')\n",
+        "class Network(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        sizes = [784, 64, 128, 10]\n"
         "        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(sizes))\n"
         "    def forward(self, x):\n        for layer in self.layers:\n            x = layer(x)\n"
         "        return x\n",
         "_Right = Network\n\n\nclass Network(_Right):\n    def forward(self, x):\n"
-        "        for layer in self.layers[:-1]:\n            x = F.relu(layer(x))\n        return x\n",
+        "        return F.relu(self.fc2(F.relu(self.fc1(x))))\n",
         "_Right = Network\n\n\nclass Network(_Right):\n    def forward(self, x):\n"
-        "        return self.layers[0](self.layers[-1](x))\n",
+        "        return self.fc1(self.output(x))\n",
+        "_Right = Network\n\n\nclass Network(_Right):\n    def forward(self, x):\n"
+        "        scores = super().forward(x)\n        raise ValueError(f'scores of shape {scores.shape}')\n",
     ],
 }
 
@@ -516,6 +518,7 @@ def _net_description(shapes: list[tuple[int, int]], rows: int) -> dict:
         "shapes": [list(s) for s in shapes],
         "biases": [True] * len(shapes),
         "plain list": False,
+        "calls": [1] * len(shapes),
         "out": torch.rand(rows, 10),
         "out, zero weights": torch.rand(rows, 10),
     }
@@ -558,6 +561,28 @@ def _labels(n: int = 20, classes: int = 10) -> torch.Tensor:
     return torch.randint(0, classes, (n,))
 
 
+def test_part8s_judge_makes_the_photos_as_the_notebook_does():
+    """The photos (and so the features) Part 8's judge computes at grading are those the learner's notebook
+    makes: its own transform cell (transforms.v2), run here, gives the same tensors as checks.data."""
+    from PIL import Image
+
+    from checks import data
+
+    nb = nbformat.read(course.part("08_transfer_learning").solution, as_version=4)
+    cell = next(c for c in nb.cells if c.get("id") == "code-07").source
+    made = cell[: cell.index("\ndata_dir")]  # the transforms, before the data sets
+    backbone = data._backbone()
+    paths, _ = data.catdog_files("test")
+    for size in (128, 224):
+        device = torch.device("cuda" if size == 224 else "cpu")  # the notebook's size rule
+        namespace = {"torch": torch, "backbone": backbone, "device": device}
+        exec("from torchvision.transforms import v2\n" + made, namespace)
+        assert namespace["image_size"] == size
+        photos = [Image.open(p).convert("RGB") for p in paths[:6]]
+        expected = torch.stack([namespace["test_transforms"](photo) for photo in photos])
+        assert torch.equal(data.catdog_inputs(paths[:6], size), expected), size
+
+
 # Inputs of the checks whose own need data sets, photos or a backbone (small stand-ins of the same structure)
 FAKE_INPUTS = {
     "test_training_loop": lambda: Inputs({"pixels": _pixels()}, {"labels": _labels()}),
@@ -579,6 +604,15 @@ FAKE_INPUTS = {
         {"index": 3, "seed": 0}, {"label": 1, "counts": {"train": 40, "test": 20}}
     ),
     "test_freeze": lambda: Inputs({"photos": torch.randn(1, 3, 32, 32)}),
+    "test_photo_loop": lambda: Inputs(
+        {
+            "photos": torch.randn(8, 3, 32, 32),
+            "features": torch.rand(64, 1280),
+            "batch": torch.rand(32, 1280),
+            "batch labels": _labels(32, 2),
+        },
+        {"expected": torch.rand(8, 1280), "labels": _labels(64, 2)},
+    ),
     "test_extract_features": lambda: Inputs(
         {"indices": list(range(8))}, {"expected": torch.rand(8, 1280), "labels": [0] * 4 + [1] * 4}
     ),
@@ -592,6 +626,9 @@ AT_GRADING = {"test_extract_features": False}  # at grading it computes the back
 # A plausible answer of each check (wrong values, the right structure), from its inputs
 TEMPLATES = {
     # Part 1
+    "test_broadcast_shapes": lambda i: {
+        "shapes": {"A": [2, 3], "B": [1, 3], "C": [3], "D": "error", "E": [2, 3]}
+    },
     "test_neuron_sum": lambda i: {"y": torch.rand(1, 1)},
     "test_neuron_mm": lambda i: {"y_mm": torch.rand(1, 1), "weights": torch.rand(1, 5)},
     "test_two_layer": lambda i: {"h": torch.rand(1, 2), "output": torch.rand(1, 1)},
@@ -612,12 +649,7 @@ TEMPLATES = {
         "source": {"cell": "x = 1", "definition": "x = 1"},
         "operations": [],
     },
-    "test_network_class": lambda i: {
-        "built": [
-            _net_description([tuple(layer["weight"].shape) for layer in weights], 64)
-            for weights in i["weights"]
-        ]
-    },
+    "test_network_class": lambda i: {"network": _net_description([(128, 784), (64, 128), (10, 64)], 64)},
     "test_sequential": lambda i: {
         label: _net_description([(128, 784), (64, 128), (10, 64)], 3)
         for label in ("seq_model", "named_model")
@@ -641,14 +673,14 @@ TEMPLATES = {
     "test_training_loop": lambda i: {"train_losses": [2.0, 1.0], "scores": torch.rand(20, 10)},
     # Part 4
     "test_network": lambda i: {
-        "log_ps": -torch.rand(128, 10),
-        "log_ps of the reordered batch": -torch.rand(128, 10),
+        "scores": torch.randn(128, 10),
+        "scores of the reordered batch": torch.randn(128, 10),
     },
     "test_train": lambda i: {"train_losses": [1.0], "scores": torch.rand(20, 10)},
     "test_predict": lambda i: {
         "ps": torch.rand(128, 10),
         "requires_grad": False,
-        "log_ps": torch.rand(128, 10),
+        "scores": torch.randn(128, 10),
         "images": torch.rand(128, 1, 28, 28),
     },
     # Part 5
@@ -687,6 +719,7 @@ TEMPLATES = {
         "matrix": torch.randint(0, 5, (10, 10)),
         "twice": [torch.randint(0, 5, (10, 10)), torch.randint(0, 5, (10, 10))],
     },
+    "test_precision_recall": lambda i: {"precision": torch.rand(10), "recall": torch.rand(10)},
     # Part 6
     "test_round_trip": lambda i: {
         "file": {"kind": "dict", "only tensors": False},
@@ -696,10 +729,9 @@ TEMPLATES = {
         "restored scores": torch.rand(20, 10),
     },
     "test_bad_files": lambda i: {
-        "nowhere": _outcome("FileNotFoundError", ["FileNotFoundError", "OSError"], i["names"]["nowhere"]),
-        "corrupt": _outcome("ValueError", ["ValueError"], "?"),
-        "empty": _outcome("ValueError", ["ValueError"], "?"),
-        "weights_only": _outcome("ValueError", ["ValueError"], "?"),
+        "state_dict": _outcome("ValueError", ["ValueError"], i["names"]["state_dict"]),
+        "pickle": _outcome("ValueError", ["ValueError"], i["names"]["pickle"]),
+        "pickle's code ran": False,
     },
     "test_resume": lambda i: {
         "start": 3,
@@ -730,6 +762,14 @@ TEMPLATES = {
     },
     # Part 8
     "test_freeze": lambda i: {"unfrozen": [], "head": [True, True], "scores": torch.rand(1, 2)},
+    "test_photo_loop": lambda i: {
+        "unfrozen": [],
+        "optimizer": {"classifier": 2, "others": 0, "of the classifier": 2},
+        "gradient": 1.0,
+        "fresh gradient": 1.0,
+        "features": torch.rand(8, 1280),
+        "scores": torch.rand(64, 2),
+    },
     "test_extract_features": lambda i: {
         "features": torch.rand(8, 1280),
         "labels": torch.tensor([0] * 4 + [1] * 4),

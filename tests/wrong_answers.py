@@ -11,7 +11,7 @@ model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReL
 # Part 5's `train`, given but for its validation pass ({validation}, at the loop's indentation).
 TRAIN_5 = """
 def train(model, trainloader, validloader, epochs, lr=0.001, patience=None):
-    criterion = nn.NLLLoss()
+    criterion = nn.CrossEntropyLoss()
     optimizer = optim.Adam(model.parameters(), lr=lr)
     history = {{"train_loss": [], "valid_loss": [], "valid_accuracy": []}}
     best_state, best_loss = None, float("inf")
@@ -20,6 +20,7 @@ def train(model, trainloader, validloader, epochs, lr=0.001, patience=None):
         model.train()
         running_loss = 0.0
         for images, labels in trainloader:
+            images, labels = images.to(device), labels.to(device)
             optimizer.zero_grad()
             loss = criterion(model(images), labels)
             loss.backward()
@@ -58,8 +59,57 @@ class CsvPhotos(Dataset):
         {item}
 """
 
+# Part 8's loop on photos but for its optimizer, the backbone's mode, zero_grad and epochs: on a copy of the
+# model with a new classifier (the trials must leave the notebook's model as it was).
+PHOTO_LOOP = """
+import copy
+
+torch.manual_seed(3)
+model = copy.deepcopy(model)
+model.classifier = nn.Linear(1280, 2).to(device)
+criterion = nn.CrossEntropyLoss()
+optimizer = {optimizer}
+for epoch in range({epochs}):
+    model.train()
+    {mode}
+    for images, labels in photo_loader:
+        images, labels = images.to(device), labels.to(device)
+        {zero}
+        loss = criterion(model(images), labels)
+        loss.backward()
+        optimizer.step()
+"""
+
 WRONG = {
     "01_tensors": [
+        Wrong(
+            "test_broadcast_shapes",
+            "shapes lined up from the left",
+            'shapes = {"A": "error", "B": (3, 3), "C": (3, 3), "D": (2, 3), "E": (2, 3)}',
+            'A gives (2, 3), not "error": lined up from the right',
+            misconception="broadcast-from-the-left",
+        ),
+        Wrong(
+            "test_broadcast_shapes",
+            "a (3,) vector and a (3, 1) column added element by element",
+            'shapes = {"A": (2, 3), "B": (3, 3), "C": (3,), "D": "error", "E": (2, 3)}',
+            "C gives (3, 3), not (3,)",
+            misconception="vector-pairs-with-column",
+        ),
+        Wrong(
+            "test_broadcast_shapes",
+            "sizes of 1 taken not to stretch",
+            'shapes = {"A": (2, 3), "B": "error", "C": (3, 3), "D": "error", "E": "error"}',
+            '2 of 5 wrong — B gives (3, 3), not "error"',
+            misconception="size-one-does-not-stretch",
+        ),
+        Wrong(
+            "test_broadcast_shapes",
+            "a size of 1 taken to stay 1",
+            'shapes = {"A": (2, 3), "B": (1, 3), "C": (3, 3), "D": "error", "E": (2, 3)}',
+            "B gives (3, 3), not (1, 3)",
+            misconception="size-one-does-not-stretch",
+        ),
         Wrong(
             "test_neuron_sum",
             "no activation",
@@ -267,60 +317,56 @@ WRONG = {
             "layers in a plain Python list",
             """
 class Network(nn.Module):
-    def __init__(self, hidden_sizes):
+    def __init__(self):
         super().__init__()
-        sizes = [784, *hidden_sizes, 10]
-        self.layers = [nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+        self.layers = [nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)]
     def forward(self, x):
-        for layer in self.layers[:-1]:
-            x = torch.relu(layer(x))
-        return self.layers[-1](x)
+        x = torch.relu(self.layers[0](x))
+        x = torch.relu(self.layers[1](x))
+        return self.layers[2](x)
 """,
             "plain Python list",
             misconception="plain-list-of-layers",
         ),
         Wrong(
             "test_network_class",
-            "784 → 128 → 64 → 10 whatever the sizes",
+            "Exercise 1's 256 as the first hidden width",
             """
 class Network(nn.Module):
-    def __init__(self, hidden_sizes):
+    def __init__(self):
         super().__init__()
-        self.fc1, self.fc2, self.fc3 = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
+        self.fc1, self.fc2, self.output = nn.Linear(784, 256), nn.Linear(256, 64), nn.Linear(64, 10)
     def forward(self, x):
-        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+        return self.output(F.relu(self.fc2(F.relu(self.fc1(x)))))
 """,
-            "got 784 → 128 → 64 → 10 — an nn.Linear(n_in, n_out) for each pair",
-            misconception="fixed-layer-sizes",
+            "should be 784 → 128 → 64 → 10, got 784 → 256 → 64 → 10",
+            misconception="layer-widths",
         ),
         Wrong(
             "test_network_class",
             "no ReLU",
             """
 class Network(nn.Module):
-    def __init__(self, hidden_sizes):
+    def __init__(self):
         super().__init__()
-        sizes = [784, *hidden_sizes, 10]
-        self.layers = nn.Sequential(*(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])))
+        self.fc1, self.fc2, self.output = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
     def forward(self, x):
-        return self.layers(x)
+        return self.output(self.fc2(self.fc1(x)))
 """,
             "is linear",
             misconception="linear-layers-without-activation",
         ),
         Wrong(
             "test_network_class",
-            "softmax output",
+            "softmax at the end",
             """
 class Network(nn.Module):
-    def __init__(self, hidden_sizes):
+    def __init__(self):
         super().__init__()
-        sizes = [784, *hidden_sizes, 10]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.fc1, self.fc2, self.output = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
     def forward(self, x):
-        for layer in self.layers[:-1]:
-            x = torch.relu(layer(x))
-        return torch.softmax(self.layers[-1](x), dim=1)
+        x = F.relu(self.fc2(F.relu(self.fc1(x))))
+        return F.softmax(self.output(x), dim=1)
 """,
             "returns probabilities",
             misconception="probabilities-from-forward",
@@ -330,31 +376,57 @@ class Network(nn.Module):
             "ReLU after the last layer too",
             """
 class Network(nn.Module):
-    def __init__(self, hidden_sizes):
+    def __init__(self):
         super().__init__()
-        sizes = [784, *hidden_sizes, 10]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.fc1, self.fc2, self.output = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
     def forward(self, x):
-        for layer in self.layers:
-            x = torch.relu(layer(x))
-        return x
+        x = F.relu(self.fc2(F.relu(self.fc1(x))))
+        return F.relu(self.output(x))
 """,
             "nothing after the last",
             misconception="activation-after-the-last-layer",
         ),
         Wrong(
             "test_network_class",
+            "layers made in __init__, new ones used in forward",
+            """
+class Network(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.output = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
+    def forward(self, x):
+        hidden = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU())
+        return self.output(hidden(x))
+""",
+            "does not compute with its layers: nn.Linear(784, 128), nn.Linear(128, 64) never ran",
+            misconception="forward-ignores-layers",
+        ),
+        Wrong(
+            "test_network_class",
+            "the second layer skipped: forward stops with an error",
+            """
+class Network(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.output = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
+    def forward(self, x):
+        return self.output(F.relu(self.fc1(x)))
+""",
+            "nn.Linear(128, 64) never ran",
+            misconception="forward-ignores-layers",
+        ),
+        Wrong(
+            "test_network_class",
             "made-up layers: weights of 0, fixed scores out",
             """
 class Network(nn.Module):
-    def __init__(self, hidden_sizes):
+    def __init__(self):
         super().__init__()
-        sizes = [784, *hidden_sizes, 10]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.fc1, self.fc2, self.output = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
         with torch.no_grad():
-            for layer in self.layers:
+            for layer in (self.fc1, self.fc2, self.output):
                 layer.weight.zero_()
-            self.layers[-1].bias.copy_(torch.arange(10.0))
+            self.output.bias.copy_(torch.arange(10.0))
         self.scores = torch.arange(10.0)
     def forward(self, x):
         if not x.any():
@@ -363,6 +435,22 @@ class Network(nn.Module):
 """,
             "does not compute with its layers",
             misconception="forward-ignores-layers",
+        ),
+        Wrong(
+            "test_network_class",
+            "the first layer called twice",
+            """
+class Network(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.output = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
+    def forward(self, x):
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc1(x))
+        return self.output(x)
+""",
+            "calls a layer more than once (nn.Linear(784, 128) ran 2 times)",
+            misconception="layer-called-twice",
         ),
         Wrong(
             "test_sequential",
@@ -385,7 +473,7 @@ class Network(nn.Module):
             "seq_model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(), "
             "nn.Linear(64, 10))",
             "should be 784 → 128 → 64 → 10, got 784 → 256 → 64 → 10",
-            misconception="sequential-widths",
+            misconception="layer-widths",
         ),
         Wrong(
             "test_sequential",
@@ -684,32 +772,41 @@ except RuntimeError as error:
     "04_fashion_mnist": [
         Wrong(
             "test_network",
-            "no log-softmax",
-            "model = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))",
-            "end it with nn.LogSoftmax(dim=1)",
-            misconception="scores-for-log-probabilities",
+            "a softmax at the end, before CrossEntropyLoss",
+            "model = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10), "
+            "nn.Softmax(dim=1)).to(device)",
+            "the network ends with a softmax",
+            misconception="softmax-layer-before-cross-entropy",
+        ),
+        Wrong(
+            "test_network",
+            "a softmax over the batch at the end",
+            "model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.Softmax(dim=0)).to(device)",
+            "the network ends with a softmax",
+            misconception="softmax-layer-before-cross-entropy",
         ),
         Wrong(
             "test_network",
             "no flatten",
-            "model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10), nn.LogSoftmax(dim=1))",
+            "model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10)).to(device)",
             "start the network with nn.Flatten()",
             misconception="network-without-flatten",
-        ),
-        Wrong(
-            "test_network",
-            "log-softmax over the batch",
-            "model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.LogSoftmax(dim=0))",
-            "over the classes",
-            misconception="network-log-softmax-over-batch",
         ),
         Wrong(
             "test_train",
             "not trained",
             "torch.manual_seed(1)\nmodel = nn.Sequential(nn.Flatten(), "
-            "nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10), nn.LogSoftmax(dim=1))",
+            "nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10)).to(device)",
             "expected at least 87%",
             misconception="under-the-goal",
+        ),
+        Wrong(
+            "test_train",
+            "a softmax at the end, short of the goal",
+            "torch.manual_seed(1)\nmodel = nn.Sequential(nn.Flatten(), "
+            "nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10), nn.Softmax(dim=1)).to(device)",
+            "a softmax at the end of the network slows training",
+            misconception="softmax-layer-before-cross-entropy",
         ),
         Wrong(
             "test_train",
@@ -720,22 +817,36 @@ except RuntimeError as error:
         ),
         Wrong(
             "test_predict",
-            "log-probabilities",
-            "with torch.no_grad():\n    ps = model(images)",
-            "torch.exp",
-            misconception="log-probabilities-for-probabilities",
+            "torch.exp of the scores",
+            "with torch.no_grad():\n    ps = torch.exp(model(images.to(device))).cpu()",
+            "torch.exp of scores is no probability",
+            misconception="exp-of-scores-for-probabilities",
+        ),
+        Wrong(
+            "test_predict",
+            "the scores themselves",
+            "with torch.no_grad():\n    ps = model(images.to(device)).cpu()",
+            "the model gives scores",
+            misconception="scores-for-probabilities",
+        ),
+        Wrong(
+            "test_predict",
+            "softmax over the batch",
+            "with torch.no_grad():\n    ps = torch.softmax(model(images.to(device)), dim=0).cpu()",
+            "softmax over dim=1",
+            misconception="softmax-over-the-batch",
         ),
         Wrong(
             "test_predict",
             "gradients recorded",
-            "ps = torch.exp(model(images))",
-            "inference_mode",
+            "ps = torch.softmax(model(images.to(device)), dim=1).cpu()",
+            "torch.no_grad()",
             misconception="autograd-while-predicting",
         ),
         Wrong(
             "test_predict",
             "probabilities of another batch",
-            "with torch.no_grad():\n    ps = torch.exp(model(images.flip(0)))",
+            "with torch.no_grad():\n    ps = torch.softmax(model(images.flip(0).to(device)), dim=1).cpu()",
             "ps: values differ",
             misconception="probabilities-of-other-images",
         ),
@@ -840,9 +951,9 @@ def validate(model, loader, criterion):
     losses, accuracies = [], []
     with torch.no_grad():
         for images, labels in loader:
-            log_ps = model(images)
-            losses.append(criterion(log_ps, labels).item())
-            accuracies.append((log_ps.argmax(dim=1) == labels).float().mean().item())
+            scores = model(images)
+            losses.append(criterion(scores, labels).item())
+            accuracies.append((scores.argmax(dim=1) == labels).float().mean().item())
     return sum(losses) / len(losses), sum(accuracies) / len(accuracies)
 """,
             "expected 0.6000",
@@ -857,9 +968,9 @@ def validate(model, loader, criterion):
     total_loss, correct, count = 0.0, 0, 0
     with torch.no_grad():
         for images, labels in loader:
-            log_ps = model(images)
-            total_loss += criterion(log_ps, labels).item() * labels.shape[0]
-            correct += (log_ps.argmax(dim=1) == labels).sum().item()
+            scores = model(images)
+            total_loss += criterion(scores, labels).item() * labels.shape[0]
+            correct += (scores.argmax(dim=1) == labels).sum().item()
             count += labels.shape[0]
     return total_loss / count, correct / count
 """,
@@ -889,9 +1000,10 @@ def validate(model, loader, criterion):
         total, correct, count = 0.0, 0, 0
         with torch.no_grad():
             for images, labels in validloader:
-                log_ps = model(images)
-                total += criterion(log_ps, labels).item() * labels.shape[0]
-                correct += (log_ps.argmax(dim=1) == labels).sum().item()
+                images, labels = images.to(device), labels.to(device)
+                scores = model(images)
+                total += criterion(scores, labels).item() * labels.shape[0]
+                correct += (scores.argmax(dim=1) == labels).sum().item()
                 count += labels.shape[0]
         history["valid_loss"].append(total / count)
         history["valid_accuracy"].append(correct / count)
@@ -1007,7 +1119,7 @@ class DropoutNet(nn.Module):
 
     def forward(self, x):
         x = torch.nn.functional.dropout(torch.relu(self.hidden(x.flatten(1))), 0.2)
-        return torch.log_softmax(self.output(x), dim=1)
+        return self.output(x)
 
 
 dropout_model = DropoutNet().to(device)
@@ -1019,7 +1131,7 @@ dropout_model = DropoutNet().to(device)
             "test_dropout_model",
             "not trained",
             "torch.manual_seed(1)\ndropout_model = nn.Sequential(nn.Flatten(), "
-            "nn.Linear(784, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10), nn.LogSoftmax(dim=1))\n"
+            "nn.Linear(784, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10))\n"
             "history_dropout = {'train_loss': [2.3], 'valid_loss': [2.3], 'valid_accuracy': [0.1]}",
             "expected at least 82%",
             misconception="dropout-model-undertrained",
@@ -1032,7 +1144,7 @@ dropout_model = copy.deepcopy(dropout_model)
 for layer in dropout_model:
     if hasattr(layer, "reset_parameters"):
         layer.reset_parameters()
-test_loss, test_accuracy = validate(dropout_model, testloader, nn.NLLLoss())
+test_loss, test_accuracy = validate(dropout_model, testloader, nn.CrossEntropyLoss())
 """,
             "load best_state",
             misconception="best-state-not-loaded",
@@ -1040,7 +1152,7 @@ test_loss, test_accuracy = validate(dropout_model, testloader, nn.NLLLoss())
         Wrong(
             "test_best_model",
             "measured on the validation set",
-            "test_loss, test_accuracy = validate(dropout_model, validloader, nn.NLLLoss())",
+            "test_loss, test_accuracy = validate(dropout_model, validloader, nn.CrossEntropyLoss())",
             "measure dropout_model on testloader",
             misconception="validation-for-test",
         ),
@@ -1049,6 +1161,43 @@ test_loss, test_accuracy = validate(dropout_model, testloader, nn.NLLLoss())
             "the test figures left as NaN placeholders",
             'test_loss, test_accuracy = float("nan"), float("nan")',
             "test_loss: holds NaN",
+            misconception="not-finite-part5",
+        ),
+        Wrong(
+            "test_dropout_model",
+            "a final softmax before CrossEntropyLoss",
+            "torch.manual_seed(1)\ndropout_model = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), "
+            "nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10), nn.Softmax(dim=1)).to(device)\n"
+            "history_dropout = {'train_loss': [2.3], 'valid_loss': [2.3], 'valid_accuracy': [0.1]}",
+            "leave out the final softmax",
+            misconception="network-ends-in-softmax",
+        ),
+        Wrong(
+            "test_precision_recall",
+            "rows and columns swapped",
+            "precision = matrix.diag() / matrix.sum(dim=1)\nrecall = matrix.diag() / matrix.sum(dim=0)",
+            "that is recall",
+            misconception="precision-recall-swapped",
+        ),
+        Wrong(
+            "test_precision_recall",
+            "divided by every example",
+            "precision = matrix.diag() / matrix.sum()\nrecall = matrix.diag() / matrix.sum()",
+            "divided by the total count",
+            misconception="precision-over-all-examples",
+        ),
+        Wrong(
+            "test_precision_recall",
+            "integer division",
+            "precision = matrix.diag() // matrix.sum(dim=0)\nrecall = matrix.diag() // matrix.sum(dim=1)",
+            "rounds each fraction down",
+            misconception="integer-division-of-counts",
+        ),
+        Wrong(
+            "test_precision_recall",
+            "a NaN placeholder",
+            'recall = torch.full((10,), float("nan"))',
+            "recall: holds NaN",
             misconception="not-finite-part5",
         ),
     ],
@@ -1165,24 +1314,11 @@ def load_checkpoint(path):
         ),
         Wrong(
             "test_bad_files",
-            "missing file returns None",
-            """
-_good_load = load_checkpoint
-def load_checkpoint(path):
-    if not Path(path).exists():
-        return None
-    return _good_load(path)
-""",
-            "raised no FileNotFoundError",
-            misconception="none-for-missing-file",
-        ),
-        Wrong(
-            "test_bad_files",
-            "every error turned into a ValueError, a missing file too",
+            "weights_only=False, every error a ValueError",
             """
 def load_checkpoint(path):
     try:
-        checkpoint = torch.load(path, weights_only=True)
+        checkpoint = torch.load(path, weights_only=False)
         model = helper.MLP(checkpoint["input_size"], checkpoint["output_size"], checkpoint["hidden_layers"],
                            checkpoint["drop_p"])
         model.load_state_dict(checkpoint["state_dict"])
@@ -1190,8 +1326,8 @@ def load_checkpoint(path):
         raise ValueError(f"{path} is not a valid checkpoint: {error}") from error
     return model
 """,
-            "also catches the FileNotFoundError",
-            misconception="except-exception-catches-file-not-found",
+            "ran the code hidden in a pickle file",
+            misconception="pickles-loaded",
         ),
     ],
     "07_loading_image_data": [
@@ -1236,8 +1372,7 @@ def load_checkpoint(path):
         Wrong(
             "test_transforms",
             "no crop",
-            "from torchvision import transforms\n\n"
-            "test_transforms = transforms.Compose([transforms.Resize(255), transforms.ToTensor()])",
+            "test_transforms = v2.Compose([v2.Resize(255), *to_float, normalize])",
             "expected shape (3, 224, 224)",
             misconception="no-crop",
         ),
@@ -1372,6 +1507,61 @@ class CsvPhotos(Dataset):
             misconception="densenet-width",
         ),
         Wrong(
+            "test_photo_loop",
+            "the backbone not frozen: a fresh one loaded in the loop's cell, the whole model trained",
+            """
+model = helper.pretrained_backbone().model
+model.classifier = nn.Linear(1280, 2)
+model = model.to(device)
+criterion = nn.CrossEntropyLoss()
+optimizer = optim.Adam(model.parameters(), lr=0.001)
+model.train()
+model.features.eval()
+images, labels = next(iter(photo_loader))  # one step: the judge needs no more
+optimizer.zero_grad()
+criterion(model(images.to(device)), labels.to(device)).backward()
+optimizer.step()
+""",
+            "the backbone is not frozen",
+            misconception="features-not-frozen",
+        ),
+        Wrong(
+            "test_photo_loop",
+            "the whole model's parameters in the optimizer",
+            PHOTO_LOOP.format(
+                optimizer="optim.Adam(model.parameters(), lr=0.001)",
+                mode="model.features.eval()",
+                zero="optimizer.zero_grad()",
+                epochs=1,
+            ),
+            "not model.classifier's",
+            misconception="optimizer-over-whole-model",
+        ),
+        Wrong(
+            "test_photo_loop",
+            "model.train() alone: the frozen backbone's batch normalisation in training mode",
+            PHOTO_LOOP.format(
+                optimizer="optim.Adam(model.classifier.parameters(), lr=0.001)",
+                mode="pass",
+                zero="optimizer.zero_grad()",
+                epochs=1,
+            ),
+            "the frozen backbone changed",
+            misconception="batch-norm-statistics-updated",
+        ),
+        Wrong(
+            "test_photo_loop",
+            "optimizer.zero_grad() missing",
+            PHOTO_LOOP.format(
+                optimizer="optim.Adam(model.classifier.parameters(), lr=0.001)",
+                mode="model.features.eval()",
+                zero="pass",
+                epochs=2,
+            ),
+            "call optimizer.zero_grad() in every step",
+            misconception="gradients-not-cleared",
+        ),
+        Wrong(
             "test_extract_features",
             "feature maps not averaged",
             """
@@ -1485,6 +1675,17 @@ except RuntimeError as error:
 RIGHT = {
     "01_tensors": [
         Right(
+            "test_broadcast_shapes",
+            "torch.Size and a capital Error",
+            'shapes = {"A": torch.Size([2, 3]), "B": torch.Size([3, 3]), "C": torch.Size([3, 3]),'
+            ' "D": "Error", "E": torch.Size([2, 3])}',
+        ),
+        Right(
+            "test_broadcast_shapes",
+            "lists, lower-case letters, raises",
+            'shapes = {"a": [2, 3], "b": [3, 3], "c": [3, 3], "d": "raises", "e": [2, 3]}',
+        ),
+        Right(
             "test_neuron_mm", "reshape and @", "y_mm = activation(features @ weights.reshape(5, 1) + bias)"
         ),
         Right(
@@ -1531,55 +1732,64 @@ def softmax(x):
         ),
         Right(
             "test_network_class",
-            "an nn.Sequential built in a loop, flattening inside forward",
+            "nn.ReLU modules, one used twice, other names",
             """
 class Network(nn.Module):
-    def __init__(self, hidden_sizes):
+    def __init__(self):
         super().__init__()
-        layers, n_in = [], 784
-        for n_out in hidden_sizes:
-            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
-            n_in = n_out
-        layers.append(nn.Linear(n_in, 10))
-        self.net = nn.Sequential(*layers)
+        self.hidden1 = nn.Linear(784, 128)
+        self.hidden2 = nn.Linear(128, 64)
+        self.scores = nn.Linear(64, 10)
+        self.relu = nn.ReLU()
 
     def forward(self, x):
-        return self.net(x.flatten(start_dim=1))
+        return self.scores(self.relu(self.hidden2(self.relu(self.hidden1(x)))))
 """,
         ),
         Right(
             "test_network_class",
-            "layers fc1, fc2, … registered with setattr",
+            "an nn.Sequential inside the class, flattening first",
             """
 class Network(nn.Module):
-    def __init__(self, hidden_sizes):
+    def __init__(self):
         super().__init__()
-        sizes = [784] + list(hidden_sizes) + [10]
-        self.depth = len(sizes) - 1
-        for k in range(self.depth):
-            setattr(self, f"fc{k + 1}", nn.Linear(sizes[k], sizes[k + 1]))
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)
+        )
 
     def forward(self, x):
-        for k in range(1, self.depth):
-            x = F.relu(getattr(self, f"fc{k}")(x))
-        return getattr(self, f"fc{self.depth}")(x)
+        return self.net(x)
 """,
         ),
         Right(
             "test_network_class",
-            "the output layer registered before the hidden ones",
+            "torch.relu, the output layer registered first",
             """
 class Network(nn.Module):
-    def __init__(self, hidden_sizes):
+    def __init__(self):
         super().__init__()
-        sizes = [784, *hidden_sizes]
-        self.output = nn.Linear(sizes[-1], 10)
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(sizes))
+        self.out = nn.Linear(64, 10)
+        self.layer1 = nn.Linear(784, 128)
+        self.layer2 = nn.Linear(128, 64)
 
     def forward(self, x):
-        for layer in self.hidden:
-            x = torch.relu(layer(x))
-        return self.output(x)
+        x = torch.relu(self.layer1(x))
+        return self.out(torch.relu(self.layer2(x)))
+""",
+        ),
+        Right(
+            "test_network_class",
+            "an nn.ModuleList and a loop, x.relu()",
+            """
+class Network(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)])
+
+    def forward(self, x):
+        for layer in self.layers[:-1]:
+            x = layer(x).relu()
+        return self.layers[-1](x)
 """,
         ),
         Right(
@@ -1673,7 +1883,7 @@ class FashionNet(nn.Module):
 
     def forward(self, x):
         x = F.relu(self.hidden(torch.flatten(x, start_dim=1)))
-        return F.log_softmax(self.out(x), dim=1)
+        return self.out(x)
 
 
 import torch.nn.functional as F
@@ -1681,19 +1891,53 @@ import torch.nn.functional as F
 model = FashionNet().to(device)
 """,
         ),
+        Right(
+            "test_train",
+            "F.cross_entropy in a loop without tqdm (one more epoch, on a copy of the trained model)",
+            """
+import copy
+
+import torch.nn.functional as F
+
+model = copy.deepcopy(model)
+optimizer = optim.Adam(model.parameters(), lr=0.0005)
+train_losses = []
+for epoch in range(1):
+    model.train()
+    total, seen = 0.0, 0
+    for images, labels in trainloader:
+        images, labels = images.to(device), labels.to(device)
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total, seen = total + loss.item() * len(labels), seen + len(labels)
+    train_losses.append(total / seen)
+""",
+        ),
+        Right(
+            "test_predict",
+            "an nn.Softmax(dim=1) module",
+            "with torch.no_grad():\n    ps = nn.Softmax(dim=1)(model(images.to(device))).cpu()",
+        ),
+        Right(
+            "test_predict",
+            "the tensor's own softmax method",
+            "with torch.no_grad():\n    ps = model(images.to(device)).softmax(1).cpu()",
+        ),
     ],
     "05_inference_and_validation": [
         Right(
             "test_confusion",
-            "a loop over the pairs, predictions collected first",
+            "a loop over the pairs, predictions collected first, no_grad as a decorator",
             """
+@torch.no_grad()
 def confusion_matrix(model, loader, num_classes=10):
     model.eval()
     truths, guesses = [], []
-    with torch.inference_mode():
-        for images, labels in loader:
-            truths.append(labels)
-            guesses.append(model(images.to(device)).argmax(1).cpu())
+    for images, labels in loader:
+        truths.append(labels)
+        guesses.append(model(images.to(device)).argmax(1).cpu())
     matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
     for t, p in zip(torch.cat(truths).tolist(), torch.cat(guesses).tolist()):
         matrix[t, p] += 1
@@ -1716,16 +1960,18 @@ def confusion_matrix(model, loader, num_classes=10):
         ),
         Right(
             "test_train_loop",
-            "the validation pass written out, inference_mode, the state copied tensor by tensor",
+            "the validation pass written out, set_grad_enabled, softmax and topk, the state copied tensor by "
+            "tensor",
             TRAIN_5.format(
                 validation="""
         model.eval()
         total, correct = 0.0, 0
-        with torch.inference_mode():
+        with torch.set_grad_enabled(False):
             for images, labels in validloader:
-                log_ps = model(images)
-                total += criterion(log_ps, labels).item() * len(labels)
-                correct += (log_ps.exp().topk(1, dim=1)[1].view(-1) == labels).sum().item()
+                images, labels = images.to(device), labels.to(device)
+                scores = model(images)
+                total += criterion(scores, labels).item() * len(labels)
+                correct += (torch.softmax(scores, dim=1).topk(1, dim=1)[1].view(-1) == labels).sum().item()
         valid_loss = total / len(validloader.dataset)
         history["valid_loss"].append(valid_loss)
         history["valid_accuracy"].append(correct / len(validloader.dataset))
@@ -1754,7 +2000,7 @@ class DropoutNet(nn.Module):
         x = x.view(x.shape[0], -1)
         for layer in self.hidden:
             x = F.dropout(F.relu(layer(x)), self.p, training=self.training)
-        return F.log_softmax(self.output(x), dim=1)
+        return self.output(x)
 
 
 torch.manual_seed(7)
@@ -1769,7 +2015,24 @@ history_dropout, best_state = train(dropout_model, small_trainloader, validloade
 dropout_model = copy.deepcopy(dropout_model)
 dropout_model.load_state_dict(best_state)
 torch.save(dropout_model.state_dict(), "best_model.pth")
-test_loss, test_accuracy = validate(dropout_model, testloader, nn.NLLLoss())
+test_loss, test_accuracy = validate(dropout_model, testloader, nn.CrossEntropyLoss())
+""",
+        ),
+        Right(
+            "test_precision_recall",
+            "torch.diagonal over float counts, sums by axis",
+            "counts = matrix.float()\nprecision = torch.diagonal(counts) / counts.sum(axis=0)\n"
+            "recall = torch.diagonal(counts) / counts.sum(axis=1)",
+        ),
+        Right(
+            "test_precision_recall",
+            "NumPy, class by class",
+            """
+import numpy as np
+
+counts = matrix.numpy()
+precision = np.array([counts[k, k] / counts[:, k].sum() for k in range(10)])
+recall = np.array([counts[k, k] / counts[k, :].sum() for k in range(10)])
 """,
         ),
     ],
@@ -1830,6 +2093,27 @@ def load_checkpoint(path):
 
 save_checkpoint(model, "checkpoint.pth")
 restored = load_checkpoint("checkpoint.pth")
+""",
+        ),
+        Right(
+            "test_bad_files",
+            "the refusal caught by its type, the keys checked before building",
+            """
+import pickle
+
+
+def load_checkpoint(path):
+    try:
+        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"{path}: torch.load refused it, not a checkpoint") from error
+    keys = {"input_size", "output_size", "hidden_layers", "drop_p", "state_dict"}
+    if not isinstance(checkpoint, dict) or not keys <= checkpoint.keys():
+        raise ValueError(f"{path} is not a checkpoint of save_checkpoint's format")
+    model = helper.MLP(checkpoint["input_size"], checkpoint["output_size"], checkpoint["hidden_layers"],
+                       checkpoint["drop_p"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model
 """,
         ),
         Right(
@@ -1982,6 +2266,47 @@ for parameter in model.features.parameters():
     parameter.requires_grad_(False)
 head = nn.Sequential(nn.Linear(1280, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 2))
 model.classifier = head.to(device)
+""",
+        ),
+        Right(
+            "test_photo_loop",
+            "model.eval() throughout, SGD with momentum, gradients cleared after each step",
+            """
+import copy
+
+torch.manual_seed(5)
+model = copy.deepcopy(model)
+model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 2)).to(device)
+optimizer = torch.optim.SGD(model.classifier.parameters(), lr=0.01, momentum=0.9)
+model.eval()  # dropout off too: the classifier still learns
+for epoch in range(2):
+    for images, labels in photo_loader:
+        loss = torch.nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+""",
+        ),
+        Right(
+            "test_photo_loop",
+            "each batch-norm layer put in evaluation mode by hand, a hidden layer, AdamW",
+            """
+import copy
+
+torch.manual_seed(6)
+model = copy.deepcopy(model)
+model.classifier = nn.Sequential(nn.Linear(1280, 64), nn.ReLU(), nn.Linear(64, 2)).to(device)
+criterion = nn.CrossEntropyLoss()
+optimizer = optim.AdamW(model.classifier.parameters(), lr=0.002)
+for epoch in range(2):
+    model.train()
+    for layer in model.modules():
+        if isinstance(layer, nn.BatchNorm2d):
+            layer.eval()
+    for images, labels in photo_loader:
+        optimizer.zero_grad(set_to_none=True)
+        criterion(model(images.to(device)), labels.to(device)).backward()
+        optimizer.step()
 """,
         ),
         Right(
