@@ -3,15 +3,15 @@
 The learner's functions and networks are applied to inputs of the check's own (in the notebook: seeded; at
 grading: drawn by the grader). A network is judged on weights of the check's own too: the kernel loads them
 into the learner's ``nn.Linear`` layers (matched by shape, in the order the network registers them) and sends
-back the scores on the check's inputs; the judge computes the expected scores from its own copy of the
-weights, so a network passes only if its ``forward`` computes what the exercise asks for. The softmax rule
+back the scores on the check's inputs (and how many times each layer ran, which only names a wrong answer's
+misconception); the judge computes the expected scores from its own copy of the weights, so a network passes
+only if its ``forward`` computes what the exercise asks for. The softmax rule
 (no PyTorch softmax) is decided by the judge too, from data: the answer cell's source, which it parses, and
 the names of the operations PyTorch ran while the learner's ``softmax`` computed.
 
 Every answer's type, shape and dtype (and every entry of a network's description) is checked before a judge
 computes with it, so an answer of any shape fails with what was expected and what was given. At grading no
-message, passed or failed, names what the grader drew: Network's hidden sizes are written as letters
-(``Network([a, b]) should be 784 → a → b → 10``), and values computed on hidden inputs are not shown.
+message, passed or failed, names what the grader drew: values computed on hidden inputs are not shown.
 """
 
 from __future__ import annotations
@@ -20,14 +20,12 @@ import ast
 import contextlib
 import copy
 import linecache
-import re
 from itertools import pairwise
 
 import torch
 
 from checks.core import (
     Check,
-    CheckFailed,
     Inputs,
     Like,
     Misconception,
@@ -114,19 +112,9 @@ PLAIN_LIST = Misconception(
     2,
     "Building networks with `nn.Module`",
     "nn.Module finds parameters in attributes that are modules; a Python list is not one, so its layers are "
-    "invisible to parameters(), .to(device) and optimizers. nn.ModuleList or nn.Sequential register them.",
-    "self.layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in pairwise(...))",
-    "layer",
-)
-FIXED_SIZES = Misconception(
-    "fixed-layer-sizes",
-    "the layer sizes written in instead of built from hidden_sizes",
-    2,
-    "Exercise 3 — a network of any depth",
-    "The sizes are an argument: the layers are 784 → each of hidden_sizes → 10, so one nn.Linear per pair of "
-    "neighbouring sizes, whatever the list holds.",
-    "sizes = [784, *hidden_sizes, 10]\nself.layers = nn.ModuleList(nn.Linear(a, b) for a, b in "
-    "pairwise(...))",
+    "invisible to parameters(), .to(device) and optimizers. Assign each layer to self, or keep them in an "
+    "nn.ModuleList or an nn.Sequential.",
+    "self.fc1 = nn.Linear(784, 128)\nself.fc2 = nn.Linear(...)\nself.output = nn.Linear(...)",
     "layer",
 )
 NO_NONLINEARITY = Misconception(
@@ -136,7 +124,7 @@ NO_NONLINEARITY = Misconception(
     "Why an activation function?",
     "Linear layers composed are one Linear layer: without ReLU between them, depth adds nothing. Apply the "
     "activation after every layer but the last.",
-    "for layer in self.layers[:-1]:\n    x = torch.relu(layer(x))\nreturn self.layers[-1](x)",
+    "x = F.relu(self.fc1(x))\nx = F.relu(...)\nreturn self.output(x)",
     "activation-function",
 )
 SOFTMAX_IN_FORWARD = Misconception(
@@ -146,7 +134,7 @@ SOFTMAX_IN_FORWARD = Misconception(
     "Building networks with `nn.Module`",
     "The network's last layer gives scores (logits); the softmax comes afterwards, where probabilities are "
     "needed (the loss applies its own).",
-    "def forward(self, x):\n    ...\n    return self.layers[-1](x)  # scores, no softmax",
+    "def forward(self, x):\n    ...\n    return self.output(x)  # scores, no softmax",
     "logit",
 )
 RELU_ON_SCORES = Misconception(
@@ -155,8 +143,18 @@ RELU_ON_SCORES = Misconception(
     2,
     "Building networks with `nn.Module`",
     "Scores may be negative: the last layer's output goes out as it is, ReLU only between layers.",
-    "for layer in self.layers[:-1]:\n    x = torch.relu(layer(x))\nreturn self.layers[-1](...)",
+    "x = F.relu(self.fc1(x))\nx = F.relu(self.fc2(x))\nreturn ...",
     "logit",
+)
+LAYER_CALLED_TWICE = Misconception(
+    "layer-called-twice",
+    "one nn.Linear called twice in forward, where each layer runs once",
+    2,
+    "Building networks with `nn.Module`",
+    "Each nn.Linear holds its own weights and runs once, in order: 784 → 128 is one layer, 128 → 64 another, "
+    "64 → 10 a third. A layer called again gets the wrong number of inputs, or repeats its weights.",
+    "x = F.relu(self.fc1(x))\nx = F.relu(self.fc2(x))\nreturn self....(x)",
+    "layer",
 )
 SEQUENTIAL_WITHOUT_RELU = Misconception(
     "sequential-without-activation",
@@ -195,19 +193,18 @@ LAYERS_UNUSED = Misconception(
     2,
     "Building networks with `nn.Module`",
     "The layers made in __init__ hold the network's weights, the ones an optimizer trains: forward must pass "
-    "x through them (self.layers…), not through new layers or values of its own.",
-    "def forward(self, x):\n    for layer in self.layers[:-1]:\n        x = torch.relu(layer(x))\n"
-    "    return ...",
+    "x through each of them (self.fc1…), not through new layers or values of its own.",
+    "def forward(self, x):\n    x = F.relu(self.fc1(x))\n    ...",
     "layer",
 )
 WRONG_WIDTHS = Misconception(
-    "sequential-widths",
+    "layer-widths",
     "the layer widths of another network than the one asked for",
     2,
-    "`nn.Sequential`",
-    "Exercise 4's network is Exercise 3's Network([128, 64]): 784 inputs, hidden layers of 128 and 64 units, "
-    "10 scores. Each nn.Linear(n_in, n_out) takes the previous layer's n_out as its n_in.",
-    "nn.Sequential(nn.Linear(784, ...), nn.ReLU(), nn.Linear(..., 64), nn.ReLU(), nn.Linear(64, 10))",
+    "Exercise 3 — your first network class",
+    "Exercises 3 and 4 build the same network: 784 inputs, hidden layers of 128 and 64 units, 10 scores. "
+    "Each nn.Linear(n_in, n_out) takes the previous layer's n_out as its n_in.",
+    "nn.Linear(784, ...), nn.Linear(..., 64), nn.Linear(64, 10)",
     "layer",
 )
 
@@ -579,16 +576,35 @@ def _load(net: object, weights: list[dict]) -> None:
 
 
 def _run(net: object, weights: list[dict], x: torch.Tensor) -> dict:
-    """The network's scores on ``x`` with the check's weights loaded, and again with every parameter set to 0
-    (a network that computes with its layers then gives scores of 0)."""
+    """The network's scores on ``x`` with the check's weights loaded, how many times each of its nn.Linear
+    layers ran meanwhile (in the order of :func:`_layers`; counted even when forward stops with an error),
+    and the scores again with every parameter set to 0 (a network that computes with its layers then gives
+    scores of 0)."""
+    from torch import nn
+
     loaded = attempt(_load, net, weights)
     if isinstance(loaded, Raised):
         return {"out": Raised(f"the check's weights could not be loaded into its layers: {loaded.message}")}
+    linear = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    calls = [0] * len(linear)
+
+    def counter(k: int):
+        def count(module, inputs) -> None:
+            calls[k] += 1
+
+        return count
+
+    hooks = [layer.register_forward_pre_hook(counter(k)) for k, layer in enumerate(linear)]
+    try:
+        with torch.no_grad():
+            out = cpu(attempt(net, x))
+    finally:
+        for hook in hooks:
+            hook.remove()
     with torch.no_grad():
-        out = cpu(attempt(net, x))
         zeroed = attempt(lambda: [p.zero_() for p in net.parameters()])
         zero = zeroed if isinstance(zeroed, Raised) else cpu(attempt(net, x))
-    return {"out": out, "out, zero weights": zero}
+    return {"out": out, "calls": list(calls), "out, zero weights": zero}
 
 
 def _expect_scores(net: dict, x: torch.Tensor, weights: list[dict], label: str, like: list) -> None:
@@ -638,6 +654,10 @@ _ENTRIES = {
         lambda v: isinstance(v, list) and all(isinstance(b, bool) for b in v),
     ),
     "plain list": ("True or False", lambda v: isinstance(v, bool)),
+    "calls": (
+        "a list of how many times each nn.Linear layer ran",
+        lambda v: isinstance(v, list) and all(_count(n) and 0 <= n < 2**31 for n in v),
+    ),
 }
 
 
@@ -688,127 +708,100 @@ def _arrows(shapes: list) -> str:
 
 
 # ------------------------------------------------------------------------------------------ Network
-# The hidden sizes are drawn among these: never the number of classes (10) or the batch's size (64), which the
-# messages show, so that at grading a number of a message that is one of them is one of the hidden sizes
-_HIDDEN_WIDTHS = [n for n in range(8, 100) if n not in (10, 64)]
-_LETTERS = "abcdefgh"
+_WIDTHS = [784, 128, 64, 10]  # Exercise 3's network, and Exercise 4's
+_LINEARS = [f"nn.Linear({n_in}, {n_out})" for n_in, n_out in pairwise(_WIDTHS)]
 
 
-def _network_inputs(g: torch.Generator, sizes: list[list[int]] | None = None) -> Inputs:
-    """Three architectures (two hidden layers, one, none), the check's weights for each, and an input."""
-    if sizes is None:
-        drawn = torch.randperm(len(_HIDDEN_WIDTHS), generator=g)[:3].tolist()  # three different sizes
-        widths = [_HIDDEN_WIDTHS[k] for k in drawn]
-        sizes = [widths[:2], widths[2:], []]
-    weights = [_weights([784, *hidden_sizes, 10], g) for hidden_sizes in sizes]
-    return Inputs({"sizes": sizes, "weights": weights, "x": torch.randn(64, 784, generator=g)})
+def _fixed_inputs(g: torch.Generator) -> Inputs:
+    """The check's weights for 784 → 128 → 64 → 10, and a batch of 64 inputs."""
+    return Inputs({"weights": _weights(_WIDTHS, g), "x": torch.randn(64, 784, generator=g)})
 
 
 def _ask_network(namespace: dict, sent: dict) -> dict:
-    """For each list of hidden sizes: the Linear layers the network registered, whether it keeps modules in a
-    plain list, and its scores with the check's weights loaded (and with weights of 0)."""
+    """Network(), as the check sees it: the nn.Linear layers it registered, whether it keeps modules in a
+    plain list, and its scores with the check's weights loaded (with how many times each layer ran, and the
+    scores with weights of 0)."""
     from torch import nn
 
     network_class = lookup(namespace, "Network")
     if isinstance(network_class, Raised):
-        return {"$problem": network_class}
-    built = []
-    for sizes, weights in zip(sent["sizes"], sent["weights"], strict=True):
-        net = attempt(network_class, list(sizes))
-        if isinstance(net, Raised):  # the judge names the network: at grading, without its hidden sizes
-            built.append({"$raised": Raised(f"raised {net.message}")})
-            continue
-        if not isinstance(net, nn.Module):
-            built.append({"$raised": Raised(f"is not an nn.Module (got {type(net).__name__})")})
-            continue
-        plain = any(  # modules kept where nn.Module does not look (its own registry is _modules)
-            any(isinstance(m, nn.Module) for m in (v.values() if isinstance(v, dict) else v))
-            for name, v in vars(net).items()
-            if name != "_modules" and isinstance(v, list | tuple | dict)
-        )
-        built.append({**_layers(net), "plain list": plain, **_run(net, weights, sent["x"])})
-    return {"built": built}
-
-
-def _unsaid(text: str, letters: dict[int, str]) -> str:
-    """``text`` with each whole number that is one of the hidden sizes written as its letter (a, b, c), and
-    what the letters stand for: at grading, no message names the sizes the grader drew, not even through the
-    learner's own error messages or the shapes their network gave."""
-    used: set[str] = set()
-
-    def letter(number: re.Match) -> str:
-        n = int(number.group())
-        if n not in letters:
-            return number.group()
-        used.add(letters[n])
-        return letters[n]
-
-    unsaid = re.sub(r"(?<![\d.])\d+(?!\d|\.\d)", letter, text) if letters else text
-    return unsaid + (f" — {', '.join(sorted(used))}: sizes the grader drew" if used else "")
+        return {"network": {"$raised": network_class}}
+    net = attempt(network_class)
+    if isinstance(net, Raised):
+        return {"network": {"$raised": Raised(f"raised {net.message}")}}
+    if not isinstance(net, nn.Module):
+        return {"network": {"$raised": Raised(f"is not an nn.Module (got {type(net).__name__})")}}
+    plain = any(  # modules kept where nn.Module does not look (its own registry is _modules)
+        any(isinstance(m, nn.Module) for m in (v.values() if isinstance(v, dict) else v))
+        for name, v in vars(net).items()
+        if name != "_modules" and isinstance(v, list | tuple | dict)
+    )
+    return {"network": {**_layers(net), "plain list": plain, **_run(net, sent["weights"], sent["x"])}}
 
 
 def _judge_network(i: dict, a: dict) -> str:
-    """Judged by :func:`_judge_networks`; at grading, each hidden size of its message (passed or failed) is
-    shown as a letter: Network([a, b]) should be 784 → a → b → 10."""
-    widths = dict.fromkeys(n for sizes in i["sizes"] for n in sizes) if hidden() else {}
-    letters = {n: _LETTERS[k % len(_LETTERS)] for k, n in enumerate(widths)}
-    try:
-        return _unsaid(_judge_networks(i, a), letters)
-    except CheckFailed as failure:
-        raise CheckFailed(_unsaid(str(failure), letters), failure.misconception) from None
-
-
-def _judge_networks(i: dict, a: dict) -> str:
-    built = value(a, "built")
+    label, x, weights = "Network()", i["x"], i["weights"]
+    net = _description(value(a, "network"), label)
+    shapes = [tuple(s) for s in _entry(net, "shapes", label)]
+    if not shapes:
+        need(
+            not _entry(net, "plain list", label),
+            f"{label} keeps its layers in a plain Python list: PyTorch does not see into it, so the "
+            "network has no parameters (model.parameters() is empty, an optimizer would train nothing) — "
+            "assign each layer to self, or keep them in an nn.ModuleList or an nn.Sequential",
+            PLAIN_LIST,
+        )
+        fail(f"{label} has no nn.Linear layers: create them in __init__, as attributes of self")
+    expected_shapes = [(n_out, n_in) for n_in, n_out in pairwise(_WIDTHS)]
     need(
-        isinstance(built, list) and len(built) == len(i["sizes"]),
-        f"built: the check expected a description of each of the {len(i['sizes'])} networks, got "
-        + _what(built),
+        sorted(shapes) == sorted(expected_shapes),
+        f"{label} should be {' → '.join(map(str, _WIDTHS))}, got {_arrows(shapes)} — {', '.join(_LINEARS)}",
+        WRONG_WIDTHS,
     )
-    for sizes, weights, got in zip(i["sizes"], i["weights"], built, strict=True):
-        label = f"Network({sizes})"
-        net = _description(got, label)
-        shapes = [tuple(s) for s in _entry(net, "shapes", label)]
-        if not shapes:
-            need(
-                not _entry(net, "plain list", label),
-                f"{label} keeps its layers in a plain Python list: PyTorch does not see into it, so the "
-                "network has no parameters (model.parameters() is empty, an optimizer would train nothing) — "
-                "keep them in an nn.ModuleList or an nn.Sequential",
-                PLAIN_LIST,
-            )
-            fail(f"{label} has no nn.Linear layers")
-        want = [784, *sizes, 10]
-        expected = [tuple(layer["weight"].shape) for layer in weights]
+    need(
+        all(_entry(net, "biases", label)),
+        "the layers should have biases: nn.Linear(in_features, out_features)",
+    )
+    calls = _entry(net, "calls", label)
+    need(len(calls) == len(shapes), f"{label}: expected a count for each of its {len(shapes)} layers")
+    ran = {f"nn.Linear({n_in}, {n_out})": n for (n_out, n_in), n in zip(shapes, calls, strict=True)}
+    twice = [f"{layer} ran {n} times" for layer, n in ran.items() if n > 1]
+    unused = [layer for layer, n in ran.items() if n == 0]
+    scores = net.get("out")
+    right = (
+        isinstance(scores, torch.Tensor)
+        and tuple(scores.shape) == (len(x), 10)
+        and scores.is_floating_point()
+        and is_close(scores, _scores(x, weights), atol=1e-4)
+    )
+    if not right:  # what went wrong, from how many times each layer ran
         need(
-            sorted(shapes) == sorted(expected),
-            f"{label} should be {' → '.join(map(str, want))}, got {_arrows(shapes)}"
-            + " — an nn.Linear(n_in, n_out) for each pair of neighbouring sizes, built from hidden_sizes",
-            FIXED_SIZES,
+            not twice,
+            f"{label}'s forward calls a layer more than once ({'; '.join(twice)}): each nn.Linear runs once, "
+            "in order, 784 → 128 → 64 → 10",
+            LAYER_CALLED_TWICE,
         )
         need(
-            all(_entry(net, "biases", label)),
-            "the layers should have biases: nn.Linear(in_features, out_features)",
+            not unused,
+            f"{label}'s forward does not compute with its layers: {', '.join(unused)} never ran — pass x "
+            "through each nn.Linear made in __init__",
+            LAYERS_UNUSED,
         )
-        scores = _floats(net, "out", (len(i["x"]), 10), f"{label}(x)")
-        need(
-            not is_close(scores.sum(dim=1), torch.ones(len(scores)), atol=1e-3, rtol=0),
-            "forward returns probabilities: return the scores of the last layer, the softmax comes "
-            "afterwards",
-            SOFTMAX_IN_FORWARD,
-        )
-        if sizes:
-            need(
-                not is_close(scores, _scores(i["x"], weights, relu=False), atol=1e-4),
-                f"{label} is linear: apply ReLU after every layer except the last",
-                NO_NONLINEARITY,
-            )
-        like = [(torch.relu(_scores(i["x"], weights)), RELU_ON_SCORES)]
-        _expect_scores(net, i["x"], weights, label, like)
-    shown = ", ".join(f"Network({sizes})" for sizes in i["sizes"])
+    scores = _floats(net, "out", (len(x), 10), f"{label}(x)")
+    need(
+        not is_close(scores.sum(dim=1), torch.ones(len(scores)), atol=1e-3, rtol=0),
+        "forward returns probabilities: return the scores of the last layer, the softmax comes afterwards",
+        SOFTMAX_IN_FORWARD,
+    )
+    need(
+        not is_close(scores, _scores(x, weights, relu=False), atol=1e-4),
+        f"{label} is linear: apply ReLU after every layer except the last",
+        NO_NONLINEARITY,
+    )
+    _expect_scores(net, x, weights, label, like=[(torch.relu(_scores(x, weights)), RELU_ON_SCORES)])
     return (
-        f"{shown}: 784 → hidden sizes → 10, every layer registered; with the check's weights loaded, ReLU "
-        "between the layers and scores out"
+        f"{label}: 784 → 128 → 64 → 10, every layer registered and run once; with the check's weights "
+        "loaded, ReLU between the layers and scores out"
     )
 
 
@@ -817,15 +810,14 @@ network_class = Check(
     after="network_class",
     judge=_judge_network,
     ask=_ask_network,
-    given=lambda ns: _network_inputs(torch.Generator().manual_seed(0), [[128, 64], [32], []]),
-    hidden=_network_inputs,
+    given=lambda ns: _fixed_inputs(torch.Generator().manual_seed(0)),
+    hidden=_fixed_inputs,
 )
 
 
 # ------------------------------------------------------------------------------------------ Sequential
 _KINDS = ["Linear", "ReLU", "Linear", "ReLU", "Linear"]
 _NAMES = ["fc1", "relu1", "fc2", "relu2", "output"]
-_WIDTHS = [784, 128, 64, 10]
 
 
 def _describe(net: object, x: torch.Tensor, weights: list[dict]) -> dict:
@@ -875,7 +867,7 @@ def _judge_sequential(i: dict, a: dict) -> str:
         need(
             shapes == want,
             f"{label} should be {' → '.join(map(str, _WIDTHS))}, got {_arrows(shapes)} — Exercise 3's "
-            "Network([128, 64]): nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)",
+            f"Network(): {', '.join(_LINEARS)}",
             WRONG_WIDTHS,
         )
         need(all(_entry(net, "biases", label)), f"{label}: the layers should have biases")

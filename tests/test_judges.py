@@ -669,7 +669,11 @@ TEMPLATES = {
         "copied": [],
     },
     "test_task_losses": lambda i: {"regression_loss": torch.tensor(1.0), "binary_loss": torch.tensor(1.0)},
-    "test_one_step": lambda i: {"weight": torch.rand(128, 784)},
+    "test_one_step": lambda i: {
+        "weight": torch.rand(128, 784),
+        "grad": torch.zeros(128, 784),  # cleared after the step: the judge retraces runs of the cell
+        "optimizer": {"kind": "SGD", "lr": 0.01, "momentum": 0, "weight_decay": 0, "nesterov": False},
+    },
     "test_training_loop": lambda i: {"train_losses": [2.0, 1.0], "scores": torch.rand(20, 10)},
     # Part 4
     "test_network": lambda i: {

@@ -698,6 +698,46 @@ optimizer.step()
             misconception="cell-run-again",
         ),
         Wrong(
+            "test_one_step",
+            "a step without zero_grad, then the fixed cell (zero_grad before and after its step) run again",
+            """
+model = copy.deepcopy(model_before)
+criterion(model(images), labels).backward()  # the gradient the Autograd cell left in model
+optimizer = optim.SGD(model.parameters(), lr=0.01)
+loss = criterion(model(images), labels)
+loss.backward()
+optimizer.step()  # the first run: the old gradient added to the new one
+optimizer = optim.SGD(model.parameters(), lr=0.01)  # the cell, fixed, run again: no gradient left after it
+optimizer.zero_grad()
+loss = criterion(model(images), labels)
+loss.backward()
+optimizer.step()
+optimizer.zero_grad()
+""",
+            "did this cell run more than once (an earlier version of it too)? Each run steps on from where "
+            "the last one stopped. Run the cell above (model_before = copy.deepcopy(model)) again",
+            misconception="cell-run-again",
+        ),
+        Wrong(
+            "test_one_step",
+            "the loss of a cell above used again: the cell stops at backward()",
+            """
+import sys
+
+model = copy.deepcopy(model_before)
+optimizer = optim.SGD(model.parameters(), lr=0.01)
+try:  # the cell stops at backward(); IPython keeps the error as sys.last_value
+    optimizer.zero_grad()
+    loss.backward()  # the loss of a cell above: its backward() has freed its graph
+    optimizer.step()
+except RuntimeError as error:
+    sys.last_type, sys.last_value, sys.last_traceback = type(error), error, error.__traceback__
+""",
+            "your answer cell stopped with an error: fix it first — RuntimeError: Trying to backward through "
+            "the graph a second time",
+            misconception="loss-of-an-earlier-cell",
+        ),
+        Wrong(
             "test_training_loop",
             "not trained",
             UNTRAINED_MNIST + "train_losses = [2.3, 2.2]",
@@ -1854,6 +1894,33 @@ for epoch in range(2):
         sgd.step()
         total += loss.item()
     train_losses.append(total / len(trainloader.dataset))
+""",
+        ),
+        Right(
+            "test_one_step",
+            "zero_grad(set_to_none=True)",
+            """
+model = copy.deepcopy(model_before)
+criterion(model(images), labels).backward()  # the gradient the Autograd cell left in model
+optimizer = optim.SGD(model.parameters(), lr=0.01)
+optimizer.zero_grad(set_to_none=True)
+criterion(model(images), labels).backward()
+optimizer.step()
+""",
+        ),
+        Right(
+            "test_one_step",
+            "a loop body that clears the gradients after its step (and once before the loop)",
+            """
+model = copy.deepcopy(model_before)
+criterion(model(images), labels).backward()  # the gradient the Autograd cell left in model
+optimizer = optim.SGD(model.parameters(), lr=0.01)
+optimizer.zero_grad()
+for batch_images, batch_labels in [(images, labels)]:
+    loss = criterion(model(batch_images), batch_labels)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=False)  # zeros, ready for the next step
 """,
         ),
         Right(
