@@ -1,9 +1,10 @@
 """Part 4 — Fashion-MNIST: the checks of ``04_fashion_mnist.ipynb``.
 
-The network and its training are the learner's design, so the judge tests what they do: log-probabilities
-for a batch of images, the same for an image whichever batch it comes in, and at least 87% of the 10,000
-validation images of the notebook's split right (at grading in a hidden order, slightly perturbed, the
-labels kept by the judge). The test set plays no part in the verdict.
+The network and its training are the learner's design, so the judge tests what they do: 10 scores (not
+probabilities: nn.CrossEntropyLoss applies softmax itself) for each image of a batch, the same for an image
+whichever batch it comes in, and at least 87% of the 10,000 validation images of the notebook's split right
+(at grading in a hidden order, slightly perturbed, the labels kept by the judge). The test set plays no part
+in the verdict; the predictions are the softmax of the model's scores.
 """
 
 from __future__ import annotations
@@ -37,15 +38,17 @@ GOAL = 0.87  # the validation accuracy Exercise 2 asks for
 
 # ------------------------------------------------------------------------------------------ misconceptions
 _NETWORK = "Exercise 1 — your network"
-NO_LOG_SOFTMAX = Misconception(
-    "scores-for-log-probabilities",
-    "a network that ends in scores where NLLLoss needs log-probabilities",
+_PREDICTIONS = "Exercise 3 — predictions"
+SOFTMAX_LAYER = Misconception(
+    "softmax-layer-before-cross-entropy",
+    "a softmax left at the end of a network trained with CrossEntropyLoss",
     4,
     _NETWORK,
-    "This part trains with nn.NLLLoss, which takes log-probabilities: the network ends with "
-    "nn.LogSoftmax(dim=1), which turns the last layer's scores into them (all ≤ 0).",
-    "model = nn.Sequential(nn.Flatten(), ..., nn.Linear(..., 10), nn.LogSoftmax(dim=...))",
-    "softmax",
+    "nn.CrossEntropyLoss takes scores and applies softmax itself. A softmax layer at the end applies it "
+    "twice: the scores are squeezed into [0, 1], and training slows down. End the network with its last "
+    "nn.Linear.",
+    "model = nn.Sequential(nn.Flatten(), ..., nn.Linear(..., 10))",
+    "cross-entropy",
 )
 NO_FLATTEN = Misconception(
     "network-without-flatten",
@@ -56,16 +59,6 @@ NO_FLATTEN = Misconception(
     "first layer makes each image a row.",
     "model = nn.Sequential(nn.Flatten(), nn.Linear(784, ...), ...)",
     "shape",
-)
-LOG_SOFTMAX_ACROSS_BATCH = Misconception(
-    "network-log-softmax-over-batch",
-    "the network's log-softmax taken over the batch instead of each image's classes",
-    4,
-    _NETWORK,
-    "The output is (batch, 10): the 10 classes are dim=1. LogSoftmax(dim=0) would make one image's "
-    "probabilities depend on the others in its batch.",
-    "model = nn.Sequential(nn.Flatten(), ..., nn.LogSoftmax(dim=...))",
-    "softmax",
 )
 UNDER_GOAL = Misconception(
     "under-the-goal",
@@ -78,35 +71,61 @@ UNDER_GOAL = Misconception(
     "optimizer = optim.Adam(model.parameters(), lr=...)\nfor epoch in range(...):\n    ...",
     "epoch",
 )
-LOG_PROBABILITIES_FOR_PROBABILITIES = Misconception(
-    "log-probabilities-for-probabilities",
-    "the model's log-probabilities taken for probabilities",
+SCORES_FOR_PROBABILITIES = Misconception(
+    "scores-for-probabilities",
+    "the model's scores taken for probabilities",
     4,
-    "Exercise 3 — predictions",
-    "The network ends with LogSoftmax: its outputs are log-probabilities (≤ 0). torch.exp turns them into "
-    "probabilities, each row summing to 1.",
-    "with torch.inference_mode():\n    ps = torch.exp(...)",
+    _PREDICTIONS,
+    "The network ends with nn.Linear: its outputs are scores, any real numbers. torch.softmax(scores, dim=1) "
+    "turns each row into probabilities: positive, summing to 1.",
+    "with torch.no_grad():\n    ps = torch.softmax(..., dim=...)",
+    "softmax",
+)
+EXP_OF_SCORES = Misconception(
+    "exp-of-scores-for-probabilities",
+    "torch.exp of the scores taken for probabilities",
+    4,
+    _PREDICTIONS,
+    "torch.exp turns log-probabilities into probabilities, not scores. Softmax also divides each row by its "
+    "sum: torch.softmax(scores, dim=1).",
+    "with torch.no_grad():\n    ps = torch.softmax(..., dim=...)",
+    "softmax",
+)
+SOFTMAX_OVER_BATCH = Misconception(
+    "softmax-over-the-batch",
+    "softmax taken over the batch instead of each image's classes",
+    4,
+    _PREDICTIONS,
+    "The scores are (batch, 10): the 10 classes are dim=1. Softmax over dim=0 makes each class sum to 1 "
+    "across the images, and one image's probabilities depend on the others.",
+    "with torch.no_grad():\n    ps = torch.softmax(model(...), dim=...)",
     "softmax",
 )
 RECORDING_WHILE_PREDICTING = Misconception(
     "autograd-while-predicting",
     "autograd left recording while only predicting",
     4,
-    "Exercise 3 — predictions",
-    "Outside training nothing is differentiated: under torch.inference_mode() (or torch.no_grad()) autograd "
-    "records no graph, which saves memory and time.",
-    "with torch.inference_mode():\n    ps = torch.exp(model(images))",
+    _PREDICTIONS,
+    "Outside training nothing is differentiated: under torch.no_grad() autograd records no graph, which "
+    "saves memory and time.",
+    "with torch.no_grad():\n    ps = torch.softmax(model(images), dim=...)",
     "inference",
 )
 OTHER_IMAGES_PREDICTED = Misconception(
     "probabilities-of-other-images",
     "probabilities computed for other images than the batch in images",
     4,
-    "Exercise 3 — predictions",
+    _PREDICTIONS,
     "ps must be the model's probabilities for this batch: model(images), in its order.",
-    "with torch.inference_mode():\n    ps = torch.exp(model(images...))",
+    "with torch.no_grad():\n    ps = torch.softmax(model(images...), dim=1)",
     "inference",
 )
+
+
+def _probabilities(x: torch.Tensor, dim: int = 1) -> bool:
+    """Whether ``x`` holds probabilities along ``dim``: none negative, each summing to 1 (a softmax)."""
+    ones = torch.ones(x.shape[1 - dim])
+    return bool((x >= -1e-6).all()) and is_close(x.sum(dim=dim), ones, atol=1e-4)
 
 
 def _images(g: torch.Generator) -> Inputs:
@@ -120,21 +139,21 @@ def _images(g: torch.Generator) -> Inputs:
 def _ask_network(ns: dict, sent: dict) -> dict:
     model = lookup(ns, "model")
     if isinstance(model, Raised):
-        return {"log_ps": model}
+        return {"scores": model}
     images = sent["images"].to(device_of(model))
     with torch.no_grad():
         return {
-            "log_ps": cpu(attempt(model, images)),
-            "log_ps of the reordered batch": cpu(attempt(model, images[sent["order"]])),
+            "scores": cpu(attempt(model, images)),
+            "scores of the reordered batch": cpu(attempt(model, images[sent["order"]])),
         }
 
 
 def _judge_network(i: dict, a: dict) -> str:
-    log_ps = a.get("log_ps", Raised("no answer"))
-    if isinstance(log_ps, Raised):
-        shapes = "RuntimeError" in log_ps.message and "shape" in log_ps.message
+    scores = a.get("scores", Raised("no answer"))
+    if isinstance(scores, Raised):
+        shapes = "RuntimeError" in scores.message and "shape" in scores.message
         fail(
-            f"model(images) failed on a batch of shape (128, 1, 28, 28): {log_ps.message}"
+            f"model(images) failed on a batch of shape (128, 1, 28, 28): {scores.message}"
             + (
                 " — start the network with nn.Flatten() so it takes (batch, 1, 28, 28) images"
                 if shapes
@@ -143,36 +162,28 @@ def _judge_network(i: dict, a: dict) -> str:
             NO_FLATTEN if shapes else None,
         )
     hint = "the network must flatten (128, 1, 28, 28) images itself and end with 10 outputs"
-    expect_shape(log_ps, (128, 10), "model(images)", hint=hint)
+    expect_shape(scores, (128, 10), "model(images)", hint=hint)
     need(
-        bool((log_ps <= 1e-6).all()),
-        "model outputs positive values: end it with nn.LogSoftmax(dim=1)",
-        NO_LOG_SOFTMAX,
-    )
-    hint = "end the network with nn.LogSoftmax(dim=1), over the classes"
-    expect_close(
-        torch.exp(log_ps).sum(dim=1),
-        torch.ones(128),
-        "the row sums of torch.exp(model(images))",
-        atol=1e-4,
-        hint=hint,
-        misconception=LOG_SOFTMAX_ACROSS_BATCH,
+        not (_probabilities(scores, dim=1) or _probabilities(scores, dim=0)),
+        "model(images) gives probabilities (none negative, each summing to 1): the network ends with a "
+        "softmax, and nn.CrossEntropyLoss applies softmax itself — end the network with its last nn.Linear",
+        SOFTMAX_LAYER,
     )
     reordered = tensor(
-        a, "log_ps of the reordered batch", "model(images) for the same images in another order"
+        a, "scores of the reordered batch", "model(images) for the same images in another order"
     )
     hint = (
-        "an image's log-probabilities must not depend on the other images of its batch "
-        "(model.eval(), and no operation across the batch)"
+        "an image's scores must not depend on the other images of its batch "
+        "(model.eval(), and no operation across the batch, such as a softmax over dim=0)"
     )
     expect_close(
         reordered,
-        log_ps[i["order"]],
+        scores[i["order"]],
         "model(images) for the same images in another order",
         atol=1e-4,
         hint=hint,
     )
-    return "the network takes (batch, 1, 28, 28) images and outputs log-probabilities, one row per image"
+    return "the network takes (batch, 1, 28, 28) images and gives 10 scores per image, whatever its batch"
 
 
 network = Check(
@@ -208,6 +219,13 @@ def _judge_train(i: dict, a: dict) -> str:
     n = len(i["labels"])
     expect_shape(scores, (n, 10), "model's scores for the validation images")
     valid_accuracy = data.accuracy(scores, i["labels"])
+    need(
+        valid_accuracy >= GOAL or not _probabilities(scores),
+        f"validation accuracy {valid_accuracy:.1%}, expected at least {GOAL:.0%}, and the model gives "
+        "probabilities: a softmax at the end of the network slows training with nn.CrossEntropyLoss, which "
+        "applies softmax itself — end the network with its last nn.Linear, and train it again",
+        SOFTMAX_LAYER,
+    )
     need(
         valid_accuracy >= GOAL,
         f"validation accuracy {valid_accuracy:.1%}, expected at least {GOAL:.0%} — the decisions are yours: "
@@ -247,15 +265,15 @@ def _bind_predict(ns: dict, sent: dict) -> dict:
 def _ask_predict(ns: dict, sent: dict) -> dict:
     ps, model, images = lookup(ns, "ps"), lookup(ns, "model"), lookup(ns, "images")
     if isinstance(model, Raised) or isinstance(images, Raised):
-        return {"ps": ps, "log_ps": model if isinstance(model, Raised) else images}
+        return {"ps": ps, "scores": model if isinstance(model, Raised) else images}
     flat = data.takes_flat_input(model, images[:2].to(device_of(model)))
     inputs = images.flatten(1) if flat else images
     with torch.no_grad():
-        log_ps = attempt(model, inputs.to(device_of(model)))
+        scores = attempt(model, inputs.to(device_of(model)))
     return {
         "ps": cpu(ps),
         "requires_grad": bool(getattr(ps, "requires_grad", False)),
-        "log_ps": cpu(log_ps),
+        "scores": cpu(scores),
         "images": cpu(images),
     }
 
@@ -265,21 +283,33 @@ def _judge_predict(i: dict, a: dict) -> str:
     expect_shape(ps, (128, 10), "ps")
     need(
         a.get("requires_grad", False) is False,
-        "ps records gradients: compute it inside `with torch.inference_mode():` (or no_grad)",
+        "ps records gradients: compute it inside `with torch.no_grad():`",
         RECORDING_WHILE_PREDICTING,
     )
-    hint = "the model gives log-probabilities: torch.exp turns them into probabilities"
-    label = "the row sums of ps"
-    held_log_probabilities = is_close(torch.exp(ps).sum(dim=1), torch.ones(128), atol=1e-4)
-    shown = LOG_PROBABILITIES_FOR_PROBABILITIES if held_log_probabilities else None
-    expect_close(ps.sum(dim=1), torch.ones(128), label, atol=1e-4, hint=hint, misconception=shown)
+    scores = tensor(a, "scores", "model(images)")
+    expect_shape(scores, (128, 10), "model(images)")
+    typical = [
+        (torch.exp(scores), EXP_OF_SCORES, "torch.exp of scores is no probability: use torch.softmax"),
+        (scores, SCORES_FOR_PROBABILITIES, "the model gives scores: torch.softmax(scores, dim=1) turns them "
+         "into probabilities"),
+        (torch.log_softmax(scores, dim=1), SCORES_FOR_PROBABILITIES, "those are log-probabilities: "
+         "torch.softmax(scores, dim=1) gives probabilities"),
+        (torch.softmax(scores, dim=0), SOFTMAX_OVER_BATCH, "softmax over dim=1, each image's 10 classes, not "
+         "dim=0, the batch"),
+    ]  # fmt: skip
+    shown, hint = next(
+        ((m, h) for wrong, m, h in typical if is_close(ps, wrong, atol=1e-5)),
+        (None, "ps = torch.softmax(model(images), dim=1): positive, each row summing to 1"),
+    )
+    expect_close(
+        ps.sum(dim=1), torch.ones(128), "the row sums of ps", atol=1e-4, hint=hint, misconception=shown
+    )
     expect_close(tensor(a, "images"), i["images"], "images", hint="ps is for the first batch of testloader")
-    log_ps = tensor(a, "log_ps", "model(images)")
-    expect_shape(log_ps, (128, 10), "model(images)")
     # ps are probabilities, images the right batch: ps that differ are of other images
-    hint = "ps = torch.exp(model(images)) for the batch of images"
-    expect_close(ps, torch.exp(log_ps), "ps", atol=1e-5, hint=hint, misconception=OTHER_IMAGES_PREDICTED)
-    return "ps: shape (128, 10), rows sum to 1, no gradients, the model's probabilities for the batch"
+    hint = "ps = torch.softmax(model(images), dim=1) for the batch of images"
+    expected = torch.softmax(scores, dim=1)
+    expect_close(ps, expected, "ps", atol=1e-5, hint=hint, misconception=OTHER_IMAGES_PREDICTED)
+    return "ps: shape (128, 10), rows sum to 1, no gradients, softmax of the model's scores for the batch"
 
 
 predict = Check(
