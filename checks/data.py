@@ -113,9 +113,10 @@ def accuracy(outputs: torch.Tensor, labels: torch.Tensor) -> float:
     return (outputs.argmax(dim=1) == labels).float().mean().item()
 
 
-def nll(log_ps: torch.Tensor, labels: torch.Tensor) -> float:
-    """The mean negative log-likelihood of log-probabilities: NLLLoss per example."""
-    return torch.nn.functional.nll_loss(log_ps.double(), labels).item()
+def cross_entropy(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """The mean cross-entropy of a model's scores: CrossEntropyLoss per example (the same for
+    log-probabilities, whose log-softmax they already are)."""
+    return torch.nn.functional.cross_entropy(scores.double(), labels).item()
 
 
 # ------------------------------------------------------------------------------------------ cats and dogs
@@ -150,18 +151,19 @@ def image_size() -> int:
 
 
 def catdog_inputs(paths: list[Path], image_size: int) -> torch.Tensor:
-    """Photos as Part 8's test transform makes them: resized (shorter side × 8/7), centre-cropped, normalised
-    for the backbone."""
+    """Photos as Part 8's test transform makes them (``transforms.v2``, as the notebook): resized
+    (shorter side × 8/7), centre-cropped, normalised for the backbone."""
     from PIL import Image
-    from torchvision import transforms
+    from torchvision.transforms import v2
 
     backbone = _backbone()
-    transform = transforms.Compose(
+    transform = v2.Compose(
         [
-            transforms.Resize(image_size * 8 // 7),
-            transforms.CenterCrop(image_size),
-            transforms.ToTensor(),
-            transforms.Normalize(backbone.mean, backbone.std),
+            v2.Resize(image_size * 8 // 7),
+            v2.CenterCrop(image_size),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(backbone.mean, backbone.std),
         ]
     )
     images = []
@@ -189,7 +191,7 @@ def catdog_features(paths: list[Path], image_size: int) -> torch.Tensor:
     backbone = _backbone()
     key = hashlib.sha256(
         repr([(p.name, p.stat().st_size) for p in paths]).encode()
-        + f"{backbone.description}|{image_size}|{torch.__version__}".encode()
+        + f"{backbone.description}|{image_size}|{torch.__version__}|v2".encode()
     ).hexdigest()[:24]
     cached = CACHE / f"features-{key}.safetensors" if CACHE is not None else None
     if cached is not None and cached.exists():

@@ -3,8 +3,9 @@
 ``validate`` and ``train`` are the learner's functions: the judge calls them on small problems of its own
 whose answers it knows (at grading: drawn by the grader), and measures what ``train`` returns (the history,
 the best state) itself, on a model whose layers it knows. The trained models are measured by the judge on the
-validation and test images: validation loss and accuracy computed from the model's outputs, never taken from
-the notebook."""
+validation and test images: validation loss (the cross-entropy of the model's scores) and accuracy computed
+from the model's outputs, never taken from the notebook. Precision and recall are judged from a confusion
+matrix: the notebook's own, or one the grader draws."""
 
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ MEAN_OF_BATCH_MEANS = Misconception(
     "Training, validation and test sets",
     "A smaller last batch counts as much as a full one in an average of batch means: weight each batch's "
     "mean loss by its size, and divide the total by the number of examples.",
-    "total += criterion(log_ps, labels).item() * labels.shape[0]\n...\nreturn total / ..., correct / ...",
+    "total += criterion(scores, labels).item() * labels.shape[0]\n...\nreturn total / ..., correct / ...",
     "loss",
 )
 VALIDATED_ON_TRAINING_DATA = Misconception(
@@ -246,6 +247,47 @@ MATRIX_PER_BATCH = Misconception(
     "matrix = torch.zeros(10, 10, dtype=torch.long)\nfor images, labels in loader:\n    ...",
     "confusion-matrix",
 )
+ENDS_IN_SOFTMAX = Misconception(
+    "network-ends-in-softmax",
+    "a network that ends in softmax, trained with CrossEntropyLoss",
+    5,
+    "Accuracy on one batch",
+    "nn.CrossEntropyLoss applies log-softmax itself: it wants the scores of the last nn.Linear. Softmax "
+    "before it squashes them and slows learning; torch.softmax(scores, dim=1) is for reading probabilities.",
+    "dropout_model = nn.Sequential(..., nn.Linear(64, 10))  # no nn.Softmax: the loss does it",
+    "logit",
+)
+PRECISION_RECALL_SWAPPED = Misconception(
+    "precision-recall-swapped",
+    "precision and recall swapped: the row sums taken for the column sums",
+    5,
+    "Precision and recall",
+    "In matrix[true class, predicted class] a row holds the examples of a class, a column the predictions "
+    "of a class. Recall divides the diagonal by the row sums; precision by the column sums.",
+    "precision = matrix.diag() / matrix.sum(dim=...)  # down each column\n"
+    "recall = matrix.diag() / matrix.sum(dim=...)  # along each row",
+    "precision",
+)
+DIVIDED_BY_TOTAL = Misconception(
+    "precision-over-all-examples",
+    "the diagonal divided by every example instead of the examples or the predictions of its class",
+    5,
+    "Precision and recall",
+    "Each class has its own denominator: recall counts among the examples of the class (its row), "
+    "precision among the predictions of the class (its column), not among all examples.",
+    "recall = matrix.diag() / matrix.sum(dim=...)",
+    "precision",
+)
+INTEGER_DIVISION = Misconception(
+    "integer-division-of-counts",
+    "// taken for division: it rounds each fraction of counts down to a whole number",
+    5,
+    "Precision and recall",
+    "The counts are integers: // divides and rounds down, so every fraction below 1 becomes 0. "
+    "/ gives the fraction as a float.",
+    "precision = matrix.diag() / matrix.sum(dim=0)",
+    "precision",
+)
 
 
 # ------------------------------------------------------------------------------------------ batch accuracy
@@ -299,7 +341,7 @@ batch_accuracy = Check(
 
 
 # ------------------------------------------------------------------------------------------ validate
-_SMALL = torch.log_softmax(torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 0.0], [0.0, 1.0], [5.0, 0.0]]), dim=1)
+_SMALL = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 0.0], [0.0, 1.0], [5.0, 0.0]])  # a model's scores
 
 
 def _validate_inputs(g: torch.Generator | None) -> Inputs:
@@ -312,7 +354,7 @@ def _validate_inputs(g: torch.Generator | None) -> Inputs:
         n = batch * int(torch.randint(2, 4, (1,), generator=g)) + int(
             torch.randint(1, batch, (1,), generator=g)
         )
-        inputs = torch.log_softmax(2 * torch.randn(n, 3, generator=g), dim=1)
+        inputs = 2 * torch.randn(n, 3, generator=g)
         targets = torch.randint(0, 3, (n,), generator=g)
         noise, noise_targets = torch.randn(200, 10, generator=g), torch.randint(0, 10, (200,), generator=g)
     return Inputs(
@@ -327,11 +369,11 @@ def _ask_validate(ns: dict, sent: dict) -> dict:
             "$problem": validate if isinstance(validate, Raised) else Raised("validate is not a function")
         }
     small = DataLoader(TensorDataset(sent["inputs"], sent["targets"]), batch_size=sent["batch"])
-    result = attempt(validate, nn.Sequential(nn.Identity()), small, nn.NLLLoss())
-    dropout_model = nn.Sequential(nn.Dropout(0.5), nn.LogSoftmax(dim=1))
+    result = attempt(validate, nn.Sequential(nn.Identity()), small, nn.CrossEntropyLoss())
+    dropout_model = nn.Sequential(nn.Dropout(0.5))
     dropout_model.train()
     big = DataLoader(TensorDataset(sent["noise"], sent["noise targets"]), batch_size=50)
-    twice = [attempt(validate, dropout_model, big, nn.NLLLoss()) for _ in range(2)]
+    twice = [attempt(validate, dropout_model, big, nn.CrossEntropyLoss()) for _ in range(2)]
     return {"validate(model, loader, criterion)": cpu(result), "twice": cpu(twice)}
 
 
@@ -353,10 +395,10 @@ def _judge_validate(i: dict, a: dict) -> str:
     )
     n = len(i["targets"])
     right = int((i["inputs"].argmax(dim=1) == i["targets"]).sum())
-    expected_loss = nn.NLLLoss()(i["inputs"], i["targets"]).item()
+    expected_loss = nn.CrossEntropyLoss()(i["inputs"], i["targets"]).item()
     batches = list(zip(i["inputs"].split(i["batch"]), i["targets"].split(i["batch"]), strict=True))
     batch_means = (  # the typical mistake: the average of the batches' means, loss and accuracy
-        sum(nn.NLLLoss()(x, y).item() for x, y in batches) / len(batches),
+        sum(nn.CrossEntropyLoss()(x, y).item() for x, y in batches) / len(batches),
         sum((x.argmax(dim=1) == y).float().mean().item() for x, y in batches) / len(batches),
     )
     if not close(acc, right / n, 1e-6):
@@ -405,7 +447,7 @@ validate = Check(
 
 # ------------------------------------------------------------------------------------------ train
 def _tiny_model() -> nn.Sequential:
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.Dropout(0.5), nn.LogSoftmax(dim=1))
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.Dropout(0.5))  # scores, dropout on them
 
 
 _TINY = {"1.weight": (10, 784), "1.bias": (10,)}  # its parameters' shapes
@@ -422,7 +464,7 @@ _SCRIPT = (25, 20, 30, 22, 24, 23, 21, 26)
 
 
 class _Frozen(nn.Module):
-    """The early-stopping run's model: log-probabilities that training cannot change (its one parameter is
+    """The early-stopping run's model: scores that training cannot change (its one parameter is
     multiplied by 0, so its gradient is 0 and the optimizer leaves it), so that the check decides each
     epoch's validation loss through the labels."""
 
@@ -432,7 +474,7 @@ class _Frozen(nn.Module):
         self.idle = nn.Parameter(torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(x.flatten(1) @ self.weight + 0 * self.idle, dim=1)
+        return x.flatten(1) @ self.weight + 0 * self.idle
 
 
 class _Clock(DataLoader):
@@ -473,8 +515,8 @@ def _train_inputs(g: torch.Generator | None) -> Inputs:
         torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
         model = _tiny_model()
     frozen = 0.05 * torch.randn(784, 10, generator=g)
-    log_ps = _Frozen(frozen)(images[:50]).detach()
-    likely, unlikely, first = log_ps.argmax(dim=1), log_ps.argmin(dim=1), torch.arange(50)
+    scores = _Frozen(frozen)(images[:50]).detach()
+    likely, unlikely, first = scores.argmax(dim=1), scores.argmin(dim=1), torch.arange(50)
     return Inputs(
         {
             "images": images,
@@ -551,8 +593,8 @@ def _measured(weights: dict, i: dict, on_training_data: bool = False) -> tuple[f
     model.eval()
     images, labels = (i["images"], i["labels"]) if on_training_data else (i["images"][:50], i["valid labels"])
     with torch.no_grad():
-        log_ps = model(images)
-    return data.nll(log_ps, labels), data.accuracy(log_ps, labels)
+        scores = model(images)
+    return data.cross_entropy(scores, labels), data.accuracy(scores, labels)
 
 
 def _close_pair(recorded: tuple[float, float], measured: tuple[float, float]) -> bool:
@@ -562,8 +604,8 @@ def _close_pair(recorded: tuple[float, float], measured: tuple[float, float]) ->
 def _scripted_losses(i: dict) -> list[float]:
     """The validation loss of each epoch of the early-stopping run (its fixed model, each epoch's labels)."""
     with torch.no_grad():
-        log_ps = _Frozen(i["frozen"])(i["images"][:50])
-    return [data.nll(log_ps, labels) for labels in i["script"]]
+        scores = _Frozen(i["frozen"])(i["images"][:50])
+    return [data.cross_entropy(scores, labels) for labels in i["script"]]
 
 
 def _stops_after(losses: list[float], rule: str) -> int:
@@ -732,7 +774,7 @@ def _judge_dropout(i: dict, a: dict) -> str:
             isinstance(out, torch.Tensor),
             f"dropout_model(x) failed: {out.message if isinstance(out, Raised) else kind(out)}",
         )
-        expect_shape(out, (16, 10), "dropout_model(x) for 16 images", hint="10 log-probabilities per image")
+        expect_shape(out, (16, 10), "dropout_model(x) for 16 images", hint="10 scores per image")
     need(
         not torch.allclose(*training),
         "dropout_model gives the same output twice in training mode: it has no dropout — add nn.Dropout "
@@ -744,6 +786,14 @@ def _judge_dropout(i: dict, a: dict) -> str:
         "dropout_model gives different outputs in evaluation mode: dropout must stop after model.eval() "
         "(nn.Dropout does; F.dropout needs training=self.training)",
         FUNCTIONAL_DROPOUT_ALWAYS_ON,
+    )
+    out = evaluation[0].double()
+    rows_of_one = torch.allclose(out.sum(dim=1), torch.ones(len(out), dtype=out.dtype))
+    need(
+        not (bool((out >= 0).all()) and rows_of_one),
+        "dropout_model's outputs are probabilities (each row sums to 1): nn.CrossEntropyLoss wants the "
+        "scores of the last nn.Linear — leave out the final softmax",
+        ENDS_IN_SOFTMAX,
     )
     history = value(a, "history", "history_dropout")
     need(
@@ -820,7 +870,7 @@ def _judge_best(i: dict, a: dict) -> str:
     valid_scores = tensor(a, "valid scores", "dropout_model(validation images)")
     n = len(i["valid labels"])
     expect_shape(valid_scores, (n, 10), "dropout_model's scores for the validation images")
-    valid = data.nll(valid_scores, i["valid labels"])
+    valid = data.cross_entropy(valid_scores, i["valid labels"])
     lowest = min(losses)
     if not close(valid, lowest, 1e-4):
         fail(
@@ -831,7 +881,7 @@ def _judge_best(i: dict, a: dict) -> str:
     scores = tensor(a, "test scores", "dropout_model(test images)")
     expect_shape(scores, (len(i["test labels"]), 10), "dropout_model's scores for the test images")
     measured_loss, measured_accuracy = (
-        data.nll(scores, i["test labels"]),
+        data.cross_entropy(scores, i["test labels"]),
         data.accuracy(scores, i["test labels"]),
     )
     test_loss, test_accuracy = value(a, "test_loss"), value(a, "test_accuracy")
@@ -865,8 +915,8 @@ best_model = Check(
 
 # ------------------------------------------------------------------------------------------ confusion matrix
 def _confusion_inputs(g: torch.Generator | None) -> Inputs:
-    """Log-probabilities of a model that is right about 60% of the time, their labels, a batch size (a smaller
-    last batch), and noise for the evaluation-mode test."""
+    """Scores of a model that is right about 60% of the time, their labels, a batch size (a smaller last
+    batch), and noise for the evaluation-mode test."""
     g = g or torch.Generator().manual_seed(3)
     n = int(torch.randint(150, 250, (1,), generator=g))
     labels = torch.randint(0, 10, (n,), generator=g)
@@ -875,7 +925,7 @@ def _confusion_inputs(g: torch.Generator | None) -> Inputs:
     batch = int(torch.randint(16, 40, (1,), generator=g))
     return Inputs(
         {
-            "log_ps": torch.log_softmax(scores, dim=1),
+            "scores": scores,
             "labels": labels,
             "batch": batch if n % batch else batch + 1,
             "noise": torch.randn(200, 10, generator=g),
@@ -891,9 +941,9 @@ def _ask_confusion(ns: dict, sent: dict) -> dict:
             if isinstance(confusion, Raised)
             else Raised("confusion_matrix is not a function")
         }
-    loader = DataLoader(TensorDataset(sent["log_ps"], sent["labels"]), batch_size=sent["batch"])
+    loader = DataLoader(TensorDataset(sent["scores"], sent["labels"]), batch_size=sent["batch"])
     matrix = attempt(confusion, nn.Sequential(nn.Identity()).to(notebook_device(ns)), loader)
-    dropout_model = nn.Sequential(nn.Dropout(0.5), nn.LogSoftmax(dim=1)).train()
+    dropout_model = nn.Sequential(nn.Dropout(0.5)).train()
     noise = DataLoader(TensorDataset(sent["noise"], torch.zeros(200, dtype=torch.long)), batch_size=50)
     twice = [attempt(confusion, dropout_model, noise) for _ in range(2)]
     return {"matrix": cpu(matrix), "twice": cpu(twice)}
@@ -905,7 +955,7 @@ def _judge_confusion(i: dict, a: dict) -> str:
         fail(f"confusion_matrix(model, loader) raised {matrix.message}")
     need(isinstance(matrix, torch.Tensor), f"confusion_matrix should return a tensor, got {kind(matrix)}")
     expect_shape(matrix, (10, 10), "confusion_matrix(model, loader)", hint="one row and one column per class")
-    labels, predicted = i["labels"], i["log_ps"].argmax(dim=1)
+    labels, predicted = i["labels"], i["scores"].argmax(dim=1)
     expected = torch.bincount(labels * 10 + predicted, minlength=100).view(10, 10)
     n = len(labels)
     counts = matrix.double()
@@ -965,4 +1015,92 @@ confusion = Check(
     nonfinite_shows=NOT_FINITE,
 )
 
-CHECKS = [batch_accuracy, validate, train_loop, dropout_model, best_model, confusion]
+
+# ------------------------------------------------------------------------------------- precision and recall
+def _matrix_inputs(g: torch.Generator) -> Inputs:
+    """A confusion matrix the grader draws: counts from 100 to 900 on the diagonal, up to 60 off it, with
+    other row and column sums (so that swapping them shows) and no class always right."""
+    matrix = torch.randint(0, 60, (10, 10), generator=g) * (torch.rand(10, 10, generator=g) < 0.6)
+    matrix += torch.diag(torch.randint(100, 900, (10,), generator=g))
+    matrix[torch.arange(10), (torch.arange(10) + 1) % 10] += 1  # every class wrong at least once
+    return Inputs({"matrix": matrix})
+
+
+def _given_matrix(ns: dict) -> Inputs:
+    matrix = pick(ns, "matrix")["matrix"]
+    ok = isinstance(matrix, torch.Tensor) and tuple(matrix.shape) == (10, 10)
+    need(ok, "matrix should be the (10, 10) confusion matrix of Exercise 6: run its cell again")
+    matrix = cpu(matrix)
+    need(
+        bool((matrix.diag() > 0).all()),
+        "matrix has a class with no right prediction: precision and recall need the confusion matrix of "
+        "Exercise 6, made with the trained dropout_model — run its cell again",
+    )
+    return Inputs({"matrix": matrix})
+
+
+def _ask_precision_recall(ns: dict, sent: dict) -> dict:
+    import numpy as np
+
+    answers = {}
+    for name in ("precision", "recall"):
+        got = lookup(ns, name)
+        answers[name] = torch.from_numpy(got) if isinstance(got, np.ndarray) else cpu(got)
+    return answers
+
+
+def _judge_precision_recall(i: dict, a: dict) -> str:
+    counts = i["matrix"].double()
+    right = counts.diag()
+    by_row, by_column, by_all = right / counts.sum(dim=1), right / counts.sum(dim=0), right / counts.sum()
+    expected = {"precision": (by_column, "column"), "recall": (by_row, "row")}
+    for name, (want, axis) in expected.items():
+        got = value(a, name)
+        need(
+            isinstance(got, torch.Tensor),
+            f"{name} should be a tensor of 10 fractions, one per class, got {kind(got)}",
+        )
+        expect_shape(got, (10,), name, hint="one fraction per class")
+        whole = not (got.is_floating_point() or got.is_complex())
+        got = got.double()
+        if torch.allclose(got, want, atol=1e-4):
+            continue
+        other = "recall" if name == "precision" else "precision"
+        if torch.allclose(got, expected[other][0], atol=1e-4):
+            fail(
+                f"{name} is the diagonal divided by each {expected[other][1]}'s sum: that is {other} — "
+                f"{name} divides by each {axis}'s sum (rows: the true classes, columns: the predicted ones)",
+                PRECISION_RECALL_SWAPPED,
+            )
+        if torch.allclose(got, by_all, atol=1e-4):
+            fail(
+                f"{name} is the diagonal divided by the total count — divide by each {axis}'s sum, "
+                f"matrix.sum(dim={0 if axis == 'column' else 1})",
+                DIVIDED_BY_TOTAL,
+            )
+        if whole or torch.equal(got, want.floor()):
+            fail(
+                f"{name} holds whole numbers{seen(f' ({got.tolist()})')}: // rounds each fraction down — "
+                "divide with /",
+                INTEGER_DIVISION,
+            )
+        fail(
+            f"{name} differs from the diagonal divided by each {axis}'s sum"
+            + seen(f" (expected {[round(x, 3) for x in want.tolist()]})")
+            + " — compute it from matrix"
+        )
+    return "precision (diagonal / column sums) and recall (diagonal / row sums) of every class, from matrix"
+
+
+precision_recall = Check(
+    "test_precision_recall",
+    after="precision_recall",
+    judge=_judge_precision_recall,
+    ask=_ask_precision_recall,
+    given=_given_matrix,
+    hidden=_matrix_inputs,
+    rerun=True,
+    nonfinite_shows=NOT_FINITE,
+)
+
+CHECKS = [batch_accuracy, validate, train_loop, dropout_model, best_model, confusion, precision_recall]
