@@ -1,5 +1,8 @@
 """Part 8 — Transfer learning: the checks of ``08_transfer_learning.ipynb``.
 
+The standard loop on photos is judged by what it left: the backbone's features of a few test photos compared
+with the pristine backbone's (computed on the check's side), the optimizer's parameters, the size of the
+classifier's gradients against a fresh batch's, and the classifier's accuracy on test photos' features.
 ``extract_features`` runs on photos the check picks (at grading: picked by the grader), and the judge compares
 its features with the backbone's own, computed on its side at grading. The trained classifier is measured on
 every test photo's features: in the notebook on the test features the notebook computed, at grading on the
@@ -9,6 +12,7 @@ model on a few photos (32 in the notebook, 16 hidden ones at grading) must score
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -27,6 +31,7 @@ from checks.core import (
     fail,
     lookup,
     need,
+    number,
     pick,
     tensor,
     value,
@@ -35,7 +40,7 @@ from checks.core import (
     hidden as at_grading,
 )
 from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
-from checks.part3 import fail_if_stopped, stopped_with
+from checks.part3 import GRADIENTS_ACCUMULATE, fail_if_stopped, stopped_with
 from checks.wire import Raised
 
 # ------------------------------------------------------------------------------------------ misconceptions
@@ -85,9 +90,10 @@ DENSENET_WIDTH = Misconception(
     "model.classifier = nn.Linear(..., 2)  # as many inputs as the printed classifier's Linear takes",
     "features",
 )
-_FEATURES = "Exercise 2 — `extract_features`"
+_CLASSIFIER = "Exercise 4 — train the classifier"
+_FEATURES = "Exercise 3 — `extract_features`"
 _FEATURES_SKELETON = (
-    "model.eval()\nwith torch.inference_mode():\n    for images, labels in tqdm(DataLoader(dataset, "
+    "model.eval()\nwith torch.no_grad():\n    for images, labels in tqdm(DataLoader(dataset, "
     "batch_size=32)):\n        maps = model.features(images.to(device))\n        "
     "features.append(torch.flatten(model....(maps), 1))"
 )
@@ -135,7 +141,7 @@ WHOLE_MODEL_ON_FEATURES = Misconception(
     "whole-model-on-features",
     "the whole model run on features the backbone already computed",
     8,
-    "Exercise 3 — train the classifier",
+    _CLASSIFIER,
     "model(x) runs the backbone first, and the backbone takes photos, (batch, 3, height, width). The "
     "features are what it gave, (batch, 1280): what model.classifier takes.",
     "loss = criterion(model....(features), labels)",
@@ -145,7 +151,7 @@ HEAD_UNDERTRAINED = Misconception(
     "classifier-undertrained",
     "a classifier trained too little (or a copy of it trained instead)",
     8,
-    "Exercise 3 — train the classifier",
+    _CLASSIFIER,
     "The check measures model.classifier itself: train that module (an optimizer over its parameters) for "
     "enough epochs that the validation accuracy stops rising.",
     "optimizer = optim.Adam(model.classifier.parameters(), lr=...)\nfor epoch in range(...):\n    ...",
@@ -246,6 +252,197 @@ freeze = Check(
 )
 
 
+# ------------------------------------------------------------------------------------------ the standard loop
+_LOOP = "Exercise 2 — the standard loop, on photos"
+BATCH_NORM_UPDATED = Misconception(
+    "batch-norm-statistics-updated",
+    "frozen parameters taken to keep batch normalisation's statistics fixed",
+    8,
+    _LOOP,
+    "requires_grad = False stops the optimizer, not batch normalisation: in training mode it updates its "
+    "running averages with every batch, so the frozen backbone changes. After model.train(), put the "
+    "backbone in evaluation mode.",
+    "model.train()\nmodel.features....()  # the backbone's batch normalisation keeps ImageNet's statistics",
+    "batch-normalisation",
+)
+OPTIMIZER_OVER_MODEL = Misconception(
+    "optimizer-over-whole-model",
+    "an optimizer over the whole model taken for one over the new classifier",
+    8,
+    _LOOP,
+    "An optimizer changes every parameter it is given: give it only what should learn, "
+    "model.classifier.parameters(), not the backbone's millions of pretrained ones.",
+    "optimizer = optim.Adam(model.....parameters(), lr=0.001)",
+    "optimizer",
+)
+LOOP_PHOTOS, LOOP_TESTED = 8, 64  # test photos whose backbone features are compared; scored by the classifier
+ACCUMULATED = 3.0  # gradients this many times a fresh batch's (and above ACCUMULATED_NORM): not cleared
+ACCUMULATED_NORM = 8.0
+
+
+def _loop_inputs(size: int, g: torch.Generator | None) -> Inputs:
+    """Test photos: 8 of them as photos (their features kept: the pristine backbone's), 64 as features (their
+    labels kept), and 32 training photos' features with their labels (for a fresh batch's gradient)."""
+    paths, targets = data.catdog_files("test")
+    train_paths, train_targets = data.catdog_files("train")
+    generator = g if g is not None else torch.Generator().manual_seed(0)
+    tested = torch.randperm(len(paths), generator=generator)[:LOOP_TESTED].tolist()
+    batch = torch.randperm(len(train_paths), generator=generator)[:32].tolist()
+    if g is None:  # in the notebook: only these photos' features, computed here
+        features = data.catdog_features([paths[k] for k in tested], size)
+    else:  # at grading: the grader's features of every test photo, computed once
+        features = data.catdog_features(paths, size)[tested]
+    shown = tested[:LOOP_PHOTOS]
+    return Inputs(
+        {
+            "photos": data.catdog_inputs([paths[k] for k in shown], size),
+            "features": features,
+            "batch": data.catdog_features([train_paths[k] for k in batch], size),
+            "batch labels": torch.tensor([train_targets[k] for k in batch]),
+        },
+        {"expected": features[:LOOP_PHOTOS], "labels": torch.tensor([targets[k] for k in tested])},
+    )
+
+
+def _given_loop(ns: dict) -> Inputs:
+    size = ns.get("image_size")
+    return _loop_inputs(size if size in (128, 224) else data.image_size(), None)
+
+
+def _norm(tensors: list) -> float | None:
+    grads = [t.detach().flatten().float() for t in tensors if isinstance(t, torch.Tensor)]
+    return float(torch.cat(grads).norm()) if grads else None
+
+
+def _ask_loop(ns: dict, sent: dict) -> dict:
+    model = lookup(ns, "model")
+    stopped = stopped_with(ns, "optimizer", model)
+    if stopped is not None:  # what it left is half-made: nothing else to judge
+        return {"stopped": stopped}
+    if isinstance(model, Raised):
+        return {"$problem": model}
+    backbone, head = getattr(model, "features", None), getattr(model, "classifier", None)
+    if not isinstance(backbone, nn.Module) or not isinstance(head, nn.Module):
+        return {"$problem": Raised("model should keep the backbone's .features and your .classifier")}
+    optimizer = ns.get("optimizer")
+    held = None
+    if isinstance(optimizer, torch.optim.Optimizer):
+        given = {id(p) for group in optimizer.param_groups for p in group.get("params", [])}
+        mine = {id(p) for p in head.parameters()}
+        held = {"classifier": len(given & mine), "others": len(given - mine), "of the classifier": len(mine)}
+    on = device_of(model)
+    modes = [(m, m.training) for m in model.modules()]  # each layer's own mode, restored after
+    answers = {
+        "unfrozen": [name for name, p in backbone.named_parameters() if p.requires_grad],
+        "optimizer": held,
+        "gradient": _norm([p.grad for p in head.parameters()]),
+    }
+    try:
+        model.eval()
+        with torch.no_grad():
+            answers["features"] = cpu(
+                attempt(lambda: torch.flatten(model.avgpool(backbone(sent["photos"].to(on))), 1))
+            )
+            answers["scores"] = cpu(attempt(head, sent["features"].to(on)))
+        # a fresh batch's gradient, on a copy of the classifier (the learner's gradients stay as they are)
+        copied = attempt(copy.deepcopy, head)
+        if isinstance(copied, nn.Module):
+            copied.zero_grad()
+            loss = attempt(
+                lambda: nn.functional.cross_entropy(
+                    copied(sent["batch"].to(on)), sent["batch labels"].to(on)
+                ).backward()
+            )
+            fresh = _norm([p.grad for p in copied.parameters()])
+            answers["fresh gradient"] = loss if isinstance(loss, Raised) else fresh
+    finally:
+        for module, training in modes:
+            module.training = training
+    return answers
+
+
+def _judge_loop(i: dict, a: dict) -> str:
+    fail_if_stopped(a)
+    unfrozen = value(a, "unfrozen")
+    need(isinstance(unfrozen, list), "the check could not list the backbone's parameters")
+    need(
+        not unfrozen,
+        f"{len(unfrozen)} of the backbone's parameters require gradients (e.g. "
+        f"{unfrozen[0] if unfrozen else ''}): the backbone is not frozen — run the cells from the one that "
+        "loads the backbone again, Exercise 1's included, then this one",
+        FEATURES_NOT_FROZEN,
+    )
+    held = value(a, "optimizer")
+    need(
+        isinstance(held, dict),
+        "no optimizer: the exercise asks for `optimizer`, over model.classifier's parameters",
+    )
+    counts = [held.get(k) for k in ("classifier", "others", "of the classifier")]
+    need(
+        all(isinstance(n, int) and not isinstance(n, bool) for n in counts),
+        "the check could not count the optimizer's parameters",
+    )
+    mine, others, wanted = counts
+    need(
+        others == 0,
+        f"optimizer holds {others} parameter tensors that are not model.classifier's (the backbone's): give "
+        "it model.classifier.parameters() only",
+        OPTIMIZER_OVER_MODEL,
+    )
+    need(
+        mine == wanted and wanted > 0,
+        f"optimizer holds {mine} of model.classifier's {wanted} parameter tensors: create it over "
+        "model.classifier.parameters(), after the classifier (a classifier replaced later is not the one it "
+        "updates)",
+    )
+    features = tensor(a, "features", "the backbone's features (model.avgpool(model.features(photos)))")
+    expect_close(
+        features,
+        i["expected"],
+        f"the backbone's features of {len(i['expected'])} test photos",
+        atol=1e-3,
+        hint="the frozen backbone changed: in training mode its batch normalisation updates its running "
+        "averages with each batch. Put model.features in evaluation mode during the loop, then run the cells "
+        "from the one that loads the backbone again",
+        misconception=BATCH_NORM_UPDATED,
+    )
+    gradient, fresh = a.get("gradient"), a.get("fresh gradient")
+    if gradient is not None:  # None: the gradients were cleared after the last step
+        gradient = number(a, "gradient", "the size of model.classifier's gradients")
+        fresh = number(a, "fresh gradient", "the size of a fresh batch's gradients")
+        need(
+            not (gradient > ACCUMULATED * fresh and gradient > ACCUMULATED_NORM),
+            f"model.classifier's gradients are {gradient / max(fresh, 1e-12):.0f} times the size of a fresh "
+            "batch's: they look added up over many steps. backward() adds to the gradients already there: "
+            "call optimizer.zero_grad() in every step, then run this cell again",
+            GRADIENTS_ACCUMULATE,
+        )
+    labels = i["labels"]
+    scores = tensor(a, "scores", "model.classifier(features)")
+    expect_shape(scores, (len(labels), 2), f"model.classifier(features of {len(labels)} test photos)")
+    right = (scores.argmax(dim=1) == labels).float().mean().item()
+    need(
+        right >= 0.75,
+        f"model.classifier is right on {right:.0%} of {len(labels)} test photos after the loop, expected at "
+        "least 75%: did each step call optimizer.step(), for 2 epochs over photo_loader?",
+    )
+    return (
+        f"the backbone unchanged (its features of {len(i['expected'])} test photos as before), an optimizer "
+        "over model.classifier's parameters only, gradients no larger than one batch's, and the classifier "
+        f"right on {right:.0%} of {len(labels)} test photos"
+    )
+
+
+photo_loop = Check(
+    "test_photo_loop",
+    after="photo_loop",
+    judge=_judge_loop,
+    ask=_ask_loop,
+    given=_given_loop,
+    hidden=lambda g: _loop_inputs(data.image_size(), g),
+)
+
+
 # ------------------------------------------------------------------------------------------ features
 def _pick_photos(targets: list[int], g: torch.Generator | None) -> list[int]:
     """4 cats, then 4 dogs, wherever they are in the test set: the first ones, or (g) hidden ones."""
@@ -325,7 +522,7 @@ def _judge_features(i: dict, a: dict) -> str:
     need(
         a.get("requires_grad") is False,
         "the features record gradients (autograd kept the backbone's graph): compute them under "
-        "torch.inference_mode() or torch.no_grad()",
+        "torch.no_grad()",
     )
     if at_grading():
         size = value(a, "image_size")
@@ -460,4 +657,4 @@ accuracy = Check(
     hidden=_hidden_accuracy,
 )
 
-CHECKS = [freeze, extract_features, accuracy]
+CHECKS = [freeze, photo_loop, extract_features, accuracy]
