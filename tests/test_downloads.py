@@ -290,7 +290,8 @@ def test_torchvisions_efficientnet_b0_from_the_hub_cache_runs_part_8(mirror, hom
         for i, cell in enumerate(nb.cells)
         if cell.metadata.get("nbgrader", {}).get("grade_id") == "train_head"
     )
-    nb.cells = nb.cells[:training]
+    # the loop on photos runs; not its check, which wants a classifier that learned (random weights here)
+    nb.cells = [c for c in nb.cells[:training] if graded_id(c) != "test_photo_loop"]
     _execute(nb, part.solution.parent)
     assert not _problems(nb), _problems(nb)
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
