@@ -64,8 +64,8 @@ $(STAMP): $(COURSE_LOCK) pyproject.toml course.py $(wildcard jupyter/*)
 # The lock files, from pyproject.toml's dependencies (requirements/learner.lock) and with its extras grader and
 # dev (requirements/course.lock), for every platform and Python the course supports (uv's universal resolution);
 # the learner's set takes the versions of the whole, and Binder installs a copy of it (binder/requirements.txt:
-# repo2docker copies that one file into its image before the repository, so it cannot be a link). Run it after
-# changing a pin in pyproject.toml.
+# repo2docker copies that one file into its image before the rest of the repository, so a link's target would
+# not be there yet). Run it after changing a pin in pyproject.toml.
 lock: env-all
 	$(BIN)/uv pip compile pyproject.toml --extra grader --extra dev --universal --generate-hashes \
 		--python-version 3.11 --quiet -o $(COURSE_LOCK)
