@@ -63,12 +63,15 @@ $(STAMP): $(COURSE_LOCK) pyproject.toml course.py $(wildcard jupyter/*)
 
 # The lock files, from pyproject.toml's dependencies (requirements/learner.lock) and with its extras grader and
 # dev (requirements/course.lock), for every platform and Python the course supports (uv's universal resolution);
-# the learner's set takes the versions of the whole. Run it after changing a pin in pyproject.toml.
+# the learner's set takes the versions of the whole, and Binder installs a copy of it (binder/requirements.txt:
+# repo2docker copies that one file into its image before the rest of the repository, so a link's target would
+# not be there yet). Run it after changing a pin in pyproject.toml.
 lock: env-all
 	$(BIN)/uv pip compile pyproject.toml --extra grader --extra dev --universal --generate-hashes \
 		--python-version 3.11 --quiet -o $(COURSE_LOCK)
 	$(BIN)/uv pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 --quiet \
 		-c $(COURSE_LOCK) -o $(LEARNER_LOCK)
+	cp $(LEARNER_LOCK) binder/requirements.txt
 
 # JupyterLab on the course folder, opening on README.md (the parts in order; markdown opens as a preview);
 # warnings and errors only, and the address to open.
