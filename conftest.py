@@ -24,7 +24,7 @@ LONGEST_FIRST = (
     "tests/test_cluster.py",  # 365
     "tests/test_lab.py",
     "solutions/08_transfer_learning/",  # 105 (its feature extraction)
-    "tests/test_hosts.py",  # a fresh install of the learner's lock (5 GB), mostly disk: about 60 s of CPU
+    "tests/test_binder.py",  # a fresh install of the learner's lock (5 GB), mostly disk: about 60 s of CPU
     "tests/test_exercises.py",
     "solutions/05_inference_and_validation/",
     "tests/test_downloads.py",  # 65
