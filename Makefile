@@ -22,11 +22,11 @@ endif
 ifneq ($(strip $(MIRROR)),)
 export PYTORCH_COURSE_MIRROR := $(abspath $(MIRROR))
 endif
-.PHONY: help env env-all lock test-latest lab test lint exercises drawings data bench bench-grade gpu-bundle grade formgrader browser sandbox clean
+.PHONY: help env env-all lock test-latest lab test lint exercises drawings links host-env data bench bench-grade gpu-bundle grade formgrader browser sandbox clean
 
 help:
 	@sed -n '1,8p' Makefile
-	@echo "Targets: lab test lint exercises drawings data bench bench-grade gpu-bundle grade formgrader browser sandbox clean env env-all lock test-latest"
+	@echo "Targets: lab test lint exercises drawings links data bench bench-grade gpu-bundle grade formgrader browser sandbox clean env env-all lock test-latest"
 
 # The course environment: a virtual environment with the locked packages, helper.py installed into it (so
 # `import helper` works from every folder) and the course's Jupyter kernel registered in it. Two sets, both from the
@@ -86,7 +86,7 @@ lab: env
 # Budget: the test phase stays under 15 minutes on a 2-core machine (docs/development.md, "Tests and CI").
 # Each test module and each notebook is one unit of work (--dist loadscope), handed out in collection order
 # (--no-loadscope-reorder): the root conftest.py puts the longest units first.
-test: env-all browser sandbox lint
+test: env-all host-env browser sandbox lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder \
 		tests solutions helper.py coursedata.py course.py checks/core.py \
 		--doctest-modules --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider --durations=12
@@ -103,6 +103,25 @@ exercises: env
 # Draw the course's drawings (tools/drawings.py) into the solution notebooks that show them; then `make exercises`.
 drawings: env
 	$(BIN)/python tools/drawings.py
+
+# Stamp the course's public address (pyproject.toml's [project.urls] Repository, else a GitHub origin) into
+# the notebooks' first cells and the README: cloud badges that open each exercise at REF, and the address from
+# which a cloud notebook installs the course (tools/links.py); then the exercises again.
+# make links [REF=main] [ADDRESS=https://github.com/OWNER/NAME]
+links: env
+	$(BIN)/python tools/links.py --ref "$(or $(REF),main)" $(if $(ADDRESS),--address "$(ADDRESS)")
+	$(MAKE) exercises
+
+# A stand-in for a cloud notebook's own packages (tests/test_hosts.py): another torch and torchvision than the
+# lock's, the few other packages Colab and Kaggle ship that the course uses, and not the course itself.
+HOST_VENV := .venv-host
+host-env: $(HOST_VENV)/.installed
+$(HOST_VENV)/.installed: requirements/host.txt
+	rm -rf $(HOST_VENV)
+	$(PYTHON) -m venv $(HOST_VENV)
+	$(HOST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(HOST_VENV)/bin/python -m pip install --quiet -r requirements/host.txt
+	touch $@
 
 # Fetch the data sets into the data root (or copy them from MIRROR).
 data: env
@@ -174,5 +193,5 @@ browser:
 
 # The environment and caches; never grades/ (the default OUT of `make grade`: records, gradebook, secret).
 clean:
-	rm -rf $(VENV) $(LATEST) artifacts .pytest_cache *.egg-info
+	rm -rf $(VENV) $(LATEST) $(HOST_VENV) artifacts .pytest_cache *.egg-info
 	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -27,6 +27,12 @@ KERNEL = "intro-pytorch"  # the Jupyter kernel every notebook names
 VARIANTS = True
 KERNEL_DISPLAY_NAME = "Python 3 (Intro to PyTorch)"
 
+# The PyTorch releases the course is tested with: the oldest, as a cloud notebook ships it
+# (tests/test_hosts.py); the newest the registry serves (`make test-latest`). helper.check_environment()
+# stops a kernel with an older one and warns with a newer one. torchvision 0.(N + 15) goes with torch 2.N.
+TORCH_OLDEST = (2, 13)
+TORCH_NEWEST = (2, 15)
+
 # The data sets, by the names `helper.prepare_data` knows.
 DATASETS = ("mnist", "fashion", "catdog", "backbone")
 

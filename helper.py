@@ -10,6 +10,8 @@ mirror is used before any download. How the data gets there is ``coursedata.py``
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import warnings
 from dataclasses import dataclass
 from itertools import pairwise
@@ -62,26 +64,84 @@ def get_device() -> torch.device:
     return torch.device("cpu")
 
 
-def check_environment(min_torch: tuple[int, int] = (2, 0)) -> None:
-    """Fail loudly, with the remedy, when PyTorch is too old; print the versions and the device.
+def host() -> str | None:
+    """The cloud notebook this kernel runs on: ``"Colab"``, ``"Kaggle"``, or None (the course's own set-up).
+
+    >>> host() is None  # on this machine
+    True
+    """
+    if (
+        importlib.util.find_spec("google") is not None
+        and importlib.util.find_spec("google.colab") is not None
+    ):
+        return "Colab"
+    if os.environ.get("KAGGLE_KERNEL_RUN_TYPE"):
+        return "Kaggle"
+    return None
+
+
+def _minor(version: str) -> tuple[int, int]:
+    """``"2.14.1+cu130"`` → ``(2, 14)``."""
+    major, minor = version.split(".")[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
+def check_environment() -> None:
+    """Stop, with the remedy, where the course cannot run: PyTorch older than the oldest the course is tested
+    with, a torchvision not built for this PyTorch (the error a mismatched pair gives is obscure), a package
+    of the course's missing; warn where PyTorch is newer than the newest tested. Print the versions, the
+    device and, on a cloud notebook, the host and where the data go.
 
     The first cell of every notebook calls ``helper.check_environment()``; it prints a line such as
-    ``PyTorch 2.13.0, torchvision 0.28.0; this notebook will use: cpu``.
+    ``PyTorch 2.14.1, torchvision 0.29.1; this notebook will use: cpu``.
     """
     from importlib.metadata import version as installed  # torchvision's version, without its 2 s import
 
-    version = tuple(int(part) for part in torch.__version__.split(".")[:2])
-    if version < min_torch:
-        raise RuntimeError(
-            f"This course needs PyTorch >= {min_torch[0]}.{min_torch[1]}, "
-            f"this kernel has {torch.__version__}. "
-            "Start JupyterLab with `make lab` from the course folder and pick the kernel "
-            f"'{course.KERNEL_DISPLAY_NAME}' (Kernel > Change Kernel)."
+    where = host()
+    if where:
+        restart = (
+            "restart the session (Runtime > Restart session)" if where == "Colab" else "restart the kernel"
         )
-    print(
-        f"PyTorch {torch.__version__}, torchvision {installed('torchvision')}; "
-        f"this notebook will use: {get_device()}"
-    )
+        remedy = f"In a new cell run `%pip install {{}}`, then {restart} and run this cell again."
+    else:
+        remedy = (
+            "Start JupyterLab with `make lab` from the course folder and pick the kernel "
+            f"'{course.KERNEL_DISPLAY_NAME}' (Kernel > Change Kernel); elsewhere, `pip install {{}}`."
+        )
+    torch_version, vision = _minor(torch.__version__), installed("torchvision")
+    oldest, newest = course.TORCH_OLDEST, course.TORCH_NEWEST
+    if torch_version < oldest:
+        pair = f"torch=={oldest[0]}.{oldest[1]}.* torchvision==0.{oldest[1] + 15}.*"
+        raise RuntimeError(
+            f"This course needs PyTorch {oldest[0]}.{oldest[1]} or newer; "
+            f"this kernel has {torch.__version__}. " + remedy.format(pair)
+        )
+    if _minor(vision) != (0, torch_version[1] + 15):  # torchvision 0.N is built for torch 2.(N - 15)
+        raise RuntimeError(
+            f"torchvision {vision} is not built for PyTorch {torch.__version__} (torchvision 0.N goes with "
+            f"torch 2.(N-15)): its operators would fail. "
+            + remedy.format(f"torchvision==0.{torch_version[1] + 15}.*")
+        )
+    missing = [
+        name for name in ("matplotlib", "safetensors", "tqdm") if importlib.util.find_spec(name) is None
+    ]
+    if missing:
+        raise RuntimeError(
+            f"The course needs {', '.join(missing)}, which this kernel lacks. "
+            + remedy.format(" ".join(missing))
+        )
+    if torch_version > newest:
+        warnings.warn(
+            f"PyTorch {torch.__version__} is newer than the newest the course is tested with "
+            f"({newest[0]}.{newest[1]}): it should work; a check that fails oddly may be the new release's.",
+            stacklevel=2,
+        )
+    print(f"PyTorch {torch.__version__}, torchvision {vision}; this notebook will use: {get_device()}")
+    if where:
+        print(
+            f"Found {where}: the course's modules are installed for this session; "
+            f"each data set is downloaded into {coursedata.data_root()} when a part first needs it."
+        )
 
 
 # ----------------------------------------------------------------------------------------------- data
