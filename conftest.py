@@ -26,6 +26,7 @@ LONGEST_FIRST = (
     "solutions/08_transfer_learning/",  # 105 (its feature extraction)
     "tests/test_binder.py",  # a fresh install of the learner's lock (5 GB), mostly disk: about 60 s of CPU
     "tests/test_exercises.py",
+    "tests/test_hosts.py",  # a cloud notebook's kernel: Parts 1, 2 and 7, the course installed from loopback
     "solutions/05_inference_and_validation/",
     "tests/test_downloads.py",  # 65
     "solutions/07_loading_image_data/",
