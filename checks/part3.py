@@ -273,6 +273,18 @@ CELL_RAN_AGAIN = Misconception(
     "# run `model_before = copy.deepcopy(model)`'s cell again, then this one once",
     "step",
 )
+LOSS_OF_AN_EARLIER_CELL = Misconception(
+    "loss-of-an-earlier-cell",
+    "a loss computed in an earlier cell taken to be computed again by backward()",
+    3,
+    "Optimizers",
+    "backward() walks the graph that the forward pass recorded, and frees it as it goes: a loss that has "
+    "been through backward() once cannot be used again. Each step computes its own loss, from the model's "
+    "output for this batch.",
+    "optimizer.zero_grad()\nloss = criterion(model(...), labels)  # this step's own loss\nloss.backward()\n"
+    "optimizer.step()",
+    "computational-graph",
+)
 _TRAINING = "Exercise 6 — the training loop: your learning rate, your epochs"
 UNDERTRAINED = Misconception(
     "undertrained",
@@ -398,8 +410,10 @@ def stopped_with(ns: dict, assigns: str, model: object = None) -> str | None:
     with, in one line; None when it did not stop with one. IPython keeps the last error a cell raised as
     ``sys.last_value`` when it shows its traceback. That error is of the latest run of the answer cell when
     IPython ran it in a cell that assigns ``assigns`` and no cell that assigns it ran since (its execution
-    counts); for code run otherwise (``exec``, with no count), when that code assigns ``assigns`` and the
-    error was raised inside ``model``, the network the answers come from (a later run would make another)."""
+    counts); for code run otherwise (``exec``, with no count), when that code assigns ``assigns`` and either
+    the error was raised inside ``model``, the network the answers come from (a later run would make another),
+    or the code that ran it is still running (exec's caller, or its caller's: the check's own collection), so
+    that this check is part of the same run."""
     error = getattr(sys, "last_value", None)
     if not isinstance(error, BaseException):
         return None
@@ -423,10 +437,26 @@ def stopped_with(ns: dict, assigns: str, model: object = None) -> str | None:
         if not _stores(cell.f_code, assigns):  # code run as a whole, by exec
             return None
         modules = {id(m) for m in model.modules()} if isinstance(model, nn.Module) else set()
-        if not any(id(f.f_locals.get("self")) in modules for f in frames):
+        inside = any(id(f.f_locals.get("self")) in modules for f in frames)
+        if not inside and not _still_running(cell):
             return None
     lines = described(error).splitlines()
     return lines[0][:300] if lines else type(error).__name__
+
+
+def _still_running(frame: object) -> bool:
+    """Whether the code that ran ``frame`` (its caller, or its caller's caller) is still running: on the
+    stack of the code that asks now."""
+    callers, caller = [], getattr(frame, "f_back", None)
+    while caller is not None and len(callers) < 2:
+        callers.append(caller)
+        caller = caller.f_back
+    running = sys._getframe(1)
+    while running is not None:
+        if any(running is c for c in callers):
+            return True
+        running = running.f_back
+    return False
 
 
 def fail_if_stopped(a: dict, recognised: Sequence[tuple[str, Misconception]] = ()) -> None:
@@ -792,12 +822,7 @@ def _bind_step(ns: dict, sent: dict) -> dict:
 
 def _given_step(ns: dict) -> Inputs:
     before = pick(ns, "model_before")["model_before"]
-    stale = {  # gradients model_before held: a step that does not clear them adds them to its own
-        name: p.grad.detach().cpu().clone()
-        for name, p in before.named_parameters()
-        if isinstance(p.grad, torch.Tensor)
-    }
-    return Inputs({"before": state_of(before), **_given_batch(ns).sent}, {"stale": stale})
+    return Inputs({"before": state_of(before), **_given_batch(ns).sent})
 
 
 def _optimizer_of(ns: dict, weight: object) -> dict | None:
@@ -825,6 +850,9 @@ def _optimizer_of(ns: dict, weight: object) -> dict | None:
 
 def _ask_step(ns: dict, sent: dict) -> dict:
     model = lookup(ns, "model")
+    stopped = stopped_with(ns, "optimizer", model)
+    if stopped is not None:  # the latest run of the answer cell stopped: the model is half-stepped, or not
+        return {"stopped": stopped}
     first = attempt(lambda: model[0].weight)
     grad = attempt(lambda: model[0].weight.grad)
     return {
@@ -834,20 +862,66 @@ def _ask_step(ns: dict, sent: dict) -> dict:
     }
 
 
-def _sgd_steps(i: dict, steps: int, backward: int = 1, stale: dict | None = None) -> torch.Tensor:
+def _sgd_steps(i: dict, steps: int, backward: int = 1) -> torch.Tensor:
     """The first layer's weights after ``steps`` SGD steps (lr=0.01) from ``before``; a step's gradient
-    counted ``backward`` times, or added to the ``stale`` gradients the parameters held (typical mistakes)."""
+    counted ``backward`` times (a typical mistake: the gradient of the Autograd section's backward(), on the
+    same batch and weights, not cleared)."""
     net = _mlp(i["before"])
     sgd = torch.optim.SGD(net.parameters(), lr=0.01)
     for _ in range(steps):
         sgd.zero_grad()
-        for name, parameter in net.named_parameters():
-            if stale and name in stale:
-                parameter.grad = stale[name].clone()
         for _ in range(backward):
             nn.CrossEntropyLoss()(net(i["images"]), i["labels"]).backward()
         sgd.step()
     return net[0].weight.detach()
+
+
+_RUNS = 3  # the most runs of the step's cell the judge retraces
+
+
+def _runs_of_the_cell(i: dict, weight: torch.Tensor) -> tuple[int, bool] | None:
+    """Whether the first layer's weights are those of 2 to _RUNS runs of a training step, each from where the
+    last one stopped: each run with optimizer.zero_grad() before its step or not, after it or not, from a
+    model that held no gradient or the gradient of the Autograd section's backward() (on the same batch and
+    weights). The number of runs, and whether every step was a right one (from cleared gradients); None for
+    none of these (a single run's mistake is for the caller to name)."""
+    net = _mlp(i["before"])
+    names = [name for name, _ in net.named_parameters()]
+    images, labels = i["images"], i["labels"]
+    fresh = {}  # a parameter list's id → (the list, its gradient on the batch): each computed once
+
+    def gradient(params: list[torch.Tensor]) -> list[torch.Tensor]:
+        if id(params) not in fresh:
+            leaves = [p.detach().requires_grad_() for p in params]
+            with torch.enable_grad():
+                scores = torch.func.functional_call(net, dict(zip(names, leaves, strict=True)), (images,))
+                grads = torch.autograd.grad(nn.CrossEntropyLoss()(scores, labels), leaves)
+            fresh[id(params)] = (params, [g.detach() for g in grads])
+        return fresh[id(params)][1]
+
+    def near(first: torch.Tensor) -> bool:  # as is_close, its first row first (most differ there already)
+        return is_close(weight[:1], first[:1], atol=1e-6, rtol=1e-4) and is_close(
+            weight, first, atol=1e-6, rtol=1e-4
+        )
+
+    start = [p.detach().clone() for p in net.parameters()]
+    # a state: the weights, the gradient the parameters hold, the runs so far, whether every step was right
+    states = [(start, None, 0, True), (start, gradient(start), 0, True)]
+    with torch.no_grad():
+        for _ in range(_RUNS):
+            following = []
+            for params, held, runs, right in states:
+                g = gradient(params)
+                for cleared in (True, False) if held is not None else (True,):
+                    used = g if cleared else [a + b for a, b in zip(held, g, strict=True)]
+                    moved = [p - 0.01 * u for p, u in zip(params, used, strict=True)]
+                    following.append((moved, None, runs + 1, right and cleared))  # zero_grad() after it
+                    following.append((moved, used, runs + 1, right and cleared))  # or not
+            states = following
+            for params, _, runs, right in states[::2]:  # each weight twice: zero_grad() after the step or not
+                if runs >= 2 and near(params[0]):
+                    return runs, right
+    return None
 
 
 def _plain_sgd(optimizer: object) -> float | None:
@@ -862,25 +936,42 @@ def _plain_sgd(optimizer: object) -> float | None:
     return float(lr) if plain and isinstance(lr, float) and math.isfinite(lr) and lr > 0 else None
 
 
+_RUN_AGAIN = (
+    " Each run steps on from where the last one stopped. Run the cell above (model_before = "
+    "copy.deepcopy(model)) again, then this cell once"
+)
+
+
 def _ran_again(i: dict, weight: torch.Tensor, stale: bool = False) -> None:
-    """Fail, saying which cell to run again, when the weights moved as far as 2 or 3 correct steps, or
-    (``stale``) when the last step started from weights that had already moved."""
-    runs = next((k for k in (2, 3) if is_close(weight, _sgd_steps(i, k), atol=1e-6, rtol=1e-4)), None)
-    if runs or stale:
+    """Fail, saying which cells to run again, when the weights are those of several runs of a step
+    (:func:`_runs_of_the_cell`), or (``stale``) when the last step started from weights that had already
+    moved."""
+    found = _runs_of_the_cell(i, weight)
+    if found is None and stale:
+        fail(
+            "the last step did not start from model_before's weights: the model had already moved, in an "
+            "earlier run of this cell or an earlier step in it." + _RUN_AGAIN,
+            CELL_RAN_AGAIN,
+        )
+    if found is not None:
+        runs, right = found
         fail(
             (
                 f"the weights moved as far as {runs} correct steps: did this cell run {runs} times?"
-                if runs
-                else "the last step did not start from model_before's weights: the model had already moved, "
-                "in an earlier run of this cell or an earlier step in it."
+                if right
+                else f"the weights moved as far as {runs} steps, one after the other, from model_before's "
+                "weights: did this cell run more than once (an earlier version of it too)?"
             )
-            + " Each run steps on from where the last one stopped. Run the cell above "
-            "(model_before = copy.deepcopy(model)) again, then this cell once",
+            + _RUN_AGAIN,
             CELL_RAN_AGAIN,
         )
 
 
+_STEP_CRASHES = [(r"backward through the graph a second time", LOSS_OF_AN_EARLIER_CELL)]
+
+
 def _judge_step(i: dict, a: dict) -> str:
+    fail_if_stopped(a, _STEP_CRASHES)
     weight = tensor(a, "weight", "the first layer's weights (model[0].weight)")
     before = i["before"]["0.weight"]
     expect_shape(weight, tuple(before.shape), "model[0].weight")
@@ -908,17 +999,23 @@ def _judge_step(i: dict, a: dict) -> str:
         f"({settings})",
     )
     expected = _sgd_steps(i, 1)
+    label = "the first layer's weights after one step"
+    # one step whose gradient was counted twice: the Autograd section's, not cleared, added to this step's
+    doubled = _sgd_steps(i, 1, backward=2)
+    if is_close(weight, doubled, atol=1e-6, rtol=1e-4):
+        hint = (
+            "one SGD step with lr=0.01 on a fresh gradient: did you call optimizer.zero_grad() "
+            "before loss.backward()? Gradients accumulate across backward() calls"
+        )
+        expect_close(weight, expected, label, atol=1e-6, hint=hint, like=[(doubled, GRADIENTS_ACCUMULATE)])
     if not is_close(weight, expected, atol=1e-6, rtol=1e-4):
         _ran_again(i, weight)  # the gradients cleared after the step: the weights alone can tell
     hint = (
-        "one SGD step with lr=0.01 on a fresh gradient: did you call optimizer.zero_grad() "
-        "before loss.backward()? Gradients accumulate across backward() calls"
+        "expected one SGD step with lr=0.01 from model_before's weights, on a fresh gradient: call "
+        "optimizer.zero_grad() before loss.backward() (gradients add up across backward() calls); if this "
+        "cell ran before, run the cell above (model_before = copy.deepcopy(model)) again, then this cell once"
     )
-    like = [(_sgd_steps(i, 1, backward=2), GRADIENTS_ACCUMULATE)]  # a gradient counted twice
-    if i.get("stale"):  # the notebook's model held gradients before this cell: added to the new ones
-        like.append((_sgd_steps(i, 1, stale=i["stale"]), GRADIENTS_ACCUMULATE))
-    label = "the first layer's weights after one step"
-    expect_close(weight, expected, label, atol=1e-6, hint=hint, like=like)
+    expect_close(weight, expected, label, atol=1e-6, hint=hint)
     return "one training step: the first layer moved exactly one SGD step (lr=0.01) down a fresh gradient"
 
 
