@@ -20,18 +20,22 @@ its own process: the same judge, so what learners see and what grades can never 
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import contextvars
+import dis
 import functools
 import inspect
 import math
 import random
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 
 from checks import wire
 from checks.wire import Opaque, Raised  # the data that crosses: the wire's own types
@@ -645,3 +649,114 @@ def state_of(module: object) -> object:
         return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
     except Exception as error:
         return Raised(described(error))
+
+
+# ------------------------------------------------------------------------ answer cells that stopped
+# What a check asks first of an answer cell: did its latest run stop with an error (kernel side), and if so,
+# fail with "fix it first" before any diagnosis (judge side). Parts 1, 3 and 8 use them.
+def parse_cell(source: str) -> ast.Module | None:
+    """A cell's source as Python, IPython's syntax (``%time``, ``files = !ls``) turned into the calls IPython
+    runs (its own transformer: text to text, nothing run), and the Python under a cell magic (``%%time``) as
+    it is; None if it is not Python."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    # a source nested too deep for the parser raises MemoryError or RecursionError, not SyntaxError
+    with contextlib.suppress(SyntaxError, ValueError, MemoryError, RecursionError):
+        return ast.parse(source)  # plain Python: its own line numbers
+    if source.lstrip().startswith("%%"):
+        source = "#\n" + source.lstrip().partition("\n")[2]
+    try:
+        return ast.parse(TransformerManager().transform_cell(source))
+    except Exception:  # SyntaxError, RecursionError, whatever IPython's transformer makes of a broken cell
+        return None
+
+
+def assigns_name(source: object, name: str) -> bool:
+    """Whether the cell ``source`` assigns ``name`` (anywhere in it)."""
+    tree = parse_cell(source) if isinstance(source, str) else None
+    return tree is not None and any(
+        isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store)
+        for node in ast.walk(tree)
+    )
+
+
+def _stores(code: object, name: str) -> bool:
+    """Whether the compiled module-level code ``code`` assigns ``name``."""
+    try:
+        return any(
+            i.opname in ("STORE_NAME", "STORE_GLOBAL") and i.argval == name
+            for i in dis.get_instructions(code)
+        )
+    except Exception:
+        return False
+
+
+def stopped_with(ns: dict, assigns: str, model: object = None) -> str | None:
+    """Kernel side: the error the latest run of the answer cell (the cell that assigns ``assigns``) stopped
+    with, in one line; None when it did not stop with one. IPython keeps the last error a cell raised as
+    ``sys.last_value`` when it shows its traceback. That error is of the latest run of the answer cell when
+    IPython ran it in a cell that assigns ``assigns`` and no cell that assigns it ran since (its execution
+    counts); for code run otherwise (``exec``, with no count), when that code assigns ``assigns`` and either
+    the error was raised inside ``model``, the network the answers come from (a later run would make another),
+    or the code that ran it is still running (exec's caller, or its caller's: the check's own collection), so
+    that this check is part of the same run."""
+    error = getattr(sys, "last_value", None)
+    if not isinstance(error, BaseException):
+        return None
+    frames, tb = [], error.__traceback__
+    while tb is not None and len(frames) < 1000:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    cell = next((f for f in frames if f.f_globals is ns and f.f_code.co_name == "<module>"), None)
+    if cell is None:
+        return None
+    run = next((f.f_locals.get("result") for f in frames if f.f_code.co_name == "run_code"), None)
+    count = getattr(run, "execution_count", None)
+    if isinstance(count, int) and not isinstance(count, bool):  # IPython ran it: its cell, its count
+        if not assigns_name(getattr(getattr(run, "info", None), "raw_cell", None), assigns):
+            return None  # another cell's error
+        history = ns.get("In")
+        later = history[count + 1 :] if isinstance(history, list) else []
+        if any(assigns_name(source, assigns) for source in later):
+            return None  # the answer cell ran again since
+    else:
+        if not _stores(cell.f_code, assigns):  # code run as a whole, by exec
+            return None
+        modules = {id(m) for m in model.modules()} if isinstance(model, nn.Module) else set()
+        inside = any(id(f.f_locals.get("self")) in modules for f in frames)
+        if not inside and not _still_running(cell):
+            return None
+    lines = described(error).splitlines()
+    return lines[0][:300] if lines else type(error).__name__
+
+
+def _still_running(frame: object) -> bool:
+    """Whether the code that ran ``frame`` (its caller, or its caller's caller) is still running: on the
+    stack of the code that asks now."""
+    callers, caller = [], getattr(frame, "f_back", None)
+    while caller is not None and len(callers) < 2:
+        callers.append(caller)
+        caller = caller.f_back
+    running = sys._getframe(1)
+    while running is not None:
+        if any(running is c for c in callers):
+            return True
+        running = running.f_back
+    return False
+
+
+def fail_if_stopped(a: dict, recognised: Sequence[tuple[str, Misconception]] = ()) -> None:
+    """Judge side, before any other diagnosis: fail when the answer cell stopped with an error (``stopped``:
+    its line), naming the misconception of the first pattern of ``recognised`` the error matches."""
+    stopped = a.get("stopped")
+    if stopped is None:
+        return
+    line = stopped if isinstance(stopped, str) else kind(stopped)
+    shown = next((m for pattern, m in recognised if re.search(pattern, line)), None)
+    fail(
+        f"your answer cell stopped with an error: fix it first — {line[:300]}"
+        + (
+            " (replace raise NotImplementedError() with your answer)" if "NotImplementedError" in line else ""
+        ),
+        shown,
+    )

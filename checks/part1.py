@@ -20,12 +20,14 @@ from checks.core import (
     Misconception,
     expect_close,
     expect_shape,
+    fail_if_stopped,
     is_close,
     kind,
     lookup,
     need,
     pick,
     seen,
+    stopped_with,
     tensor,
     value,
 )
@@ -312,8 +314,6 @@ def _index(x: object) -> bool:
 
 
 def _ask_broadcast(namespace: dict, sent: dict) -> dict:
-    from checks.part3 import stopped_with  # an answer cell that stopped with an error, seen as Part 3 sees it
-
     stopped = stopped_with(namespace, "shapes")
     if stopped is not None:  # the latest run of the answer cell stopped: what shapes holds is older
         return {"stopped": stopped}
@@ -340,8 +340,6 @@ def _prediction(letter: str, v: object) -> tuple[int, ...] | str:
 
 
 def _judge_broadcast(i: dict, a: dict) -> str:
-    from checks.part3 import fail_if_stopped
-
     fail_if_stopped(a)
     shapes = value(a, "shapes")
     need(

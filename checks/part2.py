@@ -17,7 +17,6 @@ message, passed or failed, names what the grader drew: values computed on hidden
 from __future__ import annotations
 
 import ast
-import contextlib
 import copy
 import linecache
 from itertools import pairwise
@@ -39,6 +38,7 @@ from checks.core import (
     kind,
     lookup,
     need,
+    parse_cell,
     pick,
     value,
 )
@@ -332,23 +332,6 @@ def _definition_source(function: object) -> str | None:
     return "".join(lines)[:_MAX_SOURCE] or None
 
 
-def _parse(source: str) -> ast.Module | None:
-    """A cell's source as Python, IPython's syntax (``%time``, ``files = !ls``) turned into the calls IPython
-    runs (its own transformer: text to text, nothing run), and the Python under a cell magic (``%%time``) as
-    it is; None if it is not Python."""
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    # a source nested too deep for the parser raises MemoryError or RecursionError, not SyntaxError
-    with contextlib.suppress(SyntaxError, ValueError, MemoryError, RecursionError):
-        return ast.parse(source)  # plain Python: its own line numbers
-    if source.lstrip().startswith("%%"):
-        source = "#\n" + source.lstrip().partition("\n")[2]
-    try:
-        return ast.parse(TransformerManager().transform_cell(source))
-    except Exception:  # SyntaxError, RecursionError, whatever IPython's transformer makes of a broken cell
-        return None
-
-
 def _library_calls(source: str) -> list[str]:
     """Where the cell's ``softmax`` (its ``def``, or what the cell assigns or imports to the name) names
     PyTorch's softmax: an attribute (``torch.softmax``, ``F.log_softmax``, ``x.softmax``, ``nn.Softmax``, also
@@ -357,7 +340,7 @@ def _library_calls(source: str) -> list[str]:
     "softmax")``, ``vars(F)["softmax"]``): each as "what on line N". The rest of the cell may use the library
     (to compare, say). A name built at run time, or a helper defined elsewhere, escapes it; the operations
     PyTorch ran do not."""
-    tree = _parse(source)
+    tree = parse_cell(source)
     need(tree is not None, "the check could not read the cell that defines softmax as Python")
     aliases, found = set(), []
     for node in ast.walk(tree):  # the names the cell binds to PyTorch's softmax

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import ast
 import copy
-import dis
 import math
-import re
-import sys
-from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -24,13 +20,14 @@ from checks.core import (
     Check,
     Inputs,
     Misconception,
+    assigns_name,
     attempt,
     close,
     cpu,
-    described,
     expect_close,
     expect_shape,
     fail,
+    fail_if_stopped,
     hidden,
     is_close,
     kind,
@@ -38,10 +35,12 @@ from checks.core import (
     need,
     not_finite,
     number,
+    parse_cell,
     pick,
     seen,
     state,
     state_of,
+    stopped_with,
     tensor,
     value,
 )
@@ -371,111 +370,6 @@ def _given_batch(ns: dict) -> Inputs:
 
 
 # ------------------------------------------------------------------------------ an answer cell that stopped
-def _parse(source: str) -> ast.Module | None:
-    """A cell's source as Python (IPython's syntax turned into the calls it runs); None if it is not."""
-    try:
-        return ast.parse(source)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        pass
-    try:
-        from IPython.core.inputtransformer2 import TransformerManager
-
-        return ast.parse(TransformerManager().transform_cell(source))
-    except Exception:
-        return None
-
-
-def _assigns(source: object, name: str) -> bool:
-    """Whether the cell ``source`` assigns ``name`` (anywhere in it)."""
-    tree = _parse(source) if isinstance(source, str) else None
-    return tree is not None and any(
-        isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store)
-        for node in ast.walk(tree)
-    )
-
-
-def _stores(code: object, name: str) -> bool:
-    """Whether the compiled module-level code ``code`` assigns ``name``."""
-    try:
-        return any(
-            i.opname in ("STORE_NAME", "STORE_GLOBAL") and i.argval == name
-            for i in dis.get_instructions(code)
-        )
-    except Exception:
-        return False
-
-
-def stopped_with(ns: dict, assigns: str, model: object = None) -> str | None:
-    """Kernel side: the error the latest run of the answer cell (the cell that assigns ``assigns``) stopped
-    with, in one line; None when it did not stop with one. IPython keeps the last error a cell raised as
-    ``sys.last_value`` when it shows its traceback. That error is of the latest run of the answer cell when
-    IPython ran it in a cell that assigns ``assigns`` and no cell that assigns it ran since (its execution
-    counts); for code run otherwise (``exec``, with no count), when that code assigns ``assigns`` and either
-    the error was raised inside ``model``, the network the answers come from (a later run would make another),
-    or the code that ran it is still running (exec's caller, or its caller's: the check's own collection), so
-    that this check is part of the same run."""
-    error = getattr(sys, "last_value", None)
-    if not isinstance(error, BaseException):
-        return None
-    frames, tb = [], error.__traceback__
-    while tb is not None and len(frames) < 1000:
-        frames.append(tb.tb_frame)
-        tb = tb.tb_next
-    cell = next((f for f in frames if f.f_globals is ns and f.f_code.co_name == "<module>"), None)
-    if cell is None:
-        return None
-    run = next((f.f_locals.get("result") for f in frames if f.f_code.co_name == "run_code"), None)
-    count = getattr(run, "execution_count", None)
-    if isinstance(count, int) and not isinstance(count, bool):  # IPython ran it: its cell, its count
-        if not _assigns(getattr(getattr(run, "info", None), "raw_cell", None), assigns):
-            return None  # another cell's error
-        history = ns.get("In")
-        later = history[count + 1 :] if isinstance(history, list) else []
-        if any(_assigns(source, assigns) for source in later):
-            return None  # the answer cell ran again since
-    else:
-        if not _stores(cell.f_code, assigns):  # code run as a whole, by exec
-            return None
-        modules = {id(m) for m in model.modules()} if isinstance(model, nn.Module) else set()
-        inside = any(id(f.f_locals.get("self")) in modules for f in frames)
-        if not inside and not _still_running(cell):
-            return None
-    lines = described(error).splitlines()
-    return lines[0][:300] if lines else type(error).__name__
-
-
-def _still_running(frame: object) -> bool:
-    """Whether the code that ran ``frame`` (its caller, or its caller's caller) is still running: on the
-    stack of the code that asks now."""
-    callers, caller = [], getattr(frame, "f_back", None)
-    while caller is not None and len(callers) < 2:
-        callers.append(caller)
-        caller = caller.f_back
-    running = sys._getframe(1)
-    while running is not None:
-        if any(running is c for c in callers):
-            return True
-        running = running.f_back
-    return False
-
-
-def fail_if_stopped(a: dict, recognised: Sequence[tuple[str, Misconception]] = ()) -> None:
-    """Judge side, before any other diagnosis: fail when the answer cell stopped with an error (``stopped``:
-    its line), naming the misconception of the first pattern of ``recognised`` the error matches."""
-    stopped = a.get("stopped")
-    if stopped is None:
-        return
-    line = stopped if isinstance(stopped, str) else kind(stopped)
-    shown = next((m for pattern, m in recognised if re.search(pattern, line)), None)
-    fail(
-        f"your answer cell stopped with an error: fix it first — {line[:300]}"
-        + (
-            " (replace raise NotImplementedError() with your answer)" if "NotImplementedError" in line else ""
-        ),
-        shown,
-    )
-
-
 # ------------------------------------------------------------------------------------------ log-softmax
 def _ask_log_softmax(ns: dict, sent: dict) -> dict:
     log_model, criterion = lookup(ns, "log_model"), lookup(ns, "nll_criterion")
@@ -555,7 +449,9 @@ def _ask_expected(ns: dict, sent: dict) -> dict:
     # reads the answer cell as the grader holds it)
     history = ns.get("In")
     source = next(
-        (s for s in reversed(history) if _assigns(s, "expected_loss")) if isinstance(history, list) else (),
+        (s for s in reversed(history) if assigns_name(s, "expected_loss"))
+        if isinstance(history, list)
+        else (),
         None,
     )
     return {"expected_loss": expected, "source": source[:_MAX_SOURCE] if source else None}
@@ -564,7 +460,7 @@ def _ask_expected(ns: dict, sent: dict) -> dict:
 def _written_number(source: str) -> str | None:
     """The number the cell's last top-level assignment of expected_loss writes out (a literal, its sign or
     arithmetic of literals, float("…")), as written; None for a formula (or no such assignment)."""
-    tree = _parse(source)
+    tree = parse_cell(source)
     if tree is None:
         return None
     values = [

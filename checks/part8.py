@@ -29,10 +29,12 @@ from checks.core import (
     expect_close,
     expect_shape,
     fail,
+    fail_if_stopped,
     lookup,
     need,
     number,
     pick,
+    stopped_with,
     tensor,
     value,
 )
@@ -40,7 +42,7 @@ from checks.core import (
     hidden as at_grading,
 )
 from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
-from checks.part3 import GRADIENTS_ACCUMULATE, fail_if_stopped, stopped_with
+from checks.part3 import GRADIENTS_ACCUMULATE
 from checks.wire import Raised
 
 # ------------------------------------------------------------------------------------------ misconceptions
