@@ -240,12 +240,23 @@ def test_a_host_with_the_wrong_pytorch_is_told_what_to_do(
     colab.mkdir(parents=True)
     (colab / "__init__.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("google.colab", "google"):  # imported from tmp_path by helper.host(): forgotten after
+        monkeypatch.setitem(sys.modules, name, sys.modules.get(name))
+        monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(torch, "__version__", torch_version)
     monkeypatch.setattr(importlib.metadata, "version", lambda name: vision)
     with pytest.raises(RuntimeError) as stopped:
         helper.check_environment()
     assert message in str(stopped.value) and "%pip install" in str(stopped.value), str(stopped.value)
     assert "Runtime > Restart session" in str(stopped.value)
+
+
+def test_kaggle_is_found_and_said(monkeypatch, capsys):
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")  # what Kaggle's kernels have
+    monkeypatch.setenv(helper.DATA_ENV, "/kaggle/working/data")
+    helper.check_environment()
+    printed = capsys.readouterr().out
+    assert "Found Kaggle" in printed and "/kaggle/working/data" in printed, printed
 
 
 def test_a_stamped_link_opens_the_notebooks_own_exercise():

@@ -40,7 +40,7 @@ if importlib.util.find_spec("helper") is None:  # not the course's own set-up: a
     pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", COURSE_URL]
     done = subprocess.run(pip, capture_output=True, text=True, check=False)
     if done.returncode:
-        raise RuntimeError(f"could not install the course from {{COURSE_URL}}:\\n{{done.stderr}}")
+        raise RuntimeError(f"could not install {{COURSE_URL}} (on Kaggle: Internet on?)\\n{{done.stderr}}")
     importlib.invalidate_caches()
 
 import helper
