@@ -66,7 +66,7 @@ def check_environment(min_torch: tuple[int, int] = (2, 0)) -> None:
     """Fail loudly, with the remedy, when PyTorch is too old; print the versions and the device.
 
     The first cell of every notebook calls ``helper.check_environment()``; it prints a line such as
-    ``PyTorch 2.13.0, torchvision 0.28.0; this notebook will use: cpu``.
+    ``PyTorch 2.14.1, torchvision 0.29.1; this notebook will use: cpu``.
     """
     from importlib.metadata import version as installed  # torchvision's version, without its 2 s import
 
