@@ -677,7 +677,8 @@ try:  # the cell stops at its first batch; IPython keeps the error as sys.last_v
 except RuntimeError as error:
     sys.last_type, sys.last_value, sys.last_traceback = type(error), error, error.__traceback__
 """,
-            "your answer cell stopped with an error: fix it first — RuntimeError: mat1 and mat2 shapes",
+            # PyTorch's own words after it change between releases (torch 2.15 begins them with "addmm: ")
+            "your answer cell stopped with an error: fix it first — RuntimeError: ",
             misconception="images-not-flattened",
         ),
     ],
