@@ -105,22 +105,40 @@ drawings: env
 data: env
 	$(BIN)/python -c "import course, coursedata; coursedata.prepare_data(course.DATASETS); print(coursedata.data_root())"
 
-# A canary for the next PyTorch: Parts 1–4 (solutions, with every check's wrong and right answers) in a separate
+# A canary for the next PyTorch: every part (solutions, with every check's wrong and right answers) in a separate
 # environment, .venv-latest, with the newest torch and torchvision the registry offers and the rest of the
 # learner's set unpinned; the pinned course is untouched. Breakage shows here before learners meet it.
+# PIP_CONSTRAINT=/dev/null lifts, for this install only, constraints that pip's configuration sets (a machine's
+# cap on torch); the line `newest: ...` says which versions it got.
+# Deprecations raised by the course's own code are errors: DeprecationWarning and FutureWarning (PyTorch's
+# category for a deprecated call) attributed to a line of the course's modules (COURSE_CODE) or of a notebook's
+# cells (__main__ in the kernel). Two places: pytest's -W for the tests' own process (given after
+# pyproject.toml's filter that ignores deprecations, so they win there) and PYTHONWARNINGS for the notebooks'
+# kernels (nbval starts them with its environment; IPython adds no filter of its own). Both match a whole
+# module name, no pattern: the checks' modules are listed from checks/. A library's deprecation raised inside
+# the library still only warns.
 LATEST := .venv-latest
+COURSE_CODE := $(shell $(PYTHON) course.py modules) checks \
+	$(patsubst checks/%.py,checks.%,$(filter-out checks/__init__.py,$(wildcard checks/*.py)))
+DEPRECATIONS := DeprecationWarning FutureWarning
+as_errors = $(foreach category,$(DEPRECATIONS),$(foreach module,$(1),error::$(category):$(module)))
+comma := ,
+empty :=
+space := $(empty) $(empty)
 test-latest: env
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
-	$(LATEST)/bin/python -m pip install --quiet --upgrade $(shell $(PYTHON) course.py learner-packages) \
-		nbval pytest pytest-xdist
+	PIP_CONSTRAINT=/dev/null $(LATEST)/bin/python -m pip install --quiet --upgrade \
+		$(shell $(PYTHON) course.py learner-packages) nbval pytest pytest-xdist
 	PYTHONWARNINGS='ignore:Editable installation' $(LATEST)/bin/python -m pip install --quiet --no-deps -e .
 	$(LATEST)/bin/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "$(KERNEL_DISPLAY_NAME)"
-	$(LATEST)/bin/python -c "import torch, torchvision; print('newest: torch', torch.__version__, \
-		'torchvision', torchvision.__version__)"
-	OMP_NUM_THREADS=1 $(LATEST)/bin/python -m pytest -n $(JOBS) --dist loadscope -p no:cacheprovider \
-		--nbval-lax --nbval-cell-timeout=600 $(addprefix solutions/,$(wordlist 1,4,$(shell $(PYTHON) course.py parts)))
+	$(LATEST)/bin/python -c "import sys, torch, torchvision; print('newest: torch', torch.__version__, \
+		'torchvision', torchvision.__version__, 'python', sys.version.split()[0])"
+	OMP_NUM_THREADS=1 PYTHONWARNINGS='$(subst $(space),$(comma),$(call as_errors,$(COURSE_CODE) __main__))' \
+		$(LATEST)/bin/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder -p no:cacheprovider \
+		$(addprefix -W ,$(call as_errors,$(COURSE_CODE))) \
+		--nbval-lax --nbval-cell-timeout=600 $(addprefix solutions/,$(shell $(PYTHON) course.py parts))
 
 # Execution time and final metrics of every solution notebook.
 bench: env
