@@ -22,11 +22,11 @@ endif
 ifneq ($(strip $(MIRROR)),)
 export PYTORCH_COURSE_MIRROR := $(abspath $(MIRROR))
 endif
-.PHONY: help env env-all lock test-latest lab test lint exercises drawings links host-env data bench bench-grade gpu-bundle grade formgrader browser sandbox clean
+.PHONY: help env env-all lock test-latest test-python lab test lint exercises drawings links host-env data bench bench-grade gpu-bundle grade formgrader browser sandbox clean
 
 help:
 	@sed -n '1,8p' Makefile
-	@echo "Targets: lab test lint exercises drawings links data bench bench-grade gpu-bundle grade formgrader browser sandbox clean env env-all lock test-latest"
+	@echo "Targets: lab test lint exercises drawings links data bench bench-grade gpu-bundle grade formgrader browser sandbox clean env env-all lock test-latest test-python"
 
 # The course environment: a virtual environment with the locked packages, helper.py installed into it (so
 # `import helper` works from every folder) and the course's Jupyter kernel registered in it. Two sets, both from the
@@ -40,26 +40,28 @@ help:
 # rfc3987-syntax, jsonschema's optional IRI checker (via jupyter-events), builds a parser when imported: 1.2 s
 # of CPU in every nbformat and nbgrader process (about 100 in `make test`); nothing here checks IRIs.
 # The editable install warns that it puts a folder on sys.path: that is what it is for.
+# install_course: $(1) the lock, $(2) the environment's folder, $(3) the Python that makes it.
 LEARNER_LOCK := requirements/learner.lock
 COURSE_LOCK  := requirements/course.lock
 define install_course
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade --quiet pip
-	$(BIN)/python -m pip install --quiet --require-hashes -r $(1)
-	$(BIN)/python -m pip uninstall --quiet --quiet --yes rfc3987-syntax
-	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet --no-deps -e .
-	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "$(KERNEL_DISPLAY_NAME)"
-	mkdir -p $(VENV)/share/jupyter/lab/settings $(VENV)/etc/jupyter
-	cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
-	cp jupyter/jupyter_config.json jupyter/nbgrader_config.py $(VENV)/etc/jupyter/
-	touch $@
+	test -x $(2)/bin/python || $(3) -m venv $(2)
+	$(2)/bin/python -m pip install --upgrade --quiet pip
+	$(2)/bin/python -m pip install --quiet --require-hashes -r $(1)
+	$(2)/bin/python -m pip uninstall --quiet --quiet --yes rfc3987-syntax
+	PYTHONWARNINGS='ignore:Editable installation' $(2)/bin/python -m pip install --quiet --no-deps -e .
+	$(2)/bin/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "$(KERNEL_DISPLAY_NAME)"
+	mkdir -p $(2)/share/jupyter/lab/settings $(2)/etc/jupyter
+	cp jupyter/overrides.json $(2)/share/jupyter/lab/settings/overrides.json
+	cp jupyter/jupyter_config.json jupyter/nbgrader_config.py $(2)/etc/jupyter/
 endef
 env: $(VENV)/.learner-installed
 env-all: $(STAMP)
 $(VENV)/.learner-installed: $(LEARNER_LOCK) pyproject.toml course.py $(wildcard jupyter/*)
-	$(call install_course,$(LEARNER_LOCK))
+	$(call install_course,$(LEARNER_LOCK),$(VENV),$(PYTHON))
+	touch $@
 $(STAMP): $(COURSE_LOCK) pyproject.toml course.py $(wildcard jupyter/*)
-	$(call install_course,$(COURSE_LOCK))
+	$(call install_course,$(COURSE_LOCK),$(VENV),$(PYTHON))
+	touch $@
 
 # The lock files, from pyproject.toml's dependencies (requirements/learner.lock) and with its extras grader and
 # dev (requirements/course.lock), for every platform and Python the course supports (uv's universal resolution);
@@ -127,22 +129,60 @@ $(HOST_VENV)/.installed: requirements/host.txt
 data: env
 	$(BIN)/python -c "import course, coursedata; coursedata.prepare_data(course.DATASETS); print(coursedata.data_root())"
 
-# A canary for the next PyTorch: Parts 1–4 (solutions, with every check's wrong and right answers) in a separate
+# A canary for the next PyTorch: every part (solutions, with every check's wrong and right answers) in a separate
 # environment, .venv-latest, with the newest torch and torchvision the registry offers and the rest of the
 # learner's set unpinned; the pinned course is untouched. Breakage shows here before learners meet it.
+# PIP_CONSTRAINT=/dev/null lifts, for this install only, constraints that pip's configuration sets (a machine's
+# cap on torch); the line `newest: ...` says which versions it got.
+# Deprecations raised by the course's own code are errors: DeprecationWarning and FutureWarning (PyTorch's
+# category for a deprecated call) attributed to a line of the course's modules (COURSE_CODE) or of a notebook's
+# cells (__main__ in the kernel). Two places: pytest's -W for the tests' own process (given after
+# pyproject.toml's filter that ignores deprecations, so they win there) and PYTHONWARNINGS for the notebooks'
+# kernels (nbval starts them with its environment; IPython adds no filter of its own). Both match a whole
+# module name, no pattern: the checks' modules are listed from checks/. A library's deprecation raised inside
+# the library still only warns.
 LATEST := .venv-latest
+COURSE_CODE := $(shell $(PYTHON) course.py modules) checks \
+	$(patsubst checks/%.py,checks.%,$(filter-out checks/__init__.py,$(wildcard checks/*.py)))
+DEPRECATIONS := DeprecationWarning FutureWarning
+as_errors = $(foreach category,$(DEPRECATIONS),$(foreach module,$(1),error::$(category):$(module)))
+comma := ,
+empty :=
+space := $(empty) $(empty)
 test-latest: env
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
-	$(LATEST)/bin/python -m pip install --quiet --upgrade $(shell $(PYTHON) course.py learner-packages) \
-		nbval pytest pytest-xdist
+	PIP_CONSTRAINT=/dev/null $(LATEST)/bin/python -m pip install --quiet --upgrade \
+		$(shell $(PYTHON) course.py learner-packages) nbval pytest pytest-xdist
 	PYTHONWARNINGS='ignore:Editable installation' $(LATEST)/bin/python -m pip install --quiet --no-deps -e .
 	$(LATEST)/bin/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "$(KERNEL_DISPLAY_NAME)"
-	$(LATEST)/bin/python -c "import torch, torchvision; print('newest: torch', torch.__version__, \
-		'torchvision', torchvision.__version__)"
-	OMP_NUM_THREADS=1 $(LATEST)/bin/python -m pytest -n $(JOBS) --dist loadscope -p no:cacheprovider \
-		--nbval-lax --nbval-cell-timeout=600 $(addprefix solutions/,$(wordlist 1,4,$(shell $(PYTHON) course.py parts)))
+	$(LATEST)/bin/python -c "import sys, torch, torchvision; print('newest: torch', torch.__version__, \
+		'torchvision', torchvision.__version__, 'python', sys.version.split()[0])"
+	OMP_NUM_THREADS=1 PYTHONWARNINGS='$(subst $(space),$(comma),$(call as_errors,$(COURSE_CODE) __main__))' \
+		$(LATEST)/bin/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder -p no:cacheprovider \
+		$(addprefix -W ,$(call as_errors,$(COURSE_CODE))) \
+		--nbval-lax --nbval-cell-timeout=600 $(addprefix solutions/,$(shell $(PYTHON) course.py parts))
+
+# Parts 1–4 (solutions, with every check's wrong and right answers) on other Pythons: make test-python
+# [PYTHONS="3.12 3.13"], or one, make test-python-3.13 (make -k goes on to the next after a failure). Each in
+# .venv-pyX.Y, made from pyenv's newest X.Y (else pythonX.Y on the PATH): the learner's lock (hashes required,
+# as `make env` installs it), the tests' nbval, pytest and pytest-xdist at the course lock's versions, the
+# course's kernel registered in that environment only (--sys-prefix; its pytest finds it before any other).
+PYTHONS ?= 3.12 3.13
+python_for = $(shell v=$$(pyenv latest $(1) 2>/dev/null) && echo $$(pyenv prefix $$v)/bin/python$(1) \
+	|| echo python$(1))
+test-python: $(addprefix test-python-,$(PYTHONS))
+test-python-%:
+	rm -rf $(VENV)-py$*
+	$(call install_course,$(LEARNER_LOCK),$(VENV)-py$*,$(call python_for,$*))
+	$(VENV)-py$*/bin/python -m pip install --quiet -c $(COURSE_LOCK) nbval pytest pytest-xdist
+	$(VENV)-py$*/bin/python -c "import sys, torch; from jupyter_client.kernelspec import KernelSpecManager; \
+		print('python', sys.version.split()[0], 'torch', torch.__version__, \
+		'kernel', KernelSpecManager().get_kernel_spec('$(KERNEL)').argv[0])"
+	OMP_NUM_THREADS=1 $(VENV)-py$*/bin/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder \
+		-p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 \
+		$(addprefix solutions/,$(wordlist 1,4,$(shell $(PYTHON) course.py parts)))
 
 # Execution time and final metrics of every solution notebook.
 bench: env
@@ -193,5 +233,5 @@ browser:
 
 # The environment and caches; never grades/ (the default OUT of `make grade`: records, gradebook, secret).
 clean:
-	rm -rf $(VENV) $(LATEST) $(HOST_VENV) artifacts .pytest_cache *.egg-info
+	rm -rf $(VENV) $(LATEST) $(VENV)-py* $(HOST_VENV) artifacts .pytest_cache *.egg-info
 	find . -name __pycache__ -prune -exec rm -rf {} +

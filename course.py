@@ -103,6 +103,7 @@ def main(argv: list[str]) -> int:
         "course-id": COURSE_ID,
         "datasets": " ".join(DATASETS),
         "learner-packages": " ".join(learner_packages()),
+        "modules": " ".join(Path(module).stem for module in MODULES),
     }
     if len(argv) != 1 or argv[0] not in facts:
         print(f"usage: python3 course.py {{{'|'.join(facts)}}}", file=sys.stderr)

@@ -38,7 +38,7 @@ def _sets() -> dict[str, list[Requirement]]:
 
 
 def _pins() -> dict[str, str]:
-    """pyproject.toml's packages → their version specifier ("===2.13.0")."""
+    """pyproject.toml's packages → their version specifier ("===2.14.1")."""
     return {canonicalize_name(r.name): str(r.specifier) for rs in _sets().values() for r in rs}
 
 
