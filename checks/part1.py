@@ -145,10 +145,20 @@ ONE_DOES_NOT_STRETCH = Misconception(
     "a size of 1 taken to clash with another size, or to stay 1",
     1,
     _BROADCAST,
-    "A size of 1 stretches to match the other size: (1, 3) + (3, 1) is (3, 3), and (2, 3) / (2, 1) is "
-    "(2, 3), each row divided by its own number.",
+    "A size of 1, or a missing one, stretches to match the other size: (1, 3) + (3, 1) is (3, 3), and "
+    "(2, 3) / (2, 1) is (2, 3), each row divided by its own number.",
     _BROADCAST_SKELETON,
     "broadcasting",
+)
+SHAPE_AS_TEXT = Misconception(
+    "shape-as-text",
+    "a shape written as text, in quotes, where a tuple of numbers was asked for",
+    1,
+    _BROADCAST,
+    "A shape is a tuple of whole numbers, as .shape prints it (without torch.Size): (2, 3). Only the word "
+    '"error" is a string.',
+    _BROADCAST_SKELETON,
+    "shape",
 )
 VECTOR_PAIRS_WITH_COLUMN = Misconception(
     "vector-pairs-with-column",
@@ -330,6 +340,13 @@ def _prediction(letter: str, v: object) -> tuple[int, ...] | str:
     """Judge side: one prediction read as a shape (a tuple of sizes) or "error"; fails on anything else."""
     example = 'expected a shape such as (2, 3), or "error" for an expression that raises'
     if isinstance(v, str):
+        quoted = any(c.isdigit() for c in v) and v.strip().lower() not in _ERROR_WORDS
+        need(
+            not quoted,
+            f"shapes[{letter!r}] is the string {v[:40]!r}: write a shape as a tuple of numbers, such as "
+            '(2, 3), without quotes; only "error" is a string',
+            SHAPE_AS_TEXT,
+        )
         need(v.strip().lower() in _ERROR_WORDS, f"shapes[{letter!r}]: {example}, got {v[:40]!r}")
         return "error"
     need(isinstance(v, list), f"shapes[{letter!r}]: {example}, got {kind(v)}")
@@ -363,6 +380,8 @@ def _judge_broadcast(i: dict, a: dict) -> str:
         for letter in wrong
     ]
     typical = (_TYPICAL[letter].get(said[letter]) for letter in wrong)
+    if sum(said[letter] == "error" for letter in wrong) >= 2:  # not one belief about A: no size stretches
+        typical = iter([ONE_DOES_NOT_STRETCH])
     need(
         not wrong,
         f"shapes: {len(wrong)} of {len(BROADCASTS)} wrong — " + "; ".join(mistakes),

@@ -146,6 +146,45 @@ RELU_ON_SCORES = Misconception(
     "x = F.relu(self.fc1(x))\nx = F.relu(self.fc2(x))\nreturn ...",
     "logit",
 )
+SIGMOID_FOR_RELU = Misconception(
+    "sigmoid-for-relu",
+    "the sigmoid of the worked example kept where ReLU was asked for",
+    2,
+    "Building networks with `nn.Module`",
+    "Each activation bends the numbers its own way: sigmoid squashes them into (0, 1), ReLU keeps the "
+    "positive ones and zeroes the rest. Exercise 3's network uses ReLU, as most networks today do.",
+    "x = F.relu(self.fc1(x))  # or an nn.ReLU() module\nx = ...\nreturn self.output(x)",
+    "activation-function",
+)
+SUPER_INIT_FORGOTTEN = Misconception(
+    "super-init-forgotten",
+    "a network's __init__ that skips nn.Module's own, super().__init__()",
+    2,
+    "Building networks with `nn.Module`",
+    "nn.Module sets up the registry its layers go into in its own __init__: a network's __init__ calls "
+    "super().__init__() before it assigns any layer to self.",
+    "def __init__(self):\n    super().__init__()  # first\n    self.fc1 = nn.Linear(...)",
+    "layer",
+)
+EXTRA_WEIGHTS = Misconception(
+    "weights-besides-the-layers",
+    "a weight of the network's own added besides the nn.Linear layers asked for",
+    2,
+    "Exercise 3 — your first network class",
+    "The network asked for is its three nn.Linear layers and ReLU between them: every weight it has is one "
+    "of those layers' weight or bias.",
+    "self.fc1 = nn.Linear(784, 128)\nself.fc2 = ...\nself.output = ...  # and nothing else",
+    "weight",
+)
+NO_RETURN = Misconception(
+    "forward-without-return",
+    "forward's scores computed but not returned",
+    2,
+    "Building networks with `nn.Module`",
+    "Calling the network, model(x), gives what forward returns: a function without return gives None.",
+    "def forward(self, x):\n    ...\n    return self.output(x)",
+    "layer",
+)
 LAYER_CALLED_TWICE = Misconception(
     "layer-called-twice",
     "one nn.Linear called twice in forward, where each layer runs once",
@@ -516,12 +555,13 @@ def _weights(sizes: list[int], g: torch.Generator) -> list[dict]:
     ]
 
 
-def _scores(x: torch.Tensor, weights: list[dict], relu: bool = True) -> torch.Tensor:
-    """The judge's own forward pass: each layer, ReLU after each but the last (none with ``relu=False``)."""
+def _scores(x: torch.Tensor, weights: list[dict], relu: bool = True, activation=torch.relu) -> torch.Tensor:
+    """The judge's own forward pass: each layer, ReLU (or ``activation``) after each but the last (none with
+    ``relu=False``)."""
     for k, layer in enumerate(weights):
         x = x @ layer["weight"].T + layer["bias"]
         if relu and k < len(weights) - 1:
-            x = torch.relu(x)
+            x = activation(x)
     return x
 
 
@@ -555,6 +595,12 @@ def _load(net: object, weights: list[dict]) -> None:
         free.remove(match)
         prefix = f"{match[0]}." if match[0] else ""
         state.update({prefix + "weight": layer["weight"], prefix + "bias": layer["bias"]})
+    other = [name for name, _ in net.named_parameters() if name not in state]
+    if other:
+        raise ValueError(
+            f"it holds weights other than its nn.Linear layers' ({', '.join(other[:3])[:120]}): give the "
+            "network only the three nn.Linear layers"
+        )
     net.load_state_dict(state, strict=True)
 
 
@@ -676,6 +722,9 @@ def _description(got: object, label: str) -> dict:
     need(isinstance(got, dict), f"{label}: the check expected a description of the network, got {_what(got)}")
     raised = got.get("$raised")
     if isinstance(raised, Raised):
+        forgot = "before Module.__init__() call" in raised.message  # nn.Module's own words for it
+        advice = ": call super().__init__() first in __init__"
+        need(not forgot, f"{label}: {raised.message}{advice}", SUPER_INIT_FORGOTTEN)
         fail(f"{label}: {raised.message}")
     return got
 
@@ -745,6 +794,13 @@ def _judge_network(i: dict, a: dict) -> str:
         all(_entry(net, "biases", label)),
         "the layers should have biases: nn.Linear(in_features, out_features)",
     )
+    out = net.get("out")
+    if "calls" not in net and isinstance(out, Raised):  # the check's weights could not be loaded
+        other = "holds weights other than its nn.Linear layers'" in out.message
+        need(not other, f"{label}: {out.message}", EXTRA_WEIGHTS)
+        fail(f"{label}: {out.message}")
+    returned = out is not None
+    need(returned, f"{label}(x) gave None: forward must end with return, the last layer's scores", NO_RETURN)
     calls = _entry(net, "calls", label)
     need(len(calls) == len(shapes), f"{label}: expected a count for each of its {len(shapes)} layers")
     ran = {f"nn.Linear({n_in}, {n_out})": n for (n_out, n_in), n in zip(shapes, calls, strict=True)}
@@ -781,7 +837,11 @@ def _judge_network(i: dict, a: dict) -> str:
         f"{label} is linear: apply ReLU after every layer except the last",
         NO_NONLINEARITY,
     )
-    _expect_scores(net, x, weights, label, like=[(torch.relu(_scores(x, weights)), RELU_ON_SCORES)])
+    like = [
+        (torch.relu(_scores(x, weights)), RELU_ON_SCORES),
+        (_scores(x, weights, activation=torch.sigmoid), SIGMOID_FOR_RELU),
+    ]
+    _expect_scores(net, x, weights, label, like=like)
     return (
         f"{label}: 784 → 128 → 64 → 10, every layer registered and run once; with the check's weights "
         "loaded, ReLU between the layers and scores out"

@@ -330,9 +330,30 @@ LOSSES_NOT_RECORDED = Misconception(
     "the training loss not recorded, epoch by epoch",
     3,
     _TRAINING,
-    "A training curve is how you see training work: append each epoch's average loss per example to "
-    "train_losses.",
-    "train_losses.append(running_loss / len(trainloader.dataset))",
+    "A training curve is how you see training work: append each epoch's average loss, the mean of its "
+    "batches' losses, to train_losses.",
+    "train_losses.append(running_loss / len(trainloader))  # running_loss: the epoch's loss.item() added up",
+    "epoch",
+)
+LOSS_DIVIDED_AGAIN = Misconception(
+    "batch-mean-divided-again",
+    "each batch's loss, already a mean over its images, divided again by the number of images",
+    3,
+    _TRAINING,
+    "nn.CrossEntropyLoss gives a batch's mean loss per image. Added up over an epoch, divide by the number "
+    "of batches, len(trainloader), not by the number of images.",
+    "train_losses.append(running_loss / len(...))  # running_loss: the epoch's loss.item() added up",
+    "epoch",
+)
+LOSS_PER_BATCH = Misconception(
+    "loss-per-batch-recorded",
+    "each batch's loss recorded where each epoch's average was asked for",
+    3,
+    _TRAINING,
+    "train_losses holds one number per epoch: add up the batches' losses inside the loop over batches, and "
+    "append their mean once, after it.",
+    "for epoch in range(epochs):\n    running_loss = 0\n    for images, labels in ...:\n        ...\n"
+    "        running_loss += loss.item()\n    train_losses.append(...)",
     "epoch",
 )
 
@@ -758,16 +779,18 @@ def _ask_step(ns: dict, sent: dict) -> dict:
     }
 
 
-def _sgd_steps(i: dict, steps: int, backward: int = 1) -> torch.Tensor:
+def _sgd_steps(i: dict, steps: int, backward: int = 1, softmax: bool = False) -> torch.Tensor:
     """The first layer's weights after ``steps`` SGD steps (lr=0.01) from ``before``; a step's gradient
     counted ``backward`` times (a typical mistake: the gradient of the Autograd section's backward(), on the
-    same batch and weights, not cleared)."""
+    same batch and weights, not cleared; ``softmax``: another, probabilities given to the loss)."""
     net = _mlp(i["before"])
     sgd = torch.optim.SGD(net.parameters(), lr=0.01)
     for _ in range(steps):
         sgd.zero_grad()
         for _ in range(backward):
-            nn.CrossEntropyLoss()(net(i["images"]), i["labels"]).backward()
+            scores = net(i["images"])
+            scores = torch.softmax(scores, dim=1) if softmax else scores
+            nn.CrossEntropyLoss()(scores, i["labels"]).backward()
         sgd.step()
     return net[0].weight.detach()
 
@@ -866,13 +889,40 @@ def _ran_again(i: dict, weight: torch.Tensor, stale: bool = False) -> None:
 _STEP_CRASHES = [(r"backward through the graph a second time", LOSS_OF_AN_EARLIER_CELL)]
 
 
+def _copied_after_a_step(i: dict, grad: object) -> None:
+    """Weights that are model_before's: fail, saying which cells to run, when the first layer's gradient
+    was not computed at those weights on this batch (nor is a multiple of it, a gradient never cleared), so
+    the model stepped before model_before copied it."""
+    before = i["before"]["0.weight"]
+    usable = isinstance(grad, torch.Tensor) and tuple(grad.shape) == tuple(before.shape)
+    if not (usable and grad.is_floating_point() and bool(torch.isfinite(grad).all())):
+        return
+    net = _mlp(i["before"])
+    with torch.enable_grad():
+        nn.CrossEntropyLoss()(net(i["images"]), i["labels"]).backward()
+    fresh, grad = net[0].weight.grad.double(), grad.double()
+    if not (grad.abs().max() > 0 and fresh.abs().max() > 0):
+        return
+    scale = (grad * fresh).sum() / (fresh * fresh).sum()
+    off = ((grad - scale * fresh).abs().max() / fresh.abs().max()).item()
+    need(
+        off <= 1e-3,
+        "the weights are model_before's, yet the gradient they hold was computed at other weights: was "
+        "model_before copied after this cell had stepped? Run the cell above (model_before = "
+        "copy.deepcopy(model)), then this cell once",
+        CELL_RAN_AGAIN,
+    )
+
+
 def _judge_step(i: dict, a: dict) -> str:
     fail_if_stopped(a, _STEP_CRASHES)
     weight = tensor(a, "weight", "the first layer's weights (model[0].weight)")
     before = i["before"]["0.weight"]
     expect_shape(weight, tuple(before.shape), "model[0].weight")
     moved = (weight - before).abs().max().item()
-    need(moved > 0, "the weights did not change — call loss.backward() and then optimizer.step()", NO_STEP)
+    if moved == 0:
+        _copied_after_a_step(i, a.get("grad"))
+        fail("the weights did not change — call loss.backward() and then optimizer.step()", NO_STEP)
     optimizer = a.get("optimizer")
     need(
         isinstance(optimizer, dict),
@@ -906,6 +956,10 @@ def _judge_step(i: dict, a: dict) -> str:
         expect_close(weight, expected, label, atol=1e-6, hint=hint, like=[(doubled, GRADIENTS_ACCUMULATE)])
     if not is_close(weight, expected, atol=1e-6, rtol=1e-4):
         _ran_again(i, weight)  # the gradients cleared after the step: the weights alone can tell
+    softmaxed = _sgd_steps(i, 1, softmax=True)
+    if is_close(weight, softmaxed, atol=1e-6, rtol=1e-4):
+        hint = "one SGD step on the loss of the raw scores: criterion(model(images), labels), no softmax"
+        expect_close(weight, expected, label, atol=1e-6, hint=hint, like=[(softmaxed, SOFTMAX_BEFORE_CE)])
     hint = (
         "expected one SGD step with lr=0.01 from model_before's weights, on a fresh gradient: call "
         "optimizer.zero_grad() before loss.backward() (gradients add up across backward() calls); if this "
@@ -961,6 +1015,12 @@ def _judge_training(i: dict, a: dict) -> str:
         "train_losses should hold numbers, each epoch's average loss (use .item())",
     )
     need(len(losses) >= 1, "train_losses is empty: append each epoch's average loss", LOSSES_NOT_RECORDED)
+    need(  # no one plans 50 epochs for this goal: one loss a batch
+        len(losses) <= 50,
+        f"train_losses has {len(losses)} numbers, about one per batch: append one per epoch, the mean of its "
+        "batches' losses, after the loop over its batches",
+        LOSS_PER_BATCH,
+    )
     need(
         len(losses) <= 5,
         f"train_losses has {len(losses)} epochs; the goal is 90% in at most 5 — a larger learning rate gets "
@@ -988,7 +1048,15 @@ def _judge_training(i: dict, a: dict) -> str:
     per_image = nn.functional.cross_entropy(scores.double(), i["labels"]).item()
     ratio = losses[-1] / per_image if per_image > 0 else 1.0
     need(
-        1 / 8 <= ratio <= 8,
+        ratio >= 1 / 8,
+        f"train_losses ends at {losses[-1]:.3g}, far less than a loss per image"
+        + seen(f" (the trained network's loss on a test image is {per_image:.3g} on average)")
+        + ": each batch's loss is already a mean over its images, so divide the epoch's sum by the number of "
+        "batches, not of images",
+        LOSS_DIVIDED_AGAIN,
+    )
+    need(
+        ratio <= 8,
         f"train_losses ends at {losses[-1]:.3g}, {'far more' if ratio > 8 else 'far less'} than a loss per "
         "image"
         + seen(f" (the trained network's loss on a test image is {per_image:.3g} on average)")

@@ -111,6 +111,20 @@ WRONG = {
             misconception="size-one-does-not-stretch",
         ),
         Wrong(
+            "test_broadcast_shapes",
+            "every pair of different shapes taken for an error",
+            'shapes = {"A": "error", "B": "error", "C": "error", "D": "error", "E": "error"}',
+            '4 of 5 wrong — A gives (2, 3), not "error"',
+            misconception="size-one-does-not-stretch",
+        ),
+        Wrong(
+            "test_broadcast_shapes",
+            "shapes written as strings",
+            'shapes = {"A": "(2, 3)", "B": "(3, 3)", "C": "(3, 3)", "D": "error", "E": "(2, 3)"}',
+            "is the string '(2, 3)': write a shape as a tuple of numbers",
+            misconception="shape-as-text",
+        ),
+        Wrong(
             "test_neuron_sum",
             "no activation",
             "y = torch.sum(features * weights) + bias",
@@ -453,6 +467,63 @@ class Network(nn.Module):
             misconception="layer-called-twice",
         ),
         Wrong(
+            "test_network_class",
+            "the worked example's sigmoid kept",
+            """
+class Network(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.output = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
+        self.sigmoid = nn.Sigmoid()
+    def forward(self, x):
+        return self.output(self.sigmoid(self.fc2(self.sigmoid(self.fc1(x)))))
+""",
+            "ReLU after each but the last",
+            misconception="sigmoid-for-relu",
+        ),
+        Wrong(
+            "test_network_class",
+            "a weight of its own besides the layers",
+            """
+class Network(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.output = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
+        self.scale = nn.Parameter(torch.full((10,), 2.0))
+    def forward(self, x):
+        return self.output(F.relu(self.fc2(F.relu(self.fc1(x))))) * self.scale
+""",
+            "holds weights other than its nn.Linear layers' (scale)",
+            misconception="weights-besides-the-layers",
+        ),
+        Wrong(
+            "test_network_class",
+            "super().__init__() forgotten",
+            """
+class Network(nn.Module):
+    def __init__(self):
+        self.fc1, self.fc2, self.output = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
+    def forward(self, x):
+        return self.output(F.relu(self.fc2(F.relu(self.fc1(x)))))
+""",
+            "call super().__init__() first in __init__",
+            misconception="super-init-forgotten",
+        ),
+        Wrong(
+            "test_network_class",
+            "forward without return",
+            """
+class Network(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.output = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
+    def forward(self, x):
+        x = self.output(F.relu(self.fc2(F.relu(self.fc1(x)))))
+""",
+            "gave None: forward must end with return",
+            misconception="forward-without-return",
+        ),
+        Wrong(
             "test_sequential",
             "missing ReLU",
             "seq_model = nn.Sequential(nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10))",
@@ -720,6 +791,36 @@ optimizer.zero_grad()
         ),
         Wrong(
             "test_one_step",
+            "probabilities given to CrossEntropyLoss",
+            """
+model = copy.deepcopy(model_before)
+optimizer = optim.SGD(model.parameters(), lr=0.01)
+optimizer.zero_grad()
+loss = criterion(torch.softmax(model(images), dim=1), labels)
+loss.backward()
+optimizer.step()
+""",
+            "the loss of the raw scores: criterion(model(images), labels), no softmax",
+            misconception="softmax-before-cross-entropy",
+        ),
+        Wrong(
+            "test_one_step",
+            "a right step, then the model_before cell run after it",
+            """
+model = copy.deepcopy(model_before)
+optimizer = optim.SGD(model.parameters(), lr=0.01)
+optimizer.zero_grad()
+loss = criterion(model(images), labels)
+loss.backward()
+optimizer.step()
+model_before = copy.deepcopy(model)  # the cell above, run after this one
+""",
+            "was model_before copied after this cell had stepped?",
+            graded=PASSES,  # the grader runs the cell once from weights of its own
+            misconception="cell-run-again",
+        ),
+        Wrong(
+            "test_one_step",
             "the loss of a cell above used again: the cell stops at backward()",
             """
 import sys
@@ -789,6 +890,20 @@ for images, labels in trainloader:
         ),
         Wrong(
             "test_training_loop",
+            "each batch's mean loss divided again by the number of images",
+            "train_losses = [x * len(trainloader) / len(trainloader.dataset) for x in train_losses]",
+            "far less than a loss per image",
+            misconception="batch-mean-divided-again",
+        ),
+        Wrong(
+            "test_training_loop",
+            "each batch's loss appended, not each epoch's average",
+            "train_losses = [x for x in train_losses for batch in trainloader]",
+            "about one per batch: append one per epoch",
+            misconception="loss-per-batch-recorded",
+        ),
+        Wrong(
+            "test_training_loop",
             "images not flattened: the cell stops with an error",
             UNTRAINED_MNIST
             + """
@@ -805,11 +920,42 @@ try:  # the cell stops at its first batch; IPython keeps the error as sys.last_v
 except RuntimeError as error:
     sys.last_type, sys.last_value, sys.last_traceback = type(error), error, error.__traceback__
 """,
-            "your answer cell stopped with an error: fix it first — RuntimeError: mat1 and mat2 shapes",
+            # PyTorch's own words after it change between releases (torch 2.15 begins them with "addmm: ")
+            "your answer cell stopped with an error: fix it first — RuntimeError: ",
             misconception="images-not-flattened",
         ),
     ],
     "04_fashion_mnist": [
+        Wrong(
+            "test_network",
+            "the original course's LogSoftmax at the end, with CrossEntropyLoss",
+            "model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10), "
+            "nn.LogSoftmax(dim=1)).to(device)",
+            "the network ends with nn.LogSoftmax",
+            misconception="log-softmax-layer-before-cross-entropy",
+        ),
+        Wrong(
+            "test_network",
+            "a ReLU after the last layer",
+            "model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10), "
+            "nn.ReLU()).to(device)",
+            "an activation follows the last nn.Linear",
+            misconception="activation-after-the-last-layer",
+        ),
+        Wrong(
+            "test_train",
+            "loss tensors added up, not loss.item()",
+            """
+x, y = next(iter(validloader))
+running = 0
+for start in (0, 500):
+    loss = nn.CrossEntropyLoss()(model(x[start : start + 500].to(device)), y[start : start + 500].to(device))
+    running += loss * 500
+train_losses = [running / 1000]
+""",
+            "tensors that record gradients",
+            misconception="loss-tensors-kept",
+        ),
         Wrong(
             "test_network",
             "a softmax at the end, before CrossEntropyLoss",
@@ -892,6 +1038,61 @@ except RuntimeError as error:
         ),
     ],
     "05_inference_and_validation": [
+        Wrong(
+            "test_validate",
+            "softmax probabilities given to CrossEntropyLoss",
+            """
+def validate(model, loader, criterion):
+    model.eval()
+    total, right, n = 0.0, 0, 0
+    with torch.no_grad():
+        for images, labels in loader:
+            images, labels = images.to(device), labels.to(device)
+            ps = torch.softmax(model(images), dim=1)
+            total += criterion(ps, labels).item() * len(labels)
+            right += (ps.argmax(dim=1) == labels).sum().item()
+            n += len(labels)
+    return total / n, right / n
+""",
+            "the loss of softmax probabilities",
+            misconception="probabilities-given-to-cross-entropy",
+        ),
+        Wrong(
+            "test_train_loop",
+            "the count of epochs without improvement raised every epoch",
+            TRAIN_5.format(
+                validation=VALIDATED
+                + """        epochs_without_improvement += 1
+"""
+            ),
+            "only after an epoch without a new lowest",
+            misconception="early-stopping-too-soon",
+        ),
+        Wrong(
+            "test_train_loop",
+            "the comparison reversed: the highest validation loss kept",
+            TRAIN_5.format(
+                validation="""        valid_loss, valid_accuracy = validate(model, validloader, criterion)
+        history["valid_loss"].append(valid_loss)
+        history["valid_accuracy"].append(valid_accuracy)
+        if best_state is None or valid_loss > best_loss:
+            best_loss, best_state = valid_loss, copy.deepcopy(model.state_dict())
+            epochs_without_improvement = 0
+        else:
+            epochs_without_improvement += 1
+"""
+            ),
+            "valid_loss < best_loss",
+            misconception="state-dict-without-copy",
+        ),
+        Wrong(
+            "test_precision_recall",
+            "percentages",
+            "precision = 100 * matrix.diag() / matrix.sum(dim=0)\n"
+            "recall = 100 * matrix.diag() / matrix.sum(dim=1)",
+            "holds percentages",
+            misconception="percentages-for-fractions",
+        ),
         Wrong(
             "test_confusion",
             "rows and columns swapped",
@@ -1243,6 +1444,56 @@ test_loss, test_accuracy = validate(dropout_model, testloader, nn.CrossEntropyLo
     ],
     "06_saving_and_loading": [
         Wrong(
+            "test_round_trip",
+            "drop_p left out of the checkpoint",
+            """
+def save_checkpoint(model, path):
+    torch.save({"input_size": model.input_size, "output_size": model.output_size,
+                "hidden_layers": model.hidden_layers, "state_dict": model.state_dict()}, path)
+
+
+def load_checkpoint(path):
+    c = torch.load(path, weights_only=True)
+    m = helper.MLP(c["input_size"], c["output_size"], c["hidden_layers"])
+    m.load_state_dict(c["state_dict"])
+    return m
+""",
+            "store drop_p",
+            misconception="drop-p-not-stored",
+        ),
+        Wrong(
+            "test_bad_files",
+            "None returned for a bad file, the error printed",
+            """
+_load = load_checkpoint
+
+
+def load_checkpoint(path):
+    try:
+        return _load(path)
+    except Exception as error:
+        print(f"{path} is not a checkpoint: {str(error)[:80]}")
+""",
+            "raised no error: it returned",
+            misconception="error-printed-not-raised",
+        ),
+        Wrong(
+            "test_bad_files",
+            "a RuntimeError that names the file",
+            """
+_load = load_checkpoint
+
+
+def load_checkpoint(path):
+    try:
+        return _load(path)
+    except Exception as error:
+        raise RuntimeError(f"{path} is not a checkpoint") from error
+""",
+            "expected a ValueError",
+            misconception="error-of-another-type",
+        ),
+        Wrong(
             "test_resume",
             "the weights alone",
             """
@@ -1349,7 +1600,7 @@ def load_checkpoint(path):
     model.load_state_dict(checkpoint["state_dict"])
     return model
 """,
-            "expected ValueError",
+            "expected a ValueError that names the file",
             misconception="load-errors-left-raw",
         ),
         Wrong(
@@ -1515,6 +1766,19 @@ class CsvPhotos(Dataset):
         ),
     ],
     "08_transfer_learning": [
+        Wrong(
+            "test_photo_loop",
+            "the optimizer made before the classifier is replaced",
+            """
+import copy
+
+model = copy.deepcopy(model)
+optimizer = optim.Adam(model.classifier.parameters(), lr=0.001)
+model.classifier = nn.Linear(1280, 2).to(device)
+""",
+            "not in model at all",
+            misconception="optimizer-of-a-replaced-classifier",
+        ),
         Wrong(
             "test_freeze",
             "features not frozen",
@@ -1726,6 +1990,12 @@ RIGHT = {
             'shapes = {"a": [2, 3], "b": [3, 3], "c": [3, 3], "d": "raises", "e": [2, 3]}',
         ),
         Right(
+            "test_broadcast_shapes",
+            "dict() from a comprehension, a spaced ERROR",
+            'letters, guesses = "ABCDE", [(2, 3), (3, 3), (3, 3), " ERROR", (2, 3)]\n'
+            "shapes = dict(zip(letters, guesses))\nprint(shapes)",
+        ),
+        Right(
             "test_neuron_mm", "reshape and @", "y_mm = activation(features @ weights.reshape(5, 1) + bias)"
         ),
         Right(
@@ -1815,6 +2085,27 @@ class Network(nn.Module):
     def forward(self, x):
         x = torch.relu(self.layer1(x))
         return self.out(torch.relu(self.layer2(x)))
+""",
+        ),
+        Right(
+            "test_network_class",
+            "super(Network, self), flattening in forward, clamp for ReLU, a print",
+            """
+class Network(nn.Module):
+    def __init__(self):
+        super(Network, self).__init__()
+        self.hidden1 = nn.Linear(28 * 28, 128)
+        self.hidden2 = nn.Linear(128, 64)
+        self.last = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = x.view(x.shape[0], -1)
+        h = self.hidden1(x).clamp(min=0)
+        h = self.hidden2(h).clamp(min=0)
+        return self.last(h)
+
+
+print(Network())
 """,
         ),
         Right(
@@ -1940,6 +2231,26 @@ optimizer.step()
     "04_fashion_mnist": [
         Right(
             "test_network",
+            "named layers in an OrderedDict, LeakyReLU, .to(device) on its own line",
+            """
+from collections import OrderedDict
+
+layers = OrderedDict(
+    [("flat", nn.Flatten()), ("hidden", nn.Linear(28 * 28, 200)), ("act", nn.LeakyReLU()),
+     ("out", nn.Linear(200, 10))]
+)
+model = nn.Sequential(layers)
+model.to(device)
+print(sum(p.numel() for p in model.parameters()))
+""",
+        ),
+        Right(
+            "test_predict",
+            "the exp of log_softmax over the last dimension",
+            "with torch.no_grad():\n    ps = model(images.to(device)).log_softmax(dim=-1).exp().cpu()",
+        ),
+        Right(
+            "test_network",
             "a class of its own design, functional activations, on the device",
             """
 class FashionNet(nn.Module):
@@ -1994,6 +2305,50 @@ for epoch in range(1):
         ),
     ],
     "05_inference_and_validation": [
+        Right(
+            "test_validate",
+            "a summed loss of the criterion's own kind, the right answers concatenated",
+            """
+def validate(model, loader, criterion):
+    model.eval()
+    summed = type(criterion)(reduction="sum")
+    loss_sum, hits = 0.0, []
+    with torch.no_grad():
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            out = model(x)
+            loss_sum += summed(out, y).item()
+            hits.append((out.argmax(1) == y).cpu())
+    hits = torch.cat(hits)
+    return loss_sum / len(hits), hits.float().mean().item()
+""",
+        ),
+        Right(
+            "test_train_loop",
+            "the count raised first, a state_dict cloned by a comprehension",
+            TRAIN_5.format(
+                validation="""        vl, va = validate(model, validloader, criterion)
+        history["valid_loss"] += [vl]
+        history["valid_accuracy"] += [va]
+        epochs_without_improvement += 1
+        if vl < best_loss:
+            best_loss, epochs_without_improvement = vl, 0
+            best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+"""
+            ),
+        ),
+        Right(
+            "test_precision_recall",
+            "NumPy arrays",
+            "import numpy as np\n\na = matrix.numpy()\nprecision = np.diag(a) / a.sum(axis=0)\n"
+            "recall = np.diag(a) / a.sum(axis=1)",
+        ),
+        Right(
+            "test_precision_recall",
+            "a list comprehension per class",
+            "m = matrix.float()\nprecision = torch.tensor([m[c, c] / m[:, c].sum() for c in range(10)])\n"
+            "recall = torch.tensor([m[c, c].item() / m[c].sum().item() for c in range(10)])",
+        ),
         Right(
             "test_confusion",
             "a loop over the pairs, predictions collected first, no_grad as a decorator",
@@ -2104,6 +2459,47 @@ recall = np.array([counts[k, k] / counts[k, :].sum() for k in range(10)])
         ),
     ],
     "06_saving_and_loading": [
+        Right(
+            "test_round_trip",
+            "a tuple of sizes and weights, any error a ValueError",
+            """
+def save_checkpoint(model, path):
+    sizes = (model.input_size, model.output_size, list(model.hidden_layers), model.drop_p)
+    torch.save((sizes, model.state_dict()), path)
+
+
+def load_checkpoint(path):
+    try:
+        sizes, weights = torch.load(path, weights_only=True)
+        net = helper.MLP(*sizes[:3], drop_p=sizes[3])
+        net.load_state_dict(weights)
+        return net
+    except Exception as err:
+        raise ValueError(f"not a checkpoint: {path!s}") from err
+
+
+save_checkpoint(model, "checkpoint.pth")
+restored = load_checkpoint("checkpoint.pth")
+""",
+        ),
+        Right(
+            "test_bad_files",
+            "the file's name only, keys checked before use, an open file handle",
+            """
+def load_checkpoint(path):
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            saved = torch.load(f, weights_only=True, map_location="cpu")
+    except Exception as e:
+        raise ValueError(f"cannot read {path.name} as a checkpoint") from e
+    if not isinstance(saved, dict) or "state_dict" not in saved:
+        raise ValueError(f"{path.name}: not a checkpoint")
+    model = helper.MLP(saved["input_size"], saved["output_size"], saved["hidden_layers"], saved["drop_p"])
+    model.load_state_dict(saved["state_dict"])
+    return model
+""",
+        ),
         Right(
             "test_round_trip",
             "a tuple of the layer sizes and the weights, loaded with strict=True on the CPU",
@@ -2310,6 +2706,16 @@ class CsvPhotos(Dataset):
         ),
     ],
     "08_transfer_learning": [
+        Right(
+            "test_photo_loop",
+            "the optimizer over the parameters that require gradients, batch norm layers set one by one",
+            PHOTO_LOOP.format(
+                optimizer="optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)",
+                mode="[m.eval() for m in model.modules() if isinstance(m, nn.BatchNorm2d)]",
+                zero="optimizer.zero_grad(set_to_none=True)",
+                epochs=2,
+            ),
+        ),
         Right(
             "test_freeze",
             "requires_grad_ on the whole model, one Linear sized from the old classifier",
