@@ -31,6 +31,7 @@ from checks.core import (
     value,
 )
 from checks.kernel import hint as hint  # check.hint(): the next hint after a failed check
+from checks.part2 import RELU_ON_SCORES
 from checks.part3 import LOSSES_NOT_RECORDED
 from checks.wire import Raised
 
@@ -47,6 +48,16 @@ SOFTMAX_LAYER = Misconception(
     "nn.CrossEntropyLoss takes scores and applies softmax itself. A softmax layer at the end applies it "
     "twice: the scores are squeezed into [0, 1], and training slows down. End the network with its last "
     "nn.Linear.",
+    "model = nn.Sequential(nn.Flatten(), ..., nn.Linear(..., 10))",
+    "cross-entropy",
+)
+LOG_SOFTMAX_LAYER = Misconception(
+    "log-softmax-layer-before-cross-entropy",
+    "the original course's LogSoftmax end (its pair with NLLLoss) kept with CrossEntropyLoss",
+    4,
+    _NETWORK,
+    "nn.LogSoftmax at the end belongs with nn.NLLLoss (Part 3 shows the pair once). This course uses one "
+    "convention: the network gives scores, nn.CrossEntropyLoss applies log-softmax itself.",
     "model = nn.Sequential(nn.Flatten(), ..., nn.Linear(..., 10))",
     "cross-entropy",
 )
@@ -70,6 +81,16 @@ UNDER_GOAL = Misconception(
     "which helps.",
     "optimizer = optim.Adam(model.parameters(), lr=...)\nfor epoch in range(...):\n    ...",
     "epoch",
+)
+LOSS_TENSORS_KEPT = Misconception(
+    "loss-tensors-kept",
+    "loss tensors added up instead of their numbers, keeping every batch's graph",
+    4,
+    "Exercise 2 — train it to 87% on the validation set",
+    "A loss tensor remembers the graph that made it, so that backward() can run. A sum of such tensors keeps "
+    "every batch's graph in memory. loss.item() is the plain number to add up and record.",
+    "running_loss += loss.item() * labels.shape[0]",
+    "computational-graph",
 )
 SCORES_FOR_PROBABILITIES = Misconception(
     "scores-for-probabilities",
@@ -169,6 +190,22 @@ def _judge_network(i: dict, a: dict) -> str:
         "softmax, and nn.CrossEntropyLoss applies softmax itself — end the network with its last nn.Linear",
         SOFTMAX_LAYER,
     )
+    need(
+        not _probabilities(scores.exp(), dim=1),
+        "model(images) gives log-probabilities (the exp of each row sums to 1): the network ends with "
+        "nn.LogSoftmax, the original course's pair with nn.NLLLoss — here nn.CrossEntropyLoss takes scores: "
+        "end the network with its last nn.Linear",
+        LOG_SOFTMAX_LAYER,
+    )
+    zeros = int((scores == 0).sum())
+    need(
+        bool((scores < 0).any()),
+        f"model(images) gives no negative score among {scores.numel():,}"
+        + (f" ({zeros:,} of them exactly 0)" if zeros else "")
+        + ": an activation follows the last nn.Linear — end the network with its last nn.Linear, whose "
+        "scores may be negative",
+        RELU_ON_SCORES if zeros else None,
+    )
     reordered = tensor(
         a, "scores of the reordered batch", "model(images) for the same images in another order"
     )
@@ -202,8 +239,13 @@ network = Check(
 def _ask_train(ns: dict, sent: dict) -> dict:
     model = lookup(ns, "model")
     losses = lookup(ns, "train_losses")
+    listed = isinstance(losses, list | tuple)
     return {
-        "train_losses": [float(x) for x in losses] if isinstance(losses, list | tuple) else losses,
+        "train_losses": [float(x.detach()) if isinstance(x, torch.Tensor) else float(x) for x in losses]
+        if listed
+        else losses,
+        "losses record gradients": listed
+        and any(isinstance(x, torch.Tensor) and x.requires_grad for x in losses),
         "scores": model if isinstance(model, Raised) else data.scores(model, sent["pixels"]),
     }
 
@@ -214,6 +256,12 @@ def _judge_train(i: dict, a: dict) -> str:
         isinstance(losses, list) and len(losses) >= 1,
         "train_losses is empty: append each epoch's average loss",
         LOSSES_NOT_RECORDED,
+    )
+    need(
+        a.get("losses record gradients") is False,
+        "train_losses holds tensors that record gradients (a sum of loss tensors, not of loss.item()): each "
+        "keeps its epoch's graph in memory, and the plot cannot draw it — add up loss.item(), a Python float",
+        LOSS_TENSORS_KEPT,
     )
     scores = tensor(a, "scores", "model(images)")
     n = len(i["labels"])

@@ -55,6 +55,17 @@ NO_EVAL_MODE = Misconception(
     _EVAL_SKELETON,
     "dropout",
 )
+PROBABILITIES_TO_LOSS = Misconception(
+    "probabilities-given-to-cross-entropy",
+    "softmax probabilities given to nn.CrossEntropyLoss, which applies softmax itself",
+    5,
+    "Accuracy on one batch",
+    "nn.CrossEntropyLoss takes the model's scores and applies (log-)softmax itself. Given probabilities, it "
+    "applies softmax a second time, and the loss is not the model's. torch.softmax is for reading "
+    "probabilities, not for the loss.",
+    "loss = criterion(model(images), labels)  # the scores, as they come",
+    "cross-entropy",
+)
 BROADCAST_COMPARISON = Misconception(
     "broadcast-comparison",
     "a (128, 1) column compared with a (128,) row, which broadcasts to a (128, 128) table",
@@ -85,11 +96,11 @@ WRONG_DENOMINATOR = Misconception(
 )
 MEAN_OF_BATCH_MEANS = Misconception(
     "mean-of-batch-means",
-    "the average of the batches' mean losses taken for the loss per example",
+    "the average of the batches' means (of the loss or the accuracy) taken for the average per example",
     5,
     "Training, validation and test sets",
     "A smaller last batch counts as much as a full one in an average of batch means: weight each batch's "
-    "mean loss by its size, and divide the total by the number of examples.",
+    "mean loss by its size, count the right predictions, and divide each total by the number of examples.",
     "total += criterion(scores, labels).item() * labels.shape[0]\n...\nreturn total / ..., correct / ...",
     "loss",
 )
@@ -137,7 +148,8 @@ NEVER_STOPS = Misconception(
 )
 STOPS_TOO_SOON = Misconception(
     "early-stopping-too-soon",
-    "training stopped at the first epoch without improvement, whatever the patience",
+    "training stopped too soon: at the first epoch without improvement, or after `patience` epochs of any "
+    "kind",
     5,
     "Training with validation, keeping the best epoch",
     "Patience is how many epochs in a row may bring no new lowest validation loss before stopping: one bad "
@@ -278,6 +290,16 @@ DIVIDED_BY_TOTAL = Misconception(
     "recall = matrix.diag() / matrix.sum(dim=...)",
     "precision",
 )
+PERCENTAGES_FOR_FRACTIONS = Misconception(
+    "percentages-for-fractions",
+    "precision and recall as percentages instead of fractions",
+    5,
+    "Precision and recall",
+    "Precision and recall are fractions between 0 and 1, as the accuracy is. A percentage is a way to print "
+    'a fraction (f"{p:.0%}"), not a value to store.',
+    "precision = matrix.diag() / matrix.sum(dim=...)",
+    "precision",
+)
 INTEGER_DIVISION = Misconception(
     "integer-division-of-counts",
     "// taken for division: it rounds each fraction of counts down to a whole number",
@@ -412,6 +434,14 @@ def _judge_validate(i: dict, a: dict) -> str:
             + " — count the right predictions over all examples and divide by their number",
             MEAN_OF_BATCH_MEANS if close(acc, batch_means[1], 1e-6) else None,
         )
+    softmaxed = nn.CrossEntropyLoss()(torch.softmax(i["inputs"], dim=1), i["targets"]).item()
+    need(
+        close(loss, expected_loss, 1e-5) or not close(loss, softmaxed, 1e-5),
+        f"loss {loss:.4f}: the loss of softmax probabilities"
+        + ("" if at_grading() else f" (the scores give {expected_loss:.4f})")
+        + " — give criterion the model's scores, model(images): nn.CrossEntropyLoss applies softmax itself",
+        PROBABILITIES_TO_LOSS,
+    )
     if not close(loss, expected_loss, 1e-5):
         fail(
             f"loss {loss:.4f}, "
@@ -668,8 +698,8 @@ def _judge_train(i: dict, a: dict) -> str:
         fail(
             "the model in best_state does not validate at the lowest validation loss "
             + seen(f"({best_loss[0]:.4f} against {lowest:.4f}) " if not isinstance(best_loss, Raised) else "")
-            + "— keep a copy (copy.deepcopy(model.state_dict())) when the validation loss is the lowest so "
-            "far: without a copy, the state changes with the model",
+            + "— at each new lowest validation loss (valid_loss < best_loss), keep a copy "
+            "(copy.deepcopy(model.state_dict())): without a copy, the state changes with the model",
             STATE_WITHOUT_COPY,
         )
     stopped = a.get("patience", Raised("no answer"))
@@ -700,7 +730,8 @@ def _judge_train(i: dict, a: dict) -> str:
         )
         shown = next((m for rule, m in rules if _stops_after(expected, rule) == epochs), None)
         why = {
-            STOPS_TOO_SOON.id: f"wait for {PATIENCE} epochs in a row without a new lowest loss, not one",
+            STOPS_TOO_SOON.id: "add 1 to epochs_without_improvement only after an epoch without a new lowest "
+            f"loss, set it back to 0 at each new lowest, and stop when it reaches {PATIENCE}",
             NEVER_RESETS.id: "set epochs_without_improvement back to 0 at each new lowest loss: patience "
             "counts the epochs in a row without one",
             PREVIOUS_FOR_LOWEST.id: "compare each epoch's validation loss with the lowest so far "
@@ -1077,6 +1108,12 @@ def _judge_precision_recall(i: dict, a: dict) -> str:
                 f"{name} is the diagonal divided by the total count — divide by each {axis}'s sum, "
                 f"matrix.sum(dim={0 if axis == 'column' else 1})",
                 DIVIDED_BY_TOTAL,
+            )
+        if torch.allclose(got, 100 * want, atol=1e-2):
+            fail(
+                f"{name} holds percentages (values up to 100): expected fractions between 0 and 1 — leave "
+                "out the × 100 (the printing cell formats them)",
+                PERCENTAGES_FOR_FRACTIONS,
             )
         if whole or torch.equal(got, want.floor()):
             fail(

@@ -73,6 +73,16 @@ SIZES_NOT_STORED = Misconception(
     _LOAD_SKELETON,
     "checkpoint",
 )
+DROP_P_NOT_STORED = Misconception(
+    "drop-p-not-stored",
+    "drop_p taken to be no part of the architecture, since it has no weights",
+    6,
+    _CHECKPOINTS,
+    "Dropout has no weights, but its p is one of the arguments that built the model: a model rebuilt "
+    "without it gets helper.MLP's default, and trains differently when training resumes.",
+    _SAVE_SKELETON,
+    "checkpoint",
+)
 WEIGHTS_NOT_LOADED = Misconception(
     "weights-not-loaded",
     "a rebuilt model taken to hold the saved weights",
@@ -103,6 +113,26 @@ RAW_LOAD_ERRORS = Misconception(
     "names the file.",
     "try:\n    ...\nexcept Exception as error:\n    raise ValueError(f'{path} is not a valid checkpoint') "
     "from error",
+    "checkpoint",
+)
+ERROR_NOT_RAISED = Misconception(
+    "error-printed-not-raised",
+    "an error printed and None returned, taken for an error raised",
+    6,
+    _CHECKPOINTS,
+    "A function that prints and returns None leaves its caller with no model and no exception to catch: "
+    "the failure shows up later, somewhere else. raise stops the caller where the problem is.",
+    "except Exception as error:\n    raise ValueError(f'{path} is not a valid checkpoint') from error",
+    "checkpoint",
+)
+ERROR_OF_ANOTHER_TYPE = Misconception(
+    "error-of-another-type",
+    "a clear error of another type than the ValueError asked for",
+    6,
+    _CHECKPOINTS,
+    "Callers catch errors by type: `except ValueError` is how they handle a bad file. A RuntimeError or a "
+    "plain Exception with the same message slips past it.",
+    "raise ValueError(f'{path} is not a valid checkpoint') from error",
     "checkpoint",
 )
 PICKLE_LOADED = Misconception(
@@ -294,6 +324,13 @@ def _judge_round_trip(i: dict, a: dict) -> str:
         fail(f"load_checkpoint(path) raised {raised.message[:500]}{only_weights}", shown)
     need(rebuilt["is MLP"], f"load_checkpoint should return a helper.MLP, got {rebuilt['type']}")
     need(
+        rebuilt["hidden_layers"] != i["layers"] or rebuilt["drop_p"] == i["drop_p"] or file["only tensors"],
+        f"rebuilt with drop_p={rebuilt['drop_p']}"
+        + ("" if hidden() else f"; the saved model has drop_p={i['drop_p']}")
+        + " — store drop_p in the checkpoint too, and pass it to helper.MLP (else it takes its default)",
+        DROP_P_NOT_STORED,
+    )
+    need(
         rebuilt["hidden_layers"] == i["layers"] and rebuilt["drop_p"] == i["drop_p"],
         f"rebuilt with hidden_layers={rebuilt['hidden_layers']}, drop_p={rebuilt['drop_p']}; expected the "
         "saved model's sizes — store them in the checkpoint and build the model from them" + only_weights,
@@ -427,11 +464,23 @@ def _judge_bad(i: dict, a: dict) -> str:
     )
     for label, what in (("state_dict", "a bare state_dict (no sizes)"), ("pickle", "a pickled object")):
         error, bases, message = _outcome(a, label)
-        need(error, f"load_checkpoint of a file holding {what} raised no error")
+        need(
+            error,
+            f"load_checkpoint of a file holding {what} raised no error: it returned — expected a ValueError "
+            "that names the file, so that the caller knows why there is no model",
+            ERROR_NOT_RAISED,
+        )
+        first = message.strip().splitlines()[0][:200] if message.strip() else ""
+        own = names[label] in message  # the learner's own error, of another type
         need(
             "ValueError" in bases,
-            f"load_checkpoint of a file holding {what} raised {error}, expected ValueError: {message}",
-            RAW_LOAD_ERRORS,
+            f"load_checkpoint of a file holding {what} raised {error} ({first}), expected a ValueError"
+            + (
+                ": raise ValueError(...) from the error, with this message"
+                if own
+                else " that names the file: catch the loading errors and raise one from them"
+            ),
+            ERROR_OF_ANOTHER_TYPE if own else RAW_LOAD_ERRORS,
         )
         need(
             names[label] in message,

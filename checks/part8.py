@@ -277,6 +277,16 @@ OPTIMIZER_OVER_MODEL = Misconception(
     "optimizer = optim.Adam(model.....parameters(), lr=0.001)",
     "optimizer",
 )
+OPTIMIZER_OF_OLD_CLASSIFIER = Misconception(
+    "optimizer-of-a-replaced-classifier",
+    "an optimizer made before the classifier was replaced, taken to update the new one",
+    8,
+    _LOOP,
+    "An optimizer holds the very parameter tensors it was given. A classifier (or model) made after it has "
+    "new tensors, which that optimizer never changes: create the optimizer after the module it trains.",
+    "model.classifier = ...\noptimizer = optim.Adam(model.classifier.parameters(), lr=0.001)",
+    "optimizer",
+)
 LOOP_PHOTOS, LOOP_TESTED = 8, 64  # test photos whose backbone features are compared; scored by the classifier
 ACCUMULATED = 3.0  # gradients this many times a fresh batch's (and above ACCUMULATED_NORM): not cleared
 ACCUMULATED_NORM = 8.0
@@ -331,7 +341,12 @@ def _ask_loop(ns: dict, sent: dict) -> dict:
     if isinstance(optimizer, torch.optim.Optimizer):
         given = {id(p) for group in optimizer.param_groups for p in group.get("params", [])}
         mine = {id(p) for p in head.parameters()}
-        held = {"classifier": len(given & mine), "others": len(given - mine), "of the classifier": len(mine)}
+        held = {
+            "classifier": len(given & mine),
+            "others": len(given - mine),
+            "of the classifier": len(mine),
+            "not in model": len(given - {id(p) for p in model.parameters()}),
+        }
     on = device_of(model)
     modes = [(m, m.training) for m in model.modules()]  # each layer's own mode, restored after
     answers = {
@@ -385,6 +400,15 @@ def _judge_loop(i: dict, a: dict) -> str:
         "the check could not count the optimizer's parameters",
     )
     mine, others, wanted = counts
+    strangers = held.get("not in model", 0)
+    need(isinstance(strangers, int) and not isinstance(strangers, bool), "the check could not count them")
+    need(
+        strangers == 0,
+        f"optimizer holds {strangers} parameter tensors that are not in model at all: it was made for an "
+        "earlier classifier or model, replaced since (the check reads the optimizer named `optimizer`) — "
+        "create optimizer over model.classifier.parameters() after the classifier, in this cell",
+        OPTIMIZER_OF_OLD_CLASSIFIER,
+    )
     need(
         others == 0,
         f"optimizer holds {others} parameter tensors that are not model.classifier's (the backbone's): give "
