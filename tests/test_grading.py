@@ -28,12 +28,20 @@ import exploits
 from grader import sandbox
 from grader.escape import csv_cell, printable
 from grader.intake import student_id
+from grader.sources import checks_points
 
 PART = course.PARTS[0].name
 SOLUTION = course.PARTS[0].solution
 REPO = course.ROOT
 SANDBOX = shutil.which("bwrap") is not None  # `make sandbox` installs it where it can
-FULL = 6  # Part 1's points
+FULL = sum(checks_points(PART).values())  # Part 1's points, from its source
+# The course's drawings in Part 1's markdown (PNG attachments), which every feedback page shows
+DRAWINGS = sum(
+    len(encoded)
+    for cell in nbformat.read(SOLUTION, as_version=4).cells
+    for attachment in cell.get("attachments", {}).values()
+    for encoded in attachment.values()
+)
 HINT_COST = 0.25  # the class of bad submissions is graded with --hint-cost 0.25
 # A learner's folder name: a formula, a terminal's title and bell, not UTF-8, and a forged summary line.
 HOSTILE_NAME = b'=HYPERLINK("x") Jos\xe9 \x1b]0;pwned\x07\nGraded 0 learner(s)'
@@ -681,7 +689,7 @@ class TestAClassOfBadSubmissions:
         page = (out / "feedback" / "resource hog" / f"{PART}.html").read_text()
         if "kernel died" not in record["reason"]:  # the OOM killer may take the kernel before its flood
             assert "output is over 8 MB; the rest of it was dropped as it came" in page, "no note of the cut"
-        assert len(page.encode()) < 1_000_000
+        assert len(page.encode()) < 1_000_000 + DRAWINGS  # the flood's shown part, cut
         printed = _printed(
             out / "course" / "autograded" / student_id("resource hog") / PART / f"{PART}.ipynb"
         )
@@ -710,7 +718,7 @@ class TestAClassOfBadSubmissions:
     def test_feedback_is_safe_to_open(self, graded):
         _, out, *_ = graded
         page = (out / "feedback" / "markup, pasted and deleted cells" / f"{PART}.html").read_text()
-        assert len(page.encode()) < 1_000_000, len(page.encode())
+        assert len(page.encode()) < 1_000_000 + DRAWINGS, len(page.encode())
         assert "truncated by the grader" in page
         # the learner's source is shown escaped; what must not survive is live markup in the outputs
         for unsafe in (
@@ -865,10 +873,11 @@ class TestAClassOfBadSubmissions:
         points = [checks["Points Possible"][f"Part 1: {g}"] for g in ("test_neuron_sum", "test_two_layer")]
         assert points == ["1", "2"], points
         assert not any(key.startswith("Part 1: test_") for key in canvas["Points Possible"])
-        # its kernel died in two_layer: the two checks before it count
-        assert (
-            canvas["kernel death"]["Part 1: Tensors"] == "2" and canvas["correct"]["Part 1: Tensors"] == "5"
-        )
+        # its kernel died in two_layer: the checks before it count
+        before_two_layer = list(checks_points(PART))[: list(checks_points(PART)).index("test_two_layer")]
+        died = sum(checks_points(PART)[check] for check in before_two_layer)
+        assert canvas["kernel death"]["Part 1: Tensors"] == f"{died:g}"
+        assert canvas["correct"]["Part 1: Tensors"] == f"{FULL:g}"
         assert checks["kernel death"]["Part 1: test_two_layer"] == "0"
         assert checks["kernel death"]["Part 1: test_neuron_sum"] == "1"
         assert not (out / "feedback" / gone).exists() and not (out / "logs" / gone).exists()
