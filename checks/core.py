@@ -691,18 +691,23 @@ def _stores(code: object, name: str) -> bool:
         return False
 
 
-def stopped_with(ns: dict, assigns: str, model: object = None) -> str | None:
-    """Kernel side: the error the latest run of the answer cell (the cell that assigns ``assigns``) stopped
-    with, in one line; None when it did not stop with one. IPython keeps the last error a cell raised as
+def stopped_with(ns: dict, assigns: str, model: object = None, unless: Sequence[str] = ()) -> str | None:
+    """Kernel side: the error the latest run of the answer cell (the cell that assigns ``assigns`` and none of
+    ``unless``, names given to a later cell that assigns ``assigns`` too) stopped with, in one line; None when
+    it did not stop with one. IPython keeps the last error a cell raised as
     ``sys.last_value`` when it shows its traceback. That error is of the latest run of the answer cell when
     IPython ran it in a cell that assigns ``assigns`` and no cell that assigns it ran since (its execution
     counts); for code run otherwise (``exec``, with no count), when that code assigns ``assigns`` and either
     the error was raised inside ``model``, the network the answers come from (a later run would make another),
     or the code that ran it is still running (exec's caller, or its caller's: the check's own collection), so
     that this check is part of the same run."""
-    error = getattr(sys, "last_value", None)
+    error = getattr(sys, "last_value", None)  # IPython sets it on every Python (and last_exc from 3.12 on)
     if not isinstance(error, BaseException):
         return None
+
+    def answer(source: object) -> bool:
+        return assigns_name(source, assigns) and not any(assigns_name(source, name) for name in unless)
+
     frames, tb = [], error.__traceback__
     while tb is not None and len(frames) < 1000:
         frames.append(tb.tb_frame)
@@ -713,14 +718,14 @@ def stopped_with(ns: dict, assigns: str, model: object = None) -> str | None:
     run = next((f.f_locals.get("result") for f in frames if f.f_code.co_name == "run_code"), None)
     count = getattr(run, "execution_count", None)
     if isinstance(count, int) and not isinstance(count, bool):  # IPython ran it: its cell, its count
-        if not assigns_name(getattr(getattr(run, "info", None), "raw_cell", None), assigns):
+        if not answer(getattr(getattr(run, "info", None), "raw_cell", None)):
             return None  # another cell's error
         history = ns.get("In")
         later = history[count + 1 :] if isinstance(history, list) else []
-        if any(assigns_name(source, assigns) for source in later):
+        if any(answer(source) for source in later):
             return None  # the answer cell ran again since
     else:
-        if not _stores(cell.f_code, assigns):  # code run as a whole, by exec
+        if not _stores(cell.f_code, assigns) or any(_stores(cell.f_code, name) for name in unless):  # exec
             return None
         modules = {id(m) for m in model.modules()} if isinstance(model, nn.Module) else set()
         inside = any(id(f.f_locals.get("self")) in modules for f in frames)

@@ -767,7 +767,8 @@ def _optimizer_of(ns: dict, weight: object) -> dict | None:
 
 def _ask_step(ns: dict, sent: dict) -> dict:
     model = lookup(ns, "model")
-    stopped = stopped_with(ns, "optimizer", model)
+    # Exercise 6's cell (it is given train_losses = []) makes an optimizer too: its errors are its own
+    stopped = stopped_with(ns, "optimizer", model, unless=("train_losses",))
     if stopped is not None:  # the latest run of the answer cell stopped: the model is half-stepped, or not
         return {"stopped": stopped}
     first = attempt(lambda: model[0].weight)

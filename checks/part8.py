@@ -328,7 +328,8 @@ def _norm(tensors: list) -> float | None:
 
 def _ask_loop(ns: dict, sent: dict) -> dict:
     model = lookup(ns, "model")
-    stopped = stopped_with(ns, "optimizer", model)
+    # the classifier's training on features (given feature_trainloader) makes an optimizer too: not this one
+    stopped = stopped_with(ns, "optimizer", model, unless=("feature_trainloader",))
     if stopped is not None:  # what it left is half-made: nothing else to judge
         return {"stopped": stopped}
     if isinstance(model, Raised):

@@ -579,7 +579,7 @@ class TestACompleteSet:
         assert (float(row["score"]), float(row["max_score"])) == (FULL + 2, FULL + 2), row
         changed = {key for key in first if first[key]["score"] != after[key]["score"]}
         assert changed == {("complete", PART), ("complete", "TOTAL")}, changed
-        assert {after[key]["max_score"] for key in after if key[1] == PART} == {str(FULL + 2)}
+        assert {after[key]["max_score"] for key in after if key[1] == PART} == {f"{FULL + 2:g}"}
 
 
 class TestACompleteSetOfTheLaterParts:
@@ -848,7 +848,7 @@ class TestAClassOfBadSubmissions:
         _, out, _, _, _, before, second = graded
         assert "this run executed 3 notebook(s)" in second, second  # the newcomers and the lost one
         after = _rows(out)
-        assert after[("late learner", PART)]["score"] == str(FULL)
+        assert after[("late learner", PART)]["score"] == f"{FULL:g}"
         assert after[("correct", PART)]["status"] == "graded"
         assert {k: v for k, v in after.items() if k in before} == {
             k: v for k, v in before.items() if k[0] != "edited test cell"

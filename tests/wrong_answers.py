@@ -2227,6 +2227,28 @@ optimizer = optim.SGD(model.parameters(), lr=0.01)
 optimizer.step()
 """,
         ),
+        Right(
+            "test_one_step",
+            "a right step, then Exercise 6's cell (it makes an optimizer too) stopped by an error of its own",
+            """
+import sys
+
+model = copy.deepcopy(model_before)
+optimizer = optim.SGD(model.parameters(), lr=0.01)
+optimizer.zero_grad()
+criterion(model(images), labels).backward()
+optimizer.step()
+exercise_6 = \"\"\"
+try:  # the cell stops; IPython keeps its error as sys.last_value
+    train_losses = []
+    torch.ones(64, 1, 28, 28).view(64, -1) @ torch.ones(64, 128)  # mat1 and mat2 shapes cannot be multiplied
+    optimizer = optim.SGD(model.parameters(), lr=0.03)
+except RuntimeError as error:
+    sys.last_type, sys.last_value, sys.last_traceback = type(error), error, error.__traceback__
+\"\"\"
+exec(compile(exercise_6, "<exercise 6>", "exec"), globals())  # Exercise 6's cell, run after this one
+""",
+        ),
     ],
     "04_fashion_mnist": [
         Right(
@@ -2780,6 +2802,35 @@ for epoch in range(2):
         optimizer.zero_grad(set_to_none=True)
         criterion(model(images.to(device)), labels.to(device)).backward()
         optimizer.step()
+""",
+        ),
+        Right(
+            "test_photo_loop",
+            "the loop, then Exercise 4's cell (it makes an optimizer too) stopped by an error of its own",
+            """
+import copy
+import sys
+
+model = copy.deepcopy(model)
+criterion = nn.CrossEntropyLoss()
+optimizer = optim.Adam(model.classifier.parameters(), lr=0.001)
+for epoch in range(2):
+    model.train()
+    model.features.eval()
+    for images, labels in photo_loader:
+        images, labels = images.to(device), labels.to(device)
+        optimizer.zero_grad()
+        criterion(model(images), labels).backward()
+        optimizer.step()
+exercise_4 = \"\"\"
+try:  # the cell stops; IPython keeps its error as sys.last_value
+    feature_trainloader = None
+    torch.ones(64, 1280) @ torch.ones(64, 2)  # mat1 and mat2 shapes cannot be multiplied
+    optimizer = optim.Adam(model.classifier.parameters(), lr=0.001)
+except RuntimeError as error:
+    sys.last_type, sys.last_value, sys.last_traceback = type(error), error, error.__traceback__
+\"\"\"
+exec(compile(exercise_4, "<exercise 4>", "exec"), globals())  # Exercise 4's cell, run after this one
 """,
         ),
         Right(

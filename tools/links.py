@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from urllib.parse import quote
 
 import nbformat
 
@@ -34,9 +35,9 @@ import sys
 
 # On Colab or Kaggle this cell installs the course's modules first; in the course's own set-up it only checks.
 COURSE_URL = {url}  # this notebook's version of the course (`make links`)
-if importlib.util.find_spec("helper") is None:  # not the course's own set-up: a cloud notebook
+if getattr(importlib.util.find_spec("checks"), "origin", None) is None:  # a cloud notebook: no course
     if COURSE_URL is None:
-        raise RuntimeError("helper.py is missing: open this notebook from the course's folder or repository")
+        raise RuntimeError("the course is not installed here: open this notebook from its folder (make lab)")
     pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", COURSE_URL]
     done = subprocess.run(pip, capture_output=True, text=True, check=False)
     if done.returncode:
@@ -45,6 +46,8 @@ if importlib.util.find_spec("helper") is None:  # not the course's own set-up: a
 
 import helper
 
+if not hasattr(helper, "check_environment"):  # another helper.py, in this notebook's folder
+    raise RuntimeError(f"{{helper.__file__}} is not the course's helper.py: rename it and restart the kernel")
 helper.check_environment()  # the versions, the device; on a cloud notebook, the host
 from checks import part{number} as check  # this notebook's checks: checks/part{number}.py"""
 URL = re.compile(r'^COURSE_URL = (None|"[^"\n]*")', re.M)  # the address in a first cell
@@ -53,19 +56,21 @@ README_BADGES = re.compile(r" \[!\[Open in Colab\].*?(?= \|)")
 GITHUB = re.compile(r"^(?:https://github\.com/|git@github\.com:)([\w.-]+)/([\w.-]+?)(?:\.git)?/?$")
 
 
-def address() -> str | None:
-    """The course's public address: pyproject.toml's [project.urls] Repository, else a GitHub origin."""
-    urls = tomllib.loads((course.ROOT / "pyproject.toml").read_text())["project"].get("urls", {})
-    if urls.get("Repository"):
-        return urls["Repository"]
-    origin = subprocess.run(
+def origin() -> str | None:
+    """This clone's GitHub origin, as https://github.com/OWNER/NAME; None when it is not on GitHub."""
+    remote = subprocess.run(
         ["git", "-C", str(course.ROOT), "remote", "get-url", "origin"],
         capture_output=True,
         text=True,
         check=False,
     ).stdout.strip()
-    match = GITHUB.match(origin)
-    return f"https://github.com/{match[1]}/{match[2]}" if match else None
+    return f"https://github.com/{github(remote)}" if GITHUB.match(remote) else None
+
+
+def address() -> str | None:
+    """The course's public address: pyproject.toml's [project.urls] Repository, else a GitHub origin."""
+    urls = tomllib.loads((course.ROOT / "pyproject.toml").read_text())["project"].get("urls", {})
+    return urls.get("Repository") or origin()
 
 
 def github(url: str) -> str:
@@ -78,15 +83,15 @@ def github(url: str) -> str:
 
 def course_url(url: str, ref: str) -> str:
     """Where pip gets the course's modules at ``ref``: GitHub's archive of that branch or tag."""
-    return f"{url.rstrip('/')}/archive/{ref}.tar.gz"
+    return f"https://github.com/{github(url)}/archive/{quote(ref)}.tar.gz"
 
 
 def badges(repo: str, ref: str, notebook: str) -> str:
     """Markdown badges that open ``notebook`` (a path in the repository) at ``ref``."""
-    blob = f"github/{repo}/blob/{ref}/{notebook}"
+    blob = f"github/{repo}/blob/{quote(ref)}/{notebook}"
     colab = f"https://colab.research.google.com/{blob}"
-    kaggle = f"https://kaggle.com/kernels/welcome?src=https://github.com/{repo}/blob/{ref}/{notebook}"
-    binder = f"https://mybinder.org/v2/gh/{repo}/{ref}?urlpath=lab/tree/{notebook}"
+    kaggle = f"https://kaggle.com/kernels/welcome?src=https://github.com/{repo}/blob/{quote(ref)}/{notebook}"
+    binder = f"https://mybinder.org/v2/gh/{repo}/{quote(ref, safe='')}?urlpath=lab/tree/{notebook}"
     return (
         f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab}) "
         f"[![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)]({kaggle}) "
@@ -152,6 +157,12 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     url = args.address or address()
+    if not re.fullmatch(r"[\w./-]+", args.ref) or ".." in args.ref:
+        raise SystemExit(f"{args.ref!r} is not a branch or tag name")
+    if url and origin() and github(url) != github(origin()):
+        print(
+            f"note: this clone's origin is {origin()}; the links name {url} (a fork sets its own: ADDRESS=)"
+        )
     changed = stamp(url, args.ref, check=args.check)
     print(f"address: {url or 'none (no badges; COURSE_URL = None)'}; ref: {args.ref}")
     for path in changed:
