@@ -114,13 +114,15 @@ links: env
 	$(BIN)/python tools/links.py --ref "$(or $(REF),main)" $(if $(ADDRESS),--address "$(ADDRESS)")
 	$(MAKE) exercises
 
-# A stand-in for a cloud notebook's own packages (tests/test_hosts.py): another torch and torchvision than the
-# lock's, the few other packages Colab and Kaggle ship that the course uses, and not the course itself.
+# A stand-in for a cloud notebook's own packages (tests/test_hosts.py): Python 3.12 as on Colab (pyenv's, where
+# there is one; else $(PYTHON)), another torch and torchvision than the lock's, the few other packages the
+# course uses that Colab and Kaggle have (whatever versions pip picks), and not the course itself.
 HOST_VENV := .venv-host
+HOST_PYTHON = $(shell p=$(call python_for,3.12); command -v $$p >/dev/null 2>&1 && echo $$p || echo $(PYTHON))
 host-env: $(HOST_VENV)/.installed
 $(HOST_VENV)/.installed: requirements/host.txt
 	rm -rf $(HOST_VENV)
-	$(PYTHON) -m venv $(HOST_VENV)
+	$(HOST_PYTHON) -m venv $(HOST_VENV)
 	$(HOST_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(HOST_VENV)/bin/python -m pip install --quiet -r requirements/host.txt
 	touch $@
@@ -159,6 +161,9 @@ test-latest: env
 	$(LATEST)/bin/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "$(KERNEL_DISPLAY_NAME)"
 	$(LATEST)/bin/python -c "import sys, torch, torchvision; print('newest: torch', torch.__version__, \
 		'torchvision', torchvision.__version__, 'python', sys.version.split()[0])"
+	$(LATEST)/bin/python -c "import course, helper, torch; new = helper._minor(torch.__version__); \
+		new > course.TORCH_NEWEST and print('newer than course.TORCH_NEWEST', course.TORCH_NEWEST, \
+		'(helper.check_environment warns learners with it): raise it when this run passes')"
 	OMP_NUM_THREADS=1 PYTHONWARNINGS='$(subst $(space),$(comma),$(call as_errors,$(COURSE_CODE) __main__))' \
 		$(LATEST)/bin/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder -p no:cacheprovider \
 		$(addprefix -W ,$(call as_errors,$(COURSE_CODE))) \

@@ -95,6 +95,7 @@ def check_environment() -> None:
     The first cell of every notebook calls ``helper.check_environment()``; it prints a line such as
     ``PyTorch 2.14.1, torchvision 0.29.1; this notebook will use: cpu``.
     """
+    from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as installed  # torchvision's version, without its 2 s import
 
     where = host()
@@ -108,7 +109,14 @@ def check_environment() -> None:
             "Start JupyterLab with `make lab` from the course folder and pick the kernel "
             f"'{course.KERNEL_DISPLAY_NAME}' (Kernel > Change Kernel); elsewhere, `pip install {{}}`."
         )
-    torch_version, vision = _minor(torch.__version__), installed("torchvision")
+    torch_version = _minor(torch.__version__)
+    try:
+        vision = installed("torchvision")
+    except PackageNotFoundError:
+        raise RuntimeError(
+            "The course needs torchvision, which this kernel lacks. "
+            + remedy.format(f"torchvision==0.{torch_version[1] + 15}.*")
+        ) from None
     oldest, newest = course.TORCH_OLDEST, course.TORCH_NEWEST
     if torch_version < oldest:
         pair = f"torch=={oldest[0]}.{oldest[1]}.* torchvision==0.{oldest[1] + 15}.*"

@@ -184,6 +184,26 @@ def graded_id(cell: dict) -> str | None:
     return meta.get("grade_id") if meta.get("grade") else None
 
 
+def printed(cell: dict) -> str:
+    """What an executed code cell printed (its stream outputs)."""
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+
+
+def problems(nb: dict) -> list[str]:
+    """An executed notebook's errors, in any cell, and the checks that did not print their ✓."""
+    found = []
+    for index, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        outputs = cell.get("outputs", [])
+        found += [
+            f"cell {index}: {o['ename']}: {o['evalue']}"[:500] for o in outputs if o["output_type"] == "error"
+        ]
+        if graded_id(cell) and TICK not in printed(cell):
+            found.append(f"{graded_id(cell)} printed no {TICK}")
+    return found
+
+
 def _solution_part(item: pytest.Item) -> str | None:
     """The part whose solution notebook nbval runs in `item`, or None for any other item."""
     from nbval.plugin import IPyNbCell

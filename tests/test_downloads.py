@@ -30,7 +30,7 @@ from PIL import Image
 import course
 import coursedata
 import helper
-from harness import TICK, graded_id
+from harness import graded_id, problems
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -183,21 +183,6 @@ def _execute(nb: nbformat.NotebookNode, folder: Path) -> None:
     ).execute()
 
 
-def _problems(nb: nbformat.NotebookNode) -> list[str]:
-    """Errors in any cell, and checks that did not print their ✓."""
-    problems = []
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
-        outputs = cell.get("outputs", [])
-        errors = [f"{o.ename}: {o.evalue}"[:300] for o in outputs if o.output_type == "error"]
-        problems += [f"cell {index}: {error}" for error in errors]
-        printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-        if graded_id(cell) and TICK not in printed:
-            problems.append(f"{graded_id(cell)} printed no {TICK}")
-    return problems
-
-
 def test_part_7_and_part_8s_data_from_an_empty_root_through_the_original_archive(
     server, home, mirror, monkeypatch, tmp_path
 ):
@@ -223,13 +208,13 @@ def test_part_7_and_part_8s_data_from_an_empty_root_through_the_original_archive
     nb = nbformat.read(part.solution, as_version=4)
     nb.cells = nb.cells[: max(i for i, cell in enumerate(nb.cells) if graded_id(cell)) + 1]
     _execute(nb, part.solution.parent)
-    assert not _problems(nb), _problems(nb)
+    assert not problems(nb), problems(nb)
     part = course.part("08_transfer_learning")
     nb = nbformat.read(part.solution, as_version=4)
     data = next(i for i, cell in enumerate(nb.cells) if "helper.cat_dog_dir()" in cell.source)
     nb.cells = nb.cells[: data + 1]
     _execute(nb, part.solution.parent)
-    assert not _problems(nb), _problems(nb)
+    assert not problems(nb), problems(nb)
     printed = "".join(o.get("text", "") for o in nb.cells[data].outputs)
     assert "2000 training photos, 500 test photos" in printed, printed
     assert sorted(p.name for p in home.iterdir()) == ["Cat_Dog_data", "Cat_Dog_data.zip"]
@@ -293,7 +278,7 @@ def test_torchvisions_efficientnet_b0_from_the_hub_cache_runs_part_8(mirror, hom
     # the loop on photos runs; not its check, which wants a classifier that learned (random weights here)
     nb.cells = [c for c in nb.cells[:training] if graded_id(c) != "test_photo_loop"]
     _execute(nb, part.solution.parent)
-    assert not _problems(nb), _problems(nb)
+    assert not problems(nb), problems(nb)
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "EfficientNet-B0 with torchvision's ImageNet weights" in printed
     assert "8 training photos, 8 test photos" in printed

@@ -33,7 +33,7 @@ from nbclient import NotebookClient
 import course
 import coursedata
 import helper
-from harness import TICK, graded_id
+from harness import graded_id, printed, problems
 
 sys.path.insert(0, str(course.ROOT / "tools"))
 import links
@@ -132,25 +132,6 @@ def _run(nb: nbformat.NotebookNode, kernel: str, folder: Path) -> None:
     ).execute()
 
 
-def _printed(cell: nbformat.NotebookNode) -> str:
-    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
-
-
-def _problems(nb: nbformat.NotebookNode) -> list[str]:
-    """Errors in any cell, and checks that did not print their ✓."""
-    problems = []
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
-        outputs = cell.get("outputs", [])
-        problems += [
-            f"cell {index}: {o.ename}: {o.evalue}"[:500] for o in outputs if o.output_type == "error"
-        ]
-        if graded_id(cell) and TICK not in _printed(cell):
-            problems.append(f"{graded_id(cell)} printed no {TICK}")
-    return problems
-
-
 @pytest.fixture
 def on_host(host, monkeypatch, tmp_path) -> Path:
     """The environment a host's kernel starts with: its kernel found, google.colab importable, an empty data
@@ -186,8 +167,8 @@ def test_parts_1_and_2_on_colab_install_the_course_and_leave_the_hosts_torch(ser
             for key, value in on_host_env.items():
                 patch.setenv(key, value)
             _run(nb, HOST_KERNEL, on_host / name)
-        assert not _problems(nb), _problems(nb)
-        first = _printed(next(c for c in nb.cells if c.cell_type == "code"))
+        assert not problems(nb), problems(nb)
+        first = printed(next(c for c in nb.cells if c.cell_type == "code"))
         assert f"PyTorch {host_torch.split()[0]}, torchvision {host_torch.split()[1]}" in first, first
         assert "Found Colab" in first and str(on_host / "data") in first, first
     assert served.asked.count(f"/archive/{REF}.tar.gz") == 1, served.asked  # installed once, then found
@@ -210,7 +191,7 @@ def test_part_7_on_colab_downloads_its_photos(served, on_host, mirror, monkeypat
     nb = _stamped(part, served.url(f"archive/{REF}.tar.gz"))
     nb.cells = nb.cells[: max(i for i, cell in enumerate(nb.cells) if graded_id(cell)) + 1]
     _run(nb, HOST_KERNEL, on_host / part.name)
-    assert not _problems(nb), _problems(nb)
+    assert not problems(nb), problems(nb)
     assert "/Cat_Dog_data.zip" in served.asked
     assert sorted(p.name for p in (on_host / "data").iterdir()) == ["Cat_Dog_data", "Cat_Dog_data.zip"]
 
@@ -220,9 +201,9 @@ def test_the_first_cell_in_the_courses_own_environment_installs_nothing(served, 
     nb = _stamped(part, served.url("archive/never.tar.gz"))
     nb.cells = nb.cells[:2]
     _run(nb, course.KERNEL, tmp_path)
-    assert not _problems(nb), _problems(nb)
-    printed = _printed(nb.cells[1])
-    assert printed.count("\n") == 1 and printed.startswith(f"PyTorch {torch.__version__}"), printed
+    assert not problems(nb), problems(nb)
+    said = printed(nb.cells[1])
+    assert said.count("\n") == 1 and said.startswith(f"PyTorch {torch.__version__}"), said
     assert "never" not in "".join(served.asked), served.asked
 
 
@@ -251,12 +232,36 @@ def test_a_host_with_the_wrong_pytorch_is_told_what_to_do(
     assert "Runtime > Restart session" in str(stopped.value)
 
 
+def test_a_helper_py_of_someone_elses_in_the_folder_is_named(served, on_host):
+    """The original course's helper.py, downloaded beside the notebook (Colab's /content), is named."""
+    folder = on_host / "content"
+    folder.mkdir()
+    (folder / "helper.py").write_text("def view_classify(img, ps):\n    pass\n")
+    nb = _stamped(course.part("01_tensors"), served.url(f"archive/{REF}.tar.gz"))
+    nb.cells = nb.cells[:2]
+    _run(nb, HOST_KERNEL, folder)
+    stopped = problems(nb)
+    said = f"{folder / 'helper.py'} is not the course's helper.py: rename it"
+    assert len(stopped) == 1 and said in stopped[0], stopped
+
+
+def test_a_newer_pytorch_is_warned_about_and_a_missing_package_named(monkeypatch, capsys):
+    monkeypatch.setattr(torch, "__version__", "2.99.0")
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.114.0")
+    with pytest.warns(UserWarning, match="newer than the newest the course is tested with"):
+        helper.check_environment()
+    assert "PyTorch 2.99.0, torchvision 0.114.0" in capsys.readouterr().out
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # what Python says of a module it cannot import
+    with pytest.raises(RuntimeError, match="The course needs safetensors, which this kernel lacks"):
+        helper.check_environment()
+
+
 def test_kaggle_is_found_and_said(monkeypatch, capsys):
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")  # what Kaggle's kernels have
     monkeypatch.setenv(helper.DATA_ENV, "/kaggle/working/data")
     helper.check_environment()
-    printed = capsys.readouterr().out
-    assert "Found Kaggle" in printed and "/kaggle/working/data" in printed, printed
+    said = capsys.readouterr().out
+    assert "Found Kaggle" in said and "/kaggle/working/data" in said, said
 
 
 def test_a_stamped_link_opens_the_notebooks_own_exercise():

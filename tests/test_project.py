@@ -227,11 +227,35 @@ def test_glossary_links_point_at_its_terms():
 
 def test_every_drawing_is_in_its_notebook_and_current():
     """Every ``attachment:NAME`` a markdown cell shows is attached to that cell, and the drawings of
-    tools/drawings.py are what the notebooks hold (``make drawings`` puts them there)."""
+    tools/drawings.py are what the notebooks hold (``make drawings`` puts them there): the same pixels, within
+    what another machine's font rendering changes."""
+    import base64
+    import io
+
+    import nbformat
+    import numpy as np
+    from PIL import Image
+
     sys.path.insert(0, str(course.ROOT / "tools"))
     import drawings
 
-    assert drawings.stamp(check=True) == [], "run `make drawings`, then `make exercises`"
+    for name, (part, draw) in drawings.DRAWINGS.items():
+        cells = nbformat.read(drawings.notebook_path(part), as_version=4).cells
+        held = [
+            c.attachments[f"{name}.png"]["image/png"]
+            for c in cells
+            if f"{name}.png" in c.get("attachments", {})
+        ]
+        assert len(held) == 1, f"{part}: {name}.png attached {len(held)} times: run `make drawings`"
+        with (
+            Image.open(io.BytesIO(base64.b64decode(held[0]))) as stored,
+            Image.open(io.BytesIO(drawings.png(draw))) as drawn,
+        ):
+            assert stored.size == drawn.size, f"{name}: {stored.size} != {drawn.size}: run `make drawings`"
+            difference = np.abs(
+                np.asarray(stored.convert("RGB"), float) - np.asarray(drawn.convert("RGB"), float)
+            )
+            assert difference.mean() < 2, f"{name} is not what tools/drawings.py draws: run `make drawings`"
     for folder in (course.SOLUTIONS, course.EXERCISES):
         for path in sorted(folder.glob("*/*.ipynb")):
             for cell in json.loads(path.read_text())["cells"]:
