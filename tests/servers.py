@@ -1,8 +1,10 @@
-"""What the tests that start servers on loopback share: a free port, and waiting for a Jupyter server."""
+"""What the tests that start servers on loopback share: a free port, waiting for a Jupyter server, and the
+Chromium (Debian's, `make browser`) that drives JupyterLab and formgrader, with its launch flags."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -10,6 +12,18 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# No sandbox of its own (root, containers), no GPU, nothing fetched that the tests did not ask for
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # Local requests never go through a proxy (urlopen's shared opener keeps the proxies it first saw).
 LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -16,22 +16,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from servers import free_port, jupyter_address
+from servers import CHROMIUM, CHROMIUM_FLAGS, free_port, jupyter_address
 
 import course
 from grader.intake import student_id
 from grader.sources import checks_points
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SANDBOX = shutil.which("bwrap") is not None
 PART = course.PARTS[0].name
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-]
 COMMENT = "Close: a view shares memory too (read the bridge section again)."
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: `make browser` installs it")
@@ -116,7 +108,7 @@ def test_formgrader_lists_the_submissions_with_names_times_and_a_hand_grade_reac
         assert {s.first_name for s in gb.students} == {"alice", "bob"}
         assert all(s.timestamp is not None for s in gb.find_assignment(PART).submissions)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(60_000)
         page.goto(f"{base}/formgrader?token={token}")

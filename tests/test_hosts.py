@@ -17,10 +17,13 @@ from __future__ import annotations
 import functools
 import http.server
 import importlib.metadata
+import json
+import re
 import subprocess
 import sys
 import tarfile
 import threading
+import tomllib
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,7 +154,7 @@ def test_parts_1_and_2_on_colab_install_the_course_and_leave_the_hosts_torch(ser
         "-c",
         VERSIONS,
     )
-    locked = links.tomllib.loads((course.ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    locked = tomllib.loads((course.ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     host_release = host_torch.split()[0].split("+")[0]
     assert not any(line.replace(" ", "").startswith(f"torch==={host_release}") for line in locked), (
         "the host stand-in has the lock's torch: it proves nothing about another version"
@@ -271,7 +274,7 @@ def test_a_stamped_link_opens_the_notebooks_own_exercise():
         links.stamp_notebook(nb, part, url, "v1.0")
         title = nb.cells[0].source
         own = part.exercise.relative_to(course.ROOT).as_posix()
-        targets = [t for t in links.re.findall(r"\]\((https://[^)\s]+)\)", title) if not t.endswith(".svg")]
+        targets = [t for t in re.findall(r"\]\((https://[^)\s]+)\)", title) if not t.endswith(".svg")]
         assert len(targets) == 3 and all(t.endswith(own) for t in targets), targets
         assert all("course-owner/intro-pytorch" in t and "v1.0" in t for t in targets), targets
         assert links.course_url(url, "v1.0") in nb.cells[1].source
@@ -298,5 +301,5 @@ def test_the_notebooks_first_cells_are_the_stamped_ones():
             setup = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
             url = links.URL.search(setup.source)
             assert url, f"{path.name}: its first code cell is not tools/links.py's"
-            expected = links.first_cell(part, None if url[1] == "None" else links.json.loads(url[1]))
+            expected = links.first_cell(part, None if url[1] == "None" else json.loads(url[1]))
             assert setup.source == expected, f"{path.name}: run `make links`"

@@ -20,21 +20,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from servers import LOCAL, free_port, jupyter_address
+from servers import CHROMIUM, CHROMIUM_FLAGS, LOCAL, free_port, jupyter_address
 
 import course
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = course.ROOT / "artifacts" / "screenshots"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SOLUTION_PART = course.PARTS[0]
 
 pytestmark = pytest.mark.skipif(
@@ -91,7 +81,7 @@ def page(lab):
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(60_000)
