@@ -17,10 +17,14 @@ self-check printed its ✓ line. Then nbval runs the graded cell for real, and i
 and print its ✓ line (:func:`check_printed_tick`).
 
 So each solution notebook is executed once for nbval and for every answer registered for its checks.
+
+Other tests read executed notebooks and the checkout with it too: :func:`printed`, :func:`problems`,
+:func:`checkout_files`.
 """
 
 from __future__ import annotations
 
+import subprocess
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -202,6 +206,17 @@ def problems(nb: dict) -> list[str]:
         if graded_id(cell) and TICK not in printed(cell):
             found.append(f"{graded_id(cell)} printed no {TICK}")
     return found
+
+
+def checkout_files() -> list[str]:
+    """The files a clone of this checkout holds: tracked, and new ones git does not ignore."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=course.ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return sorted(name for name in set(listed.split("\0")) if name and (course.ROOT / name).is_file())
 
 
 def _solution_part(item: pytest.Item) -> str | None:

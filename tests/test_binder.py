@@ -34,7 +34,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 import course
-from harness import TICK
+from harness import TICK, checkout_files, printed
 
 ROOT = course.ROOT
 BINDER = ROOT / "binder"
@@ -50,19 +50,8 @@ def _runtime_python() -> str:
     return match.group(1)
 
 
-def _checkout_files() -> list[str]:
-    """The files a clone of this checkout holds (tracked, and new files git does not ignore)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    return [name for name in listed.split("\0") if name and (ROOT / name).is_file()]
-
-
 def _copy_checkout(dest: Path) -> Path:
-    for name in _checkout_files():
+    for name in checkout_files():
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, dest / name, follow_symlinks=False)
     return dest
@@ -268,11 +257,8 @@ def test_binder_runs_part_1_with_the_course_kernel(binder, tmp_path):
     nb = nbformat.read(executed, as_version=4)
     assert nb.metadata.kernelspec.name == course.KERNEL
 
-    def text(cell) -> str:
-        return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
-
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    assert text(code[0]).startswith("PyTorch ")
+    assert printed(code[0]).startswith("PyTorch ")
     checks = [cell for cell in code if cell.source.strip().startswith("check.")]
-    assert checks and all(TICK in text(cell) for cell in checks)
-    assert Path(text(code[-1]).strip()).parent == binder["prefix"] / "bin"
+    assert checks and all(TICK in printed(cell) for cell in checks)
+    assert Path(printed(code[-1]).strip()).parent == binder["prefix"] / "bin"

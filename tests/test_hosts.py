@@ -36,7 +36,7 @@ from nbclient import NotebookClient
 import course
 import coursedata
 import helper
-from harness import graded_id, printed, problems
+from harness import checkout_files, graded_id, printed, problems
 
 sys.path.insert(0, str(course.ROOT / "tools"))
 import links
@@ -75,15 +75,9 @@ class Served(http.server.ThreadingHTTPServer):
 def _archive(path: Path) -> None:
     """The working tree as GitHub's archive of a branch: every file git tracks or would track, under one
     folder."""
-    listed = subprocess.run(
-        ["git", "-C", str(course.ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-        check=True,
-    ).stdout
     with tarfile.open(path, "w:gz") as archive:
-        for name in sorted(set(listed.decode().split("\0")) - {""}):
-            if (course.ROOT / name).is_file():
-                archive.add(course.ROOT / name, arcname=f"course-{REF}/{name}")
+        for name in checkout_files():
+            archive.add(course.ROOT / name, arcname=f"course-{REF}/{name}")
 
 
 @pytest.fixture(scope="module")
